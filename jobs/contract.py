@@ -1,0 +1,118 @@
+"""The broker message contract.
+
+A job message (queue `<prefix>.jobs`) carries everything a worker needs, so a worker never
+reads the API's database to learn what to do; it is versioned, and a worker dead-letters a
+version it does not know instead of guessing. Status events (fanout exchange
+`<prefix>.events`) tell every API replica what happened to a job.
+
+Job message, version 1 (JSON, content type `application/json`, persistent)::
+
+    {"version": 1, "job_id": "...", "input_key": "in/ab12.wav",
+     "output_key": "out/<job_id>.wav", "output_format": "WAV", "output_subtype": "FLOAT",
+     "effects": [{"gain": {"db": -3.0}}, ...],      # canonical chain, see jobs.effects
+     "impulses": {"<file id>": "in/cd34.wav"},       # storage keys of uploaded IRs
+     "timeout_s": 3600.0}
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from jobs.errors import ContractError
+from jobs.states import JobStatus
+
+CONTRACT_VERSION: Literal[1] = 1
+
+
+class JobMessage(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    version: Literal[1] = CONTRACT_VERSION
+    job_id: str
+    input_key: str
+    output_key: str
+    output_format: str
+    output_subtype: str
+    effects: list[dict[str, Any]]
+    impulses: dict[str, str] = Field(default_factory=dict)
+    timeout_s: float = 3600.0
+
+    def encode(self) -> bytes:
+        return self.model_dump_json().encode()
+
+    @classmethod
+    def decode(cls, body: bytes) -> JobMessage:
+        """Parse a message body; `ContractError` names what is wrong with it."""
+        try:
+            raw = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ContractError(f"message is not JSON: {exc}") from exc
+        if not isinstance(raw, dict):
+            raise ContractError("message is not a JSON object")
+        if raw.get("version") != CONTRACT_VERSION:
+            raise ContractError(
+                f"unknown contract version {raw.get('version')!r}; "
+                f"this worker reads version {CONTRACT_VERSION}"
+            )
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as exc:
+            raise ContractError(f"invalid job message: {exc}") from exc
+
+
+class JobEvent(BaseModel):
+    """A change of a job, relayed to subscribers. `progress` is 0..1."""
+
+    model_config = ConfigDict(frozen=True)
+
+    job_id: str
+    status: JobStatus
+    progress: float = 0.0
+    message: str = ""
+    at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+    def encode(self) -> bytes:
+        return self.model_dump_json().encode()
+
+    @classmethod
+    def decode(cls, body: bytes) -> JobEvent:
+        return cls.model_validate_json(body)
+
+
+class JobResult(BaseModel):
+    """What an actor returns after it stored a job's output under `output_key`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    job_id: str
+    output_key: str
+    format: str
+    subtype: str
+    sample_rate: int
+    channels: int
+    frames: int
+    size_bytes: int
+    dsp_seconds: float
+    actor: str = ""
+    node_id: str = ""
+
+
+class ControlMessage(BaseModel):
+    """A request to every bridge (fanout exchange `<prefix>.control`): the one running the
+    job acts on it, the others ignore it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["cancel"]
+    job_id: str
+
+    def encode(self) -> bytes:
+        return self.model_dump_json().encode()
+
+    @classmethod
+    def decode(cls, body: bytes) -> ControlMessage:
+        return cls.model_validate_json(body)

@@ -1,0 +1,250 @@
+"""Reads and writes of files, jobs and the outbox. Every job state change goes through
+`set_status`, which checks the transition against `jobs.states`."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from jobs.db.tables import FileRow, JobRow, OutboxRow
+from jobs.errors import BadInput, FileNotFound, JobNotFound
+from jobs.models import AudioFile, Job
+from jobs.states import JobStatus, check_transition
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(ts: datetime | None) -> datetime | None:
+    # SQLite hands back naive datetimes; everything stored is UTC.
+    return ts.replace(tzinfo=UTC) if ts is not None and ts.tzinfo is None else ts
+
+
+def _file(row: FileRow) -> AudioFile:
+    return AudioFile(
+        id=row.id,
+        filename=row.filename,
+        format=row.format,
+        subtype=row.subtype,
+        sample_rate=row.sample_rate,
+        channels=row.channels,
+        frames=row.frames,
+        size_bytes=row.size_bytes,
+        storage_key=row.storage_key,
+        role=row.role,
+        owner=row.owner,
+        created_at=_aware(row.created_at) or row.created_at,
+    )
+
+
+def _job(row: JobRow) -> Job:
+    return Job(
+        id=row.id,
+        status=JobStatus(row.status),
+        progress=row.progress,
+        input_file_id=row.input_file_id,
+        output_file_id=row.output_file_id,
+        effects=list(row.effects),
+        output_format=row.output_format,
+        output_subtype=row.output_subtype,
+        error_code=row.error_code,
+        error_message=row.error_message,
+        message=row.message,
+        attempts=row.attempts,
+        owner=row.owner,
+        created_at=_aware(row.created_at) or row.created_at,
+        started_at=_aware(row.started_at),
+        finished_at=_aware(row.finished_at),
+        dsp_seconds=row.dsp_seconds,
+    )
+
+
+async def add_file(session: AsyncSession, file: AudioFile) -> AudioFile:
+    session.add(
+        FileRow(
+            id=file.id,
+            filename=file.filename,
+            format=file.format,
+            subtype=file.subtype,
+            sample_rate=file.sample_rate,
+            channels=file.channels,
+            frames=file.frames,
+            size_bytes=file.size_bytes,
+            storage_key=file.storage_key,
+            role=file.role,
+            owner=file.owner,
+            created_at=file.created_at,
+        )
+    )
+    await session.flush()
+    return file
+
+
+async def get_file(session: AsyncSession, file_id: str) -> AudioFile:
+    row = await session.get(FileRow, file_id)
+    if row is None:
+        raise FileNotFound(file_id)
+    return _file(row)
+
+
+async def get_files(session: AsyncSession, ids: Sequence[str]) -> dict[str, AudioFile]:
+    rows = (await session.scalars(select(FileRow).where(FileRow.id.in_(ids)))).all()
+    return {r.id: _file(r) for r in rows}
+
+
+async def create_job(
+    session: AsyncSession,
+    *,
+    job_id: str,
+    input_file_id: str,
+    effects: list[dict[str, Any]],
+    output_format: str,
+    output_subtype: str,
+    message: bytes,
+    owner: str | None = None,
+) -> Job:
+    """Write the job row and its outgoing message in the caller's transaction, so a job is
+    never stored without its message or published without its row."""
+    at = now()
+    row = JobRow(
+        id=job_id,
+        status=JobStatus.QUEUED.value,
+        progress=0.0,
+        input_file_id=input_file_id,
+        output_file_id=None,
+        effects=effects,
+        output_format=output_format,
+        output_subtype=output_subtype,
+        error_code=None,
+        error_message=None,
+        message="",
+        attempts=0,
+        owner=owner,
+        created_at=at,
+    )
+    session.add(row)
+    session.add(OutboxRow(job_id=job_id, body=message, created_at=at, sent_at=None))
+    await session.flush()
+    return _job(row)
+
+
+async def get_job(session: AsyncSession, job_id: str, *, for_update: bool = False) -> Job:
+    stmt = select(JobRow).where(JobRow.id == job_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    row = (await session.scalars(stmt)).one_or_none()
+    if row is None:
+        raise JobNotFound(job_id)
+    return _job(row)
+
+
+def encode_cursor(job: Job) -> str:
+    return base64.urlsafe_b64encode(f"{job.created_at.isoformat()}|{job.id}".encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        stamp, job_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
+        return datetime.fromisoformat(stamp), job_id
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadInput(f"invalid cursor {cursor!r}") from exc
+
+
+async def list_jobs(
+    session: AsyncSession,
+    *,
+    first: int = 20,
+    after: str | None = None,
+    status: JobStatus | None = None,
+    owner: str | None = None,
+) -> tuple[list[Job], bool]:
+    """Newest first; returns one page and whether more follow."""
+    stmt = select(JobRow)
+    if status is not None:
+        stmt = stmt.where(JobRow.status == status.value)
+    if owner is not None:
+        stmt = stmt.where(JobRow.owner == owner)
+    if after:
+        at, job_id = _decode_cursor(after)
+        at_db = at.replace(tzinfo=None) if _naive_db(session) else at
+        stmt = stmt.where(
+            or_(JobRow.created_at < at_db, and_(JobRow.created_at == at_db, JobRow.id < job_id))
+        )
+    stmt = stmt.order_by(JobRow.created_at.desc(), JobRow.id.desc()).limit(first + 1)
+    rows = (await session.scalars(stmt)).all()
+    return [_job(r) for r in rows[:first]], len(rows) > first
+
+
+def _naive_db(session: AsyncSession) -> bool:
+    return session.bind is not None and session.bind.dialect.name == "sqlite"
+
+
+async def count_jobs(session: AsyncSession, status: JobStatus | None = None) -> int:
+    stmt = select(func.count()).select_from(JobRow)
+    if status is not None:
+        stmt = stmt.where(JobRow.status == status.value)
+    return int((await session.scalar(stmt)) or 0)
+
+
+async def set_status(session: AsyncSession, job_id: str, status: JobStatus, **fields: Any) -> Job:
+    """Move a job to `status` (checked by `jobs.states`), setting other columns too.
+
+    Stamps `started_at` on RUNNING and `finished_at` on a terminal state.
+    """
+    job = await get_job(session, job_id, for_update=True)
+    if job.status != status:
+        check_transition(job.status, status)
+    values: dict[str, Any] = {"status": status.value, **fields}
+    if status is JobStatus.RUNNING and job.started_at is None:
+        values["started_at"] = now()
+    if status.terminal:
+        values["finished_at"] = now()
+    await session.execute(update(JobRow).where(JobRow.id == job_id).values(**values))
+    return await get_job(session, job_id)
+
+
+async def set_progress(session: AsyncSession, job_id: str, progress: float) -> None:
+    await session.execute(
+        update(JobRow)
+        .where(JobRow.id == job_id, JobRow.status == JobStatus.RUNNING.value)
+        .values(progress=progress)
+    )
+
+
+async def stuck_jobs(session: AsyncSession, status: JobStatus) -> list[Job]:
+    rows = (await session.scalars(select(JobRow).where(JobRow.status == status.value))).all()
+    return [_job(r) for r in rows]
+
+
+async def pending_outbox(session: AsyncSession, limit: int = 100) -> list[tuple[int, bytes]]:
+    rows = (
+        await session.execute(
+            select(OutboxRow.id, OutboxRow.body)
+            .where(OutboxRow.sent_at.is_(None))
+            .order_by(OutboxRow.id)
+            .limit(limit)
+        )
+    ).all()
+    return [(int(r[0]), bytes(r[1])) for r in rows]
+
+
+async def mark_sent(session: AsyncSession, ids: Sequence[int]) -> None:
+    if ids:
+        await session.execute(update(OutboxRow).where(OutboxRow.id.in_(ids)).values(sent_at=now()))
+
+
+async def enqueue_again(session: AsyncSession, job_id: str, body: bytes) -> None:
+    """Put a job's message back in the outbox (recovery of a job whose message was lost)."""
+    session.add(OutboxRow(job_id=job_id, body=body, created_at=now(), sent_at=None))
+    await session.flush()

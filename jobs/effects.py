@@ -1,0 +1,437 @@
+"""Every effect, declared once.
+
+The GraphQL input types, submit-time validation, the `effects` catalog query and the CLI chain
+files are all generated from or checked against these specs; nothing restates a range. A chain
+is written the way GraphQL's `JobInput.effects` is: a list of one-key objects,
+`[{"gain": {"db": -3}}, {"eq": {"bands": [{"kind": "PEAK", "frequency": 1000, "gainDb": 4}]}}]`,
+with camelCase field names and enum values in upper case. `actors/` binds each spec to a kernel.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from jobs.errors import BadInput, MissingParam, ParamOutOfRange, UnknownEffect, UnknownParam
+
+ParamKind = Literal["float", "int", "bool", "enum", "string", "records"]
+
+
+class _Required:
+    def __repr__(self) -> str:
+        return "REQUIRED"
+
+
+REQUIRED: Any = _Required()
+
+IR_PRESETS = ("room", "hall", "plate")
+MAX_EFFECTS = 32
+
+
+def camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.capitalize() for part in rest)
+
+
+def snake(name: str) -> str:
+    return re.sub(r"(?<!^)([A-Z])", r"_\1", name).lower()
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    """One parameter. Its unit is in its name (`time_ms`, `gain_db`); its GraphQL field is the
+    camelCase of the name. `nullable` parameters may be null (meaning "not set")."""
+
+    name: str
+    kind: ParamKind
+    description: str
+    unit: str = ""
+    default: Any = REQUIRED
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    below_nyquist: bool = False
+    nullable: bool = False
+    choices: tuple[str, ...] = ()
+    type_name: str = ""
+    fields: tuple[Param, ...] = ()
+
+    @property
+    def field_name(self) -> str:
+        return camel(self.name)
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED
+
+    def allowed(self, sample_rate: int | None) -> str:
+        parts: list[str] = []
+        if self.low is not None:
+            parts.append(f"{'>' if self.low_open else '>='} {self.low:g}")
+        if self.high is not None:
+            parts.append(f"{'<' if self.high_open else '<='} {self.high:g}")
+        if self.below_nyquist:
+            nyq = f"{sample_rate / 2:g} Hz" if sample_rate else "sampleRate/2"
+            parts.append(f"< Nyquist ({nyq})")
+        if self.choices:
+            parts.append("one of " + ", ".join(self.choices))
+        return " and ".join(parts) or "any"
+
+    def check(self, effect: str, value: Any, sample_rate: int | None) -> Any:
+        """Return the value coerced to its kind, or raise a `BadInput` naming the problem."""
+        label = f"{effect}.{self.field_name}"
+        if value is None:
+            if self.nullable:
+                return None
+            raise MissingParam(effect, self.field_name)
+        if self.kind == "records":
+            return self._check_records(effect, value, sample_rate)
+        if self.kind == "bool":
+            if not isinstance(value, bool):
+                raise BadInput(f"{label} must be true or false")
+            return value
+        if self.kind == "enum":
+            text = str(getattr(value, "value", value)).upper()
+            if text not in self.choices:
+                raise ParamOutOfRange(effect, self.field_name, value, self.allowed(sample_rate))
+            return text
+        if self.kind == "string":
+            if not isinstance(value, str) or not value:
+                raise BadInput(f"{label} must be a non-empty string")
+            return value
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise BadInput(f"{label} must be a number")
+        number: float | int = int(value) if self.kind == "int" else float(value)
+        if self.kind == "int" and number != value:
+            raise BadInput(f"{label} must be a whole number")
+        if not math.isfinite(number) or not self._in_range(float(number), sample_rate):
+            raise ParamOutOfRange(effect, self.field_name, value, self.allowed(sample_rate))
+        return number
+
+    def _in_range(self, x: float, sample_rate: int | None) -> bool:
+        if self.low is not None and (x <= self.low if self.low_open else x < self.low):
+            return False
+        if self.high is not None and (x >= self.high if self.high_open else x > self.high):
+            return False
+        return not (self.below_nyquist and sample_rate and x >= sample_rate / 2)
+
+    def _check_records(self, effect: str, value: Any, sample_rate: int | None) -> Any:
+        if not isinstance(value, Sequence) or isinstance(value, str | bytes):
+            raise BadInput(f"{effect}.{self.field_name} must be a list")
+        count = len(value)
+        if (self.low is not None and count < self.low) or (
+            self.high is not None and count > self.high
+        ):
+            raise ParamOutOfRange(
+                effect, self.field_name, f"{count} items", f"{self.low:g}..{self.high:g} items"
+            )
+        return tuple(
+            _check_fields(f"{effect}.{self.field_name}[{i}]", self.fields, item, sample_rate)
+            for i, item in enumerate(value)
+        )
+
+
+def _check_fields(
+    where: str, params: Sequence[Param], given: Any, sample_rate: int | None
+) -> dict[str, Any]:
+    if not isinstance(given, Mapping):
+        raise BadInput(f"{where} must be an object")
+    names = {p.field_name: p for p in params}
+    if unknown := sorted(set(given) - set(names)):
+        raise UnknownParam(where, unknown)
+    values: dict[str, Any] = {}
+    for p in params:
+        raw = given.get(p.field_name, p.default)
+        if raw is REQUIRED:
+            raise MissingParam(where, p.field_name)
+        values[p.name] = p.check(where, raw, sample_rate)
+    return values
+
+
+@dataclass(frozen=True, slots=True)
+class EffectSpec:
+    name: str
+    description: str
+    params: tuple[Param, ...]
+    changes_rate: bool = False
+
+    @property
+    def type_name(self) -> str:
+        return self.name[0].upper() + self.name[1:] + "Input"
+
+    def resolve(self, given: Any, sample_rate: int | None = None) -> dict[str, Any]:
+        """Validated parameters by snake_case name, defaults filled in."""
+        return _check_fields(self.name, self.params, given, sample_rate)
+
+
+@dataclass(frozen=True, slots=True)
+class EffectCall:
+    """One validated step of a chain: parameters by snake_case name, defaults filled in."""
+
+    name: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        spec = SPECS[self.name]
+        return {self.name: _fields_json(spec.params, self.params)}
+
+
+def _fields_json(params: Sequence[Param], values: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for p in params:
+        v = values[p.name]
+        if p.kind == "records":
+            v = [_fields_json(p.fields, item) for item in v]
+        out[p.field_name] = v
+    return out
+
+
+def _float(
+    name: str, description: str, unit: str, default: Any, low: float, high: float | None, **kw: Any
+) -> Param:
+    return Param(name, "float", description, unit, default, low, high, **kw)
+
+
+EQ_KINDS = ("LOWPASS", "HIGHPASS", "BANDPASS", "NOTCH", "PEAK", "LOWSHELF", "HIGHSHELF")
+
+SPECS: dict[str, EffectSpec] = {
+    spec.name: spec
+    for spec in (
+        EffectSpec(
+            "gain",
+            "Multiply by a constant gain: y = x * 10^(db/20).",
+            (_float("db", "Gain in decibels.", "dB", REQUIRED, -120.0, 60.0),),
+        ),
+        EffectSpec(
+            "normalize",
+            "Scale the whole signal so its sample peak (dBFS) or integrated loudness "
+            "(LUFS, ITU-R BS.1770-4) reaches the target. Reads the input twice.",
+            (
+                Param(
+                    "mode",
+                    "enum",
+                    "What is measured.",
+                    "",
+                    "PEAK",
+                    choices=("PEAK", "LOUDNESS"),
+                    type_name="NormalizeMode",
+                ),
+                _float(
+                    "target",
+                    "Target peak (dBFS) or loudness (LUFS).",
+                    "dBFS|LUFS",
+                    REQUIRED,
+                    -70.0,
+                    0.0,
+                ),
+            ),
+        ),
+        EffectSpec(
+            "eq",
+            "Cascade of RBJ Audio-EQ-Cookbook biquads, one per band. For shelves q is the "
+            "cookbook's Q; the default 0.7071 equals shelf slope S = 1.",
+            (
+                Param(
+                    "bands",
+                    "records",
+                    "Filter bands, applied in order.",
+                    "",
+                    REQUIRED,
+                    1,
+                    64,
+                    type_name="EqBandInput",
+                    fields=(
+                        Param(
+                            "kind",
+                            "enum",
+                            "Filter shape.",
+                            "",
+                            REQUIRED,
+                            choices=EQ_KINDS,
+                            type_name="EqKind",
+                        ),
+                        _float(
+                            "frequency",
+                            "Centre or corner frequency.",
+                            "Hz",
+                            REQUIRED,
+                            0.0,
+                            None,
+                            low_open=True,
+                            below_nyquist=True,
+                        ),
+                        _float(
+                            "q",
+                            "Quality factor (bandwidth); for shelves the cookbook Q.",
+                            "",
+                            0.7071,
+                            0.01,
+                            100.0,
+                        ),
+                        _float("gain_db", "Gain of PEAK and shelf bands.", "dB", 0.0, -48.0, 48.0),
+                    ),
+                ),
+            ),
+        ),
+        EffectSpec(
+            "delay",
+            "Feedback delay: d[n] = x[n-D] + feedback*d[n-D]; y = (1-mix)*x + mix*d.",
+            (
+                _float("time_ms", "Delay time D.", "ms", 250.0, 0.0, 10_000.0, low_open=True),
+                _float("feedback", "Share of the delayed signal fed back.", "", 0.3, 0.0, 0.99),
+                _float("mix", "Wet share of the output.", "", 0.5, 0.0, 1.0),
+                Param(
+                    "ping_pong", "bool", "Alternate the echoes between left and right.", "", False
+                ),
+            ),
+        ),
+        EffectSpec(
+            "reverb",
+            "Convolution reverb with a built-in impulse response (room, hall, plate) or an "
+            "uploaded audio file used as one. With mix 1, preDelayMs 0 and tail true the output "
+            "is exactly x convolved with the IR, which is not rescaled.",
+            (
+                Param(
+                    "impulse",
+                    "string",
+                    "Preset name (room, hall, plate) or an audio file id.",
+                    "",
+                    "room",
+                ),
+                _float("mix", "Wet share of the output.", "", 0.3, 0.0, 1.0),
+                _float("pre_delay_ms", "Delay before the wet signal.", "ms", 0.0, 0.0, 1000.0),
+                Param("tail", "bool", "Keep the reverb tail after the input ends.", "", True),
+            ),
+        ),
+        EffectSpec(
+            "compressor",
+            "Feed-forward compressor, stereo linked, soft knee.",
+            (
+                _float(
+                    "threshold_db", "Level above which gain is reduced.", "dBFS", -18.0, -80.0, 0.0
+                ),
+                _float("ratio", "Input/output slope above the threshold.", "", 4.0, 1.0, 100.0),
+                _float("attack_ms", "Attack time constant.", "ms", 10.0, 0.01, 1000.0),
+                _float("release_ms", "Release time constant.", "ms", 100.0, 1.0, 5000.0),
+                _float("makeup_db", "Gain after compression.", "dB", 0.0, -24.0, 48.0),
+                _float("knee_db", "Width of the soft knee.", "dB", 0.0, 0.0, 48.0),
+            ),
+        ),
+        EffectSpec(
+            "limiter",
+            "Lookahead brick-wall limiter: no output sample exceeds the ceiling.",
+            (
+                _float("ceiling_db", "Highest output sample level.", "dBFS", -1.0, -60.0, 0.0),
+                _float("release_ms", "Release time constant.", "ms", 50.0, 1.0, 5000.0),
+            ),
+        ),
+        EffectSpec(
+            "fade",
+            "Fade in at the start and out at the end.",
+            (
+                _float("in_ms", "Fade-in length.", "ms", 0.0, 0.0, 3_600_000.0),
+                _float("out_ms", "Fade-out length.", "ms", 0.0, 0.0, 3_600_000.0),
+                Param(
+                    "curve",
+                    "enum",
+                    "Shape of the gain ramp.",
+                    "",
+                    "LINEAR",
+                    choices=("LINEAR", "SINE", "EXPONENTIAL"),
+                    type_name="FadeCurve",
+                ),
+            ),
+        ),
+        EffectSpec(
+            "trim",
+            "Keep only the part between startS and endS (seconds of the signal reaching it).",
+            (
+                _float("start_s", "Start of the kept part.", "s", 0.0, 0.0, 86_400.0),
+                _float(
+                    "end_s",
+                    "End of the kept part; null keeps to the end.",
+                    "s",
+                    None,
+                    0.0,
+                    86_400.0,
+                    low_open=True,
+                    nullable=True,
+                ),
+            ),
+        ),
+        EffectSpec(
+            "resample",
+            "Polyphase (soxr) sample-rate conversion.",
+            (Param("rate", "int", "Output sample rate.", "Hz", REQUIRED, 8000, 192_000),),
+            changes_rate=True,
+        ),
+        EffectSpec(
+            "channels",
+            "Channel layout: MONO averages channels, STEREO duplicates mono, SWAP swaps L/R.",
+            (
+                Param(
+                    "mode",
+                    "enum",
+                    "Target layout.",
+                    "",
+                    REQUIRED,
+                    choices=("MONO", "STEREO", "SWAP"),
+                    type_name="ChannelMode",
+                ),
+            ),
+        ),
+    )
+}
+
+
+def parse_chain(effects: Any, sample_rate: int | None = None) -> tuple[EffectCall, ...]:
+    """Validate a chain written as GraphQL's `effects` list.
+
+    Frequencies are checked against the Nyquist rate of the signal reaching each effect, so
+    an EQ after `resample` is checked against the new rate.
+
+    >>> parse_chain([{"gain": {"db": -6}}])[0].params["db"]
+    -6.0
+    """
+    if not isinstance(effects, Sequence) or isinstance(effects, str | bytes):
+        raise BadInput("effects must be a list")
+    if len(effects) > MAX_EFFECTS:
+        raise BadInput(f"a chain holds at most {MAX_EFFECTS} effects, got {len(effects)}")
+    calls: list[EffectCall] = []
+    rate = sample_rate
+    for i, step in enumerate(effects):
+        if not isinstance(step, Mapping):
+            raise BadInput(f"effects[{i}] must be an object with exactly one effect")
+        present = [k for k, v in step.items() if v is not None]
+        if len(present) != 1:
+            raise BadInput(
+                f"effects[{i}] must name exactly one effect, got {len(present)}: "
+                + ", ".join(present)
+            )
+        name = present[0]
+        spec = SPECS.get(name)
+        if spec is None:
+            raise UnknownEffect(name)
+        params = spec.resolve(step[name], rate)
+        calls.append(EffectCall(name, params))
+        if spec.changes_rate:
+            rate = int(params["rate"])
+    return tuple(calls)
+
+
+def chain_json(calls: Sequence[EffectCall]) -> list[dict[str, Any]]:
+    """The canonical form of a chain: GraphQL names, every default written out."""
+    return [call.to_json() for call in calls]
+
+
+def referenced_files(calls: Sequence[EffectCall]) -> list[str]:
+    """Ids of uploaded files a chain uses (impulse responses), so the API can check them."""
+    return [
+        str(c.params["impulse"])
+        for c in calls
+        if c.name == "reverb" and c.params["impulse"] not in IR_PRESETS
+    ]

@@ -1,0 +1,50 @@
+"""The domain records the API and the bridge pass around (ORM rows never leave `jobs.db`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from jobs.states import JobStatus
+
+
+@dataclass(frozen=True, slots=True)
+class AudioFile:
+    id: str
+    filename: str
+    format: str
+    subtype: str
+    sample_rate: int
+    channels: int
+    frames: int
+    size_bytes: int
+    storage_key: str
+    role: str
+    owner: str | None
+    created_at: datetime
+
+    @property
+    def duration_seconds(self) -> float:
+        return self.frames / self.sample_rate if self.sample_rate else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    id: str
+    status: JobStatus
+    progress: float
+    input_file_id: str
+    output_file_id: str | None
+    effects: list[dict[str, Any]]
+    output_format: str
+    output_subtype: str
+    error_code: str | None
+    error_message: str | None
+    message: str
+    attempts: int
+    owner: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    dsp_seconds: float | None

@@ -1,0 +1,90 @@
+"""The one place configuration is read from the environment.
+
+Every entry point builds a `Settings` once and passes it down; nothing else reads `os.environ`.
+Variables are prefixed `AUDIO_ENGINE_`, except the two URLs people expect by their usual names.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AUDIO_ENGINE_", extra="ignore")
+
+    data_dir: Path = Field(Path("data"), description="Folder for the SQLite file and stored audio.")
+    database_url: str = Field(
+        "",
+        validation_alias=AliasChoices("DATABASE_URL", "AUDIO_ENGINE_DATABASE_URL"),
+        description="SQLAlchemy async URL; empty means SQLite in data_dir.",
+    )
+    rabbitmq_url: str = Field(
+        "amqp://guest:guest@127.0.0.1:5672/",
+        validation_alias=AliasChoices("RABBITMQ_URL", "AUDIO_ENGINE_RABBITMQ_URL"),
+        description="AMQP URL of the broker.",
+    )
+    storage_dir: Path | None = Field(
+        None, description="Audio blob folder; default data_dir/storage."
+    )
+    storage_shared: bool = Field(
+        False, description="Declare storage_dir a mount shared by every Ray node."
+    )
+    queue_prefix: str = Field(
+        "audio",
+        description="Prefix of every RabbitMQ queue and exchange name (tests isolate by it).",
+    )
+    delivery_limit: int = Field(3, ge=1, description="Deliveries before a job is dead-lettered.")
+    ray_address: str = Field(
+        "", description="'' starts a local Ray; 'auto' or 'ray://host:10001' joins a cluster."
+    )
+    ray_dashboard_port: int = Field(8265, description="Dashboard port of a locally started Ray.")
+    pool_size: int = Field(0, ge=0, description="Actors in the pool; 0 means one per CPU Ray sees.")
+    actor_num_cpus: float = Field(1.0, gt=0, description="CPUs Ray reserves for each actor.")
+    in_flight_extra: int = Field(1, ge=0, description="Jobs in flight beyond the pool size.")
+    block_frames: int = Field(65536, ge=256, description="Frames per block read from the input.")
+    ir_cache_bytes: int = Field(512 * 2**20, ge=0, description="Per-actor impulse-response cache.")
+    job_timeout_s: float = Field(3600.0, gt=0, description="Wall-clock limit of one job.")
+    max_attempts: int = Field(3, ge=1, description="Tries of a job whose actor died.")
+    progress_interval_s: float = Field(
+        0.1, ge=0, description="Minimum gap between progress events."
+    )
+    api_host: str = Field("127.0.0.1", description="Address the API listens on.")
+    api_port: int = Field(8000, description="Port the API listens on.")
+    max_upload_bytes: int = Field(200 * 2**20, ge=1, description="Largest accepted upload.")
+    public_url: str = Field("", description="Base URL put in download links; '' means relative.")
+
+    @property
+    def storage_path(self) -> Path:
+        return self.storage_dir or self.data_dir / "storage"
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'audio-engine.db').resolve()}"
+
+    @property
+    def jobs_queue(self) -> str:
+        return f"{self.queue_prefix}.jobs"
+
+    @property
+    def dead_letter_queue(self) -> str:
+        return f"{self.queue_prefix}.jobs.dead"
+
+    @property
+    def dead_letter_exchange(self) -> str:
+        return f"{self.queue_prefix}.dlx"
+
+    @property
+    def events_exchange(self) -> str:
+        return f"{self.queue_prefix}.events"
+
+    @property
+    def control_exchange(self) -> str:
+        return f"{self.queue_prefix}.control"
+
+    def effective_pool_size(self, cpus: float) -> int:
+        return self.pool_size or max(1, int(cpus // self.actor_num_cpus))

@@ -1,0 +1,117 @@
+"""Session-wide fixtures: real RabbitMQ, real SQLite/PostgreSQL files, generated audio.
+
+A missing service fails the run instead of skipping it (CI must not go green on nothing).
+Every test gets its own queue prefix and data folder, so tests never see each other's jobs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from jobs.db import Database
+from jobs.settings import Settings
+
+RABBITMQ_URL = os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
+POSTGRES_URL = os.environ.get(
+    "TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+)
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _services_up() -> None:
+    if not _reachable("127.0.0.1", 5672):
+        pytest.fail(
+            "RabbitMQ is not reachable on 127.0.0.1:5672: start it (`rabbitmq-server -detached`)"
+        )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Settings isolated to this test: own data folder, own queues."""
+    return Settings(
+        data_dir=tmp_path / "data",
+        queue_prefix=f"test-{uuid.uuid4().hex[:10]}",
+        rabbitmq_url=RABBITMQ_URL,
+        database_url="",
+        progress_interval_s=0.05,
+    )
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    """A migrated, empty database: a fresh SQLite file, or a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        db = Database(f"sqlite+aiosqlite:///{tmp_path / 'test.db'}")
+        await db.migrate()
+        yield db
+        await db.close()
+        return
+    if not _reachable("127.0.0.1", 5432):
+        pytest.fail("PostgreSQL is not reachable on 127.0.0.1:5432")
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    await _admin(f'CREATE DATABASE "{name}"')
+    db = Database(POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}")
+    await db.migrate()
+    yield db
+    await db.close()
+    await _admin(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+async def _admin(sql: str) -> None:
+    admin = Database(POSTGRES_URL)
+    async with admin.engine.connect() as conn:
+        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await conn.exec_driver_sql(sql)
+    await admin.close()
+
+
+def sine(
+    freq: float, seconds: float, rate: int = 48_000, channels: int = 2, level_db: float = -6.0
+) -> np.ndarray:
+    """A (channels, frames) float32 test tone; channel k is detuned by k Hz so channels differ."""
+    t = np.arange(int(seconds * rate)) / rate
+    amp = 10 ** (level_db / 20)
+    return np.stack([amp * np.sin(2 * np.pi * (freq + k) * t) for k in range(channels)]).astype(
+        np.float32
+    )
+
+
+def write_wav(path: Path, audio: np.ndarray, rate: int = 48_000, subtype: str = "FLOAT") -> Path:
+    sf.write(str(path), audio.T, rate, subtype=subtype)
+    return path
+
+
+@pytest.fixture
+def wav_file(tmp_path: Path) -> Path:
+    """A 1 s stereo 48 kHz float WAV: a 440 Hz tone plus seeded noise."""
+    rng = np.random.default_rng(7)
+    audio = sine(440.0, 1.0) + 0.05 * rng.standard_normal((2, 48_000)).astype(np.float32)
+    return write_wav(tmp_path / "tone.wav", audio)
+
+
+@pytest.fixture(scope="session")
+def event_loop_policy() -> Iterator[asyncio.AbstractEventLoopPolicy]:
+    yield asyncio.DefaultEventLoopPolicy()

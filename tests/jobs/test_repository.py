@@ -1,0 +1,124 @@
+"""The job store against real SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+
+from jobs.db import Database
+from jobs.db import repository as repo
+from jobs.errors import InvalidTransition, JobNotFound
+from jobs.models import AudioFile
+from jobs.states import JobStatus
+
+
+async def _file(db: Database) -> AudioFile:
+    async with db.transaction() as s:
+        return await repo.add_file(
+            s,
+            AudioFile(
+                repo.new_id(),
+                "a.wav",
+                "WAV",
+                "FLOAT",
+                48000,
+                2,
+                48000,
+                1000,
+                "in/a.wav",
+                "input",
+                None,
+                repo.now(),
+            ),
+        )
+
+
+async def test_job_and_outbox_written_together(database: Database) -> None:
+    f = await _file(database)
+    async with database.transaction() as s:
+        job = await repo.create_job(
+            s,
+            job_id=repo.new_id(),
+            input_file_id=f.id,
+            effects=[{"gain": {"db": 1.0}}],
+            output_format="WAV",
+            output_subtype="FLOAT",
+            message=b"m1",
+        )
+    async with database.transaction() as s:
+        assert (await repo.get_job(s, job.id)).status is JobStatus.QUEUED
+        pending = await repo.pending_outbox(s)
+        assert [body for _, body in pending] == [b"m1"]
+        await repo.mark_sent(s, [pending[0][0]])
+    async with database.transaction() as s:
+        assert await repo.pending_outbox(s) == []
+
+
+async def test_rolled_back_job_leaves_no_message(database: Database) -> None:
+    f = await _file(database)
+    with pytest.raises(RuntimeError):
+        async with database.transaction() as s:
+            await repo.create_job(
+                s,
+                job_id=repo.new_id(),
+                input_file_id=f.id,
+                effects=[],
+                output_format="WAV",
+                output_subtype="FLOAT",
+                message=b"m",
+            )
+            raise RuntimeError("boom")
+    async with database.transaction() as s:
+        assert await repo.pending_outbox(s) == []
+        assert await repo.count_jobs(s) == 0
+
+
+async def test_transitions_are_checked_and_stamped(database: Database) -> None:
+    f = await _file(database)
+    async with database.transaction() as s:
+        job = await repo.create_job(
+            s,
+            job_id=repo.new_id(),
+            input_file_id=f.id,
+            effects=[],
+            output_format="WAV",
+            output_subtype="FLOAT",
+            message=b"m",
+        )
+    async with database.transaction() as s:
+        running = await repo.set_status(s, job.id, JobStatus.RUNNING)
+        assert running.started_at is not None and running.finished_at is None
+        done = await repo.set_status(s, job.id, JobStatus.SUCCEEDED, progress=1.0)
+        assert done.finished_at is not None and done.progress == 1.0
+    with pytest.raises(InvalidTransition):
+        async with database.transaction() as s:
+            await repo.set_status(s, job.id, JobStatus.RUNNING)
+    with pytest.raises(JobNotFound):
+        async with database.transaction() as s:
+            await repo.get_job(s, "nope")
+
+
+async def test_jobs_page_newest_first(database: Database) -> None:
+    f = await _file(database)
+    ids = []
+    for _ in range(5):
+        async with database.transaction() as s:
+            job = await repo.create_job(
+                s,
+                job_id=repo.new_id(),
+                input_file_id=f.id,
+                effects=[],
+                output_format="WAV",
+                output_subtype="FLOAT",
+                message=b"m",
+            )
+            ids.append(job.id)
+    seen: list[str] = []
+    cursor = None
+    async with database.transaction() as s:
+        while True:
+            page, more = await repo.list_jobs(s, first=2, after=cursor)
+            seen += [j.id for j in page]
+            if not more:
+                break
+            cursor = repo.encode_cursor(page[-1])
+    assert seen == ids[::-1]
