@@ -1,0 +1,1 @@
+"""The `audio-engine` command line: run the services, process locally, talk to a server."""

@@ -1,0 +1,91 @@
+"""`audio-engine`: one entry point for every way of running the engine.
+
+audio-engine serve                      # API + bridge + local Ray, all in one process
+audio-engine api | bridge               # the parts alone, for docker-compose / scale-out
+audio-engine process in.wav -o out.wav --chain chain.json   # local, no broker, no Ray
+audio-engine submit in.wav --chain chain.json --server http://127.0.0.1:8000
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from jobs.settings import Settings
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="audio-engine", description="Distributed, event-driven audio processing engine."
+    )
+    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING...")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="API + bridge + a local Ray in one process")
+    api = sub.add_parser("api", help="the GraphQL API alone")
+    bridge = sub.add_parser("bridge", help="the RabbitMQ -> Ray bridge alone")
+    for p in (serve, api):
+        p.add_argument("--host", help="listen address (default AUDIO_ENGINE_API_HOST)")
+        p.add_argument("--port", type=int, help="listen port (default AUDIO_ENGINE_API_PORT)")
+    for p in (serve, bridge):
+        p.add_argument(
+            "--ray-address",
+            help="'' starts a local Ray; 'auto' or 'ray://host:10001' joins a cluster",
+        )
+        p.add_argument("--pool-size", type=int, help="actors in the pool (0: one per CPU)")
+
+    process = sub.add_parser("process", help="run a chain on a local file, no broker or Ray")
+    process.add_argument("input", type=Path)
+    process.add_argument("-o", "--output", type=Path, required=True)
+    process.add_argument("--chain", type=Path, required=True, help="JSON list, as JobInput.effects")
+    process.add_argument("--format", default=None, help="WAV, FLAC, OGG, MP3 (default: from -o)")
+    process.add_argument("--subtype", default=None, help="PCM_16, PCM_24, PCM_32, FLOAT")
+    process.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    submit = sub.add_parser("submit", help="upload, process on a server, watch, download")
+    submit.add_argument("input", type=Path)
+    submit.add_argument("--chain", type=Path, required=True)
+    submit.add_argument("--server", default="http://127.0.0.1:8000")
+    submit.add_argument("-o", "--output", type=Path, help="where to save (default: next to input)")
+    submit.add_argument("--format", default="WAV")
+    submit.add_argument("--subtype", default="FLOAT")
+    submit.add_argument("--api-key", default=None, help="Bearer key, if the server wants one")
+    submit.add_argument("--quiet", action="store_true")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    settings = Settings()
+    overrides = {
+        "api_host": getattr(args, "host", None),
+        "api_port": getattr(args, "port", None),
+        "ray_address": getattr(args, "ray_address", None),
+        "pool_size": getattr(args, "pool_size", None),
+    }
+    settings = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+
+    if args.command in ("serve", "api", "bridge"):
+        from cli import services
+
+        return services.run(args.command, settings)
+    if args.command == "process":
+        from cli import local
+
+        return local.process(
+            args.input, args.output, args.chain, args.format, args.subtype, settings, args.quiet
+        )
+    if args.command == "submit":
+        from cli import client
+
+        return client.submit(args)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""Running the services: the API, the bridge, or both in one process (`serve`).
+
+Signals are handled here, once: SIGINT/SIGTERM stop the HTTP server (open subscriptions are
+closed with a proper close frame by uvicorn) and then the bridge, which stops consuming and
+finishes or requeues what it holds before the process exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Iterator
+
+import uvicorn
+
+from jobs.broker import Broker
+from jobs.errors import BrokerUnavailable
+from jobs.settings import Settings
+
+log = logging.getLogger("audio_engine")
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the process-wide handler below decides."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def run(command: str, settings: Settings) -> int:
+    try:
+        return asyncio.run(_run(command, settings))
+    except BrokerUnavailable as exc:
+        print(f"audio-engine: {exc}", file=sys.stderr)
+        return 2
+
+
+async def _run(command: str, settings: Settings) -> int:
+    with_api = command in ("serve", "api")
+    with_bridge = command in ("serve", "bridge")
+    if with_bridge:
+        # Fail fast with a how-to rather than a stack trace when there is no broker.
+        probe = await Broker.connect(settings)
+        await probe.close()
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    bridge = None
+    if with_bridge:
+        from bridge.service import Bridge
+
+        bridge = Bridge(settings)
+        await bridge.start()
+        log.info("bridge consuming %s", settings.jobs_queue)
+
+    server = None
+    server_task: asyncio.Task[None] | None = None
+    if with_api:
+        from graph_api.app import create_app
+
+        app = create_app(settings)
+        server = _Server(
+            uvicorn.Config(
+                app,
+                host=settings.api_host,
+                port=settings.api_port,
+                log_level="info",
+                lifespan="on",
+                ws="websockets",
+            )
+        )
+        server_task = asyncio.create_task(server.serve())
+        log.info(
+            "API on http://%s:%s/graphql (GraphiQL there)", settings.api_host, settings.api_port
+        )
+
+    waiters: list[asyncio.Future[object]] = [asyncio.ensure_future(stop.wait())]
+    if server_task is not None:
+        waiters.append(server_task)  # type: ignore[arg-type]
+    await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+
+    log.info("shutting down")
+    if server is not None and server_task is not None:
+        server.should_exit = True
+        await server_task
+    if bridge is not None:
+        await bridge.stop()
+    return 0

@@ -1,0 +1,115 @@
+"""Real service processes for end-to-end and fault tests: `audio-engine api|bridge|serve`
+started as subprocesses with their own data folder, queues and ports."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Stack:
+    """The shared environment of one system under test: API and bridges started from it see
+    the same database, storage and queues."""
+
+    data_dir: Path
+    prefix: str = field(default_factory=lambda: f"e2e-{uuid.uuid4().hex[:8]}")
+    api_port: int = field(default_factory=free_port)
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AUDIO_ENGINE_", "RAY_AD"))}
+        env.update(
+            AUDIO_ENGINE_DATA_DIR=str(self.data_dir),
+            AUDIO_ENGINE_QUEUE_PREFIX=self.prefix,
+            AUDIO_ENGINE_API_PORT=str(self.api_port),
+            AUDIO_ENGINE_RAY_DASHBOARD_PORT=str(free_port()),
+            AUDIO_ENGINE_PROGRESS_INTERVAL_S="0.05",
+            PYTHONUNBUFFERED="1",
+        )
+        env.update(self.extra_env)
+        return env
+
+    def start(self, command: str, *args: str, log_name: str | None = None) -> Service:
+        log_path = self.data_dir.parent / f"{log_name or command}-{uuid.uuid4().hex[:6]}.log"
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        log = log_path.open("wb")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cli.main", command, *args],
+            cwd=ROOT,
+            env=self.env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        return Service(proc, log_path)
+
+
+@dataclass
+class Service:
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_http(self, url: str, timeout: float = 90.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"service exited {self.proc.returncode}:\n{self.log()}")
+            try:
+                if httpx.get(url, timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        raise TimeoutError(f"{url} not ready after {timeout}s:\n{self.log()[-5000:]}")
+
+    def wait_log(self, text: str, timeout: float = 90.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in self.log():
+                return
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"service exited {self.proc.returncode}:\n{self.log()}")
+            time.sleep(0.3)
+        raise TimeoutError(f"{text!r} not logged after {timeout}s:\n{self.log()[-5000:]}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        return self.proc.returncode
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group (the bridge and the Ray it started)."""
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)

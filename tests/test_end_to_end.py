@@ -1,0 +1,178 @@
+"""The whole path through real processes: HTTP upload -> GraphQL submit -> RabbitMQ -> bridge
+-> Ray actor -> stored output -> events over the graphql-transport-ws subscription."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import soundfile as sf
+from scipy.signal import sosfilt
+
+from cli.client import SUBMIT, graphql, job_events, upload
+from tests.conftest import sine, write_wav
+from tests.processes import ROOT, Service, Stack
+from tests.rbj import rbj_sos
+
+CHAIN = [
+    {"gain": {"db": -3.0}},
+    {
+        "eq": {
+            "bands": [
+                {"kind": "HIGHPASS", "frequency": 80.0},
+                {"kind": "PEAK", "frequency": 1000.0, "q": 1.0, "gainDb": 6.0},
+            ]
+        }
+    },
+]
+
+
+def reference(x: np.ndarray, rate: int) -> np.ndarray:
+    sos = np.stack(
+        [rbj_sos("highpass", 80.0, 0.7071, 0.0, rate), rbj_sos("peak", 1000.0, 1.0, 6.0, rate)]
+    )
+    return sosfilt(sos, x.astype(np.float64) * 10 ** (-3 / 20), axis=-1)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Stack:
+    return Stack(tmp_path_factory.mktemp("e2e") / "data", extra_env={"AUDIO_ENGINE_POOL_SIZE": "1"})
+
+
+@pytest.fixture(scope="module")
+def api(stack: Stack) -> Iterator[Service]:
+    service = stack.start("api")
+    service.wait_http(f"{stack.url}/healthz")
+    yield service
+    assert service.stop() == 0, service.log()[-3000:]
+
+
+@pytest.fixture(scope="module")
+def bridge(stack: Stack, api: Service) -> Iterator[Service]:
+    service = stack.start("bridge")
+    service.wait_http(f"{stack.url}/readyz")
+    service.wait_log("bridge consuming")
+    yield service
+    assert service.stop() == 0, service.log()[-3000:]
+
+
+async def _submit(url: str, path: Path, effects: list[dict[str, object]]) -> str:
+    async with httpx.AsyncClient(base_url=url, timeout=60) as http:
+        file = await upload(http, path)
+        data = await graphql(http, SUBMIT, {"input": {"fileId": file["id"], "effects": effects}})
+    return str(data["submitJob"]["id"])
+
+
+async def _events(url: str, job_id: str) -> list[dict[str, object]]:
+    return [event async for event in job_events(url, job_id)]
+
+
+def test_upload_submit_watch_download(
+    stack: Stack, api: Service, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    rng = np.random.default_rng(3)
+    audio = sine(440.0, 2.0) + 0.1 * rng.standard_normal((2, 96_000)).astype(np.float32)
+    path = write_wav(tmp_path / "in.wav", audio)
+
+    async def scenario() -> list[dict[str, object]]:
+        job_id = await _submit(stack.url, path, CHAIN)
+        # Subscribe while no bridge runs yet, so QUEUED is seen for sure; then start one.
+        events: list[dict[str, object]] = []
+        stream = job_events(stack.url, job_id)
+        events.append(await anext(stream))
+        await asyncio.to_thread(request.getfixturevalue, "bridge")
+        events += [e async for e in stream]
+        return events
+
+    events = asyncio.run(scenario())
+    statuses = [e["status"] for e in events]
+    assert statuses[0] == "QUEUED"
+    assert statuses[-1] == "SUCCEEDED"
+    assert "RUNNING" in statuses
+    # Progress never goes back and ends at 1.
+    progress = [float(e["progress"]) for e in events if e["status"] == "RUNNING"]
+    assert progress == sorted(progress)
+    assert float(events[-1]["progress"]) == 1.0
+
+    output = events[-1]["job"]["output"]  # type: ignore[index]
+    response = httpx.get(f"{stack.url}/files/{output['id']}", timeout=30)
+    assert response.status_code == 200
+    out_path = tmp_path / "out.wav"
+    out_path.write_bytes(response.content)
+    y, rate = sf.read(out_path, dtype="float64", always_2d=True)
+    assert rate == 48_000
+    np.testing.assert_allclose(y.T, reference(audio, 48_000), atol=1e-5)
+
+
+def test_cli_process_matches_the_service_bit_for_bit(
+    stack: Stack, bridge: Service, tmp_path: Path
+) -> None:
+    rng = np.random.default_rng(5)
+    path = write_wav(tmp_path / "in.wav", 0.3 * rng.standard_normal((2, 48_000)).astype(np.float32))
+    chain = [*CHAIN, {"reverb": {"impulse": "plate", "mix": 0.4}}, {"limiter": {"ceilingDb": -1.0}}]
+    chain_path = tmp_path / "chain.json"
+    chain_path.write_text(json.dumps(chain))
+
+    async def scenario() -> dict[str, object]:
+        job_id = await _submit(stack.url, path, chain)
+        return (await _events(stack.url, job_id))[-1]
+
+    last = asyncio.run(scenario())
+    assert last["status"] == "SUCCEEDED", last
+    service_bytes = httpx.get(f"{stack.url}/files/{last['job']['output']['id']}").content  # type: ignore[index]
+
+    local = tmp_path / "local.wav"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cli.main",
+            "process",
+            str(path),
+            "-o",
+            str(local),
+            "--chain",
+            str(chain_path),
+            "--quiet",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    service_audio, _ = sf.read(__import__("io").BytesIO(service_bytes), dtype="float32")
+    local_audio, _ = sf.read(local, dtype="float32")
+    assert service_audio.shape == local_audio.shape
+    assert np.array_equal(service_audio, local_audio)
+
+
+def test_undecodable_input_fails_the_job_and_the_bridge_goes_on(
+    stack: Stack, bridge: Service, tmp_path: Path, wav_file: Path
+) -> None:
+    async def scenario() -> tuple[dict[str, object], dict[str, object]]:
+        async with httpx.AsyncClient(base_url=stack.url, timeout=60) as http:
+            file = await upload(http, wav_file)
+        # The stored blob rots after upload: only the worker can find out.
+        blob = next((stack.data_dir / "storage" / "in").glob(f"{file['id']}.*"))
+        blob.write_bytes(b"RIFF\x00\x00\x00\x00WAVEfmt garbage" * 8)
+        async with httpx.AsyncClient(base_url=stack.url, timeout=60) as http:
+            bad = await graphql(http, SUBMIT, {"input": {"fileId": file["id"], "effects": CHAIN}})
+        bad_last = (await _events(stack.url, bad["submitJob"]["id"]))[-1]
+        good_id = await _submit(stack.url, wav_file, CHAIN)
+        good_last = (await _events(stack.url, good_id))[-1]
+        return bad_last, good_last
+
+    bad, good = asyncio.run(scenario())
+    assert bad["status"] == "FAILED"
+    error = bad["job"]["error"]  # type: ignore[index]
+    assert error["code"] in ("UNSUPPORTED_AUDIO", "PROCESSING_FAILED")
+    assert error["message"]
+    assert good["status"] == "SUCCEEDED"
