@@ -1,0 +1,20 @@
+"""`python -m graph_api`: serve the API with settings from the environment."""
+
+from __future__ import annotations
+
+import logging
+
+import uvicorn
+
+from graph_api.app import create_app
+from jobs.settings import Settings
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO)
+    settings = Settings()
+    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+"""Error reporting, done once per result: `jobs.errors.EngineError`s become GraphQL errors
+with `extensions.code`; anything else is logged and masked, so internals never leak."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+from graphql import GraphQLError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from strawberry.extensions import SchemaExtension
+
+from jobs.errors import EngineError
+
+log = logging.getLogger(__name__)
+
+INTERNAL_CODE = "INTERNAL_SERVER_ERROR"
+INTERNAL_MESSAGE = "Internal server error."
+REQUEST_CODE = "GRAPHQL_VALIDATION_FAILED"
+
+
+def report(error: GraphQLError) -> GraphQLError:
+    """The error a client sees for `error` (idempotent: coded errors pass through)."""
+    original = error.original_error
+    if isinstance(original, EngineError):
+        return _copy(error, original.message, original.code)
+    if original is None or isinstance(original, GraphQLError):
+        if error.extensions and "code" in error.extensions:
+            return error
+        return _copy(error, error.message, REQUEST_CODE)
+    log.error("unexpected error in %s", error.path, exc_info=original)
+    return _copy(error, INTERNAL_MESSAGE, INTERNAL_CODE)
+
+
+def _copy(error: GraphQLError, message: str, code: str) -> GraphQLError:
+    return GraphQLError(
+        message=message,
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        path=error.path,
+        original_error=None,
+        extensions={**(error.extensions or {}), "code": code},
+    )
+
+
+def _rewrite(result: Any) -> None:
+    errors = getattr(result, "errors", None)
+    if errors:
+        result.errors = [report(e) for e in errors]
+
+
+class EngineErrors(SchemaExtension):
+    """Like `strawberry.extensions.MaskErrors`, but keeps the engine's own error codes."""
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        _rewrite(result)
+        _rewrite(getattr(result, "initial_result", None))
+
+    def on_stream_result(self, result: Any) -> Iterator[None]:
+        _rewrite(result)
+        yield None
+
+
+HTTP_STATUS = {
+    "BAD_INPUT": 400,
+    "UNSUPPORTED_FORMAT": 400,
+    "NOT_FOUND": 404,
+    "CONFLICT": 409,
+    "PAYLOAD_TOO_LARGE": 413,
+    "UNSUPPORTED_AUDIO": 415,
+    "BROKER_UNAVAILABLE": 503,
+}
+
+
+async def engine_error_response(request: Request, exc: Exception) -> Response:
+    """The REST routes' counterpart of `EngineErrors`: `{"code", "message"}` with a fitting
+    HTTP status."""
+    assert isinstance(exc, EngineError)
+    return JSONResponse(
+        {"code": exc.code, "message": exc.message}, status_code=HTTP_STATUS.get(exc.code, 500)
+    )

@@ -1,0 +1,85 @@
+"""Fan-out of broker job events to in-process subscribers.
+
+Every API process binds its own exclusive, auto-deleting queue to the `<prefix>.events`
+fanout exchange, so every replica sees every event; each event then goes to the asyncio queues
+of the subscriptions watching that job. The queue lives on the broker's robust connection, so
+aio-pika re-declares, re-binds and re-consumes it after a broker restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustChannel
+from pydantic import ValidationError
+
+from jobs.broker import Broker
+from jobs.contract import JobEvent
+
+log = logging.getLogger(__name__)
+
+
+class EventRelay:
+    """Subscriptions register per job id; `attach` starts feeding them from the broker.
+
+    >>> with relay.subscribe(job_id) as queue:      # doctest: +SKIP
+    ...     event = await queue.get()
+    """
+
+    def __init__(self, queue_prefix: str) -> None:
+        self.queue_name = f"{queue_prefix}.events.api-{uuid.uuid4().hex[:12]}"
+        self._subscribers: defaultdict[str, set[asyncio.Queue[JobEvent]]] = defaultdict(set)
+        self._channel: AbstractRobustChannel | None = None
+        self._queue: AbstractQueue | None = None
+        self.attached = asyncio.Event()
+
+    @contextmanager
+    def subscribe(self, job_id: str) -> Iterator[asyncio.Queue[JobEvent]]:
+        """A queue receiving every event of `job_id` from now until the block exits."""
+        queue: asyncio.Queue[JobEvent] = asyncio.Queue()
+        self._subscribers[job_id].add(queue)
+        try:
+            yield queue
+        finally:
+            subscribers = self._subscribers.get(job_id)
+            if subscribers is not None:
+                subscribers.discard(queue)
+                if not subscribers:
+                    del self._subscribers[job_id]
+
+    def subscriber_count(self, job_id: str) -> int:
+        return len(self._subscribers.get(job_id, ()))
+
+    def dispatch(self, event: JobEvent) -> None:
+        """Hand an event to the local subscribers of its job (also used when the broker is
+        down, so this process's own changes still reach its subscribers)."""
+        for queue in self._subscribers.get(event.job_id, ()):
+            queue.put_nowait(event)
+
+    async def attach(self, broker: Broker) -> None:
+        channel = await broker.connection.channel()
+        assert isinstance(channel, AbstractRobustChannel)
+        queue = await channel.declare_queue(self.queue_name, exclusive=True, auto_delete=True)
+        await queue.bind(broker.topology.events)
+        await queue.consume(self._on_message, no_ack=True)
+        self._channel, self._queue = channel, queue
+        self.attached.set()
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        try:
+            event = JobEvent.decode(message.body)
+        except ValidationError as exc:
+            log.warning("dropping an undecodable job event: %s", exc)
+            return
+        self.dispatch(event)
+
+    async def close(self) -> None:
+        self.attached.clear()
+        if self._channel is not None and not self._channel.is_closed:
+            await self._channel.close()
+        self._channel = self._queue = None

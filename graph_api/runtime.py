@@ -1,0 +1,115 @@
+"""What one API process holds while it runs: database, storage, broker link, relays.
+
+The broker is optional at any moment: when RabbitMQ is down at start the process still
+serves uploads and accepts jobs (they wait in the outbox) while a background task keeps
+connecting; once connected, the outbox relay and the event relay start. After that the robust
+connection reconnects on its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from graph_api.events import EventRelay
+from jobs.broker import Broker
+from jobs.contract import ControlMessage, JobEvent
+from jobs.db import Database
+from jobs.errors import BrokerUnavailable
+from jobs.outbox import OutboxRelay
+from jobs.settings import Settings
+from jobs.storage import LocalStorage
+
+log = logging.getLogger(__name__)
+
+RETRY_MIN_S = 1.0
+RETRY_MAX_S = 30.0
+
+
+class Runtime:
+    """Built by the app's lifespan; resolvers and routes reach it through the context."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.db = Database(settings.sqlalchemy_url)
+        self.storage = LocalStorage(settings.storage_path)
+        self.events = EventRelay(settings.queue_prefix)
+        self.broker: Broker | None = None
+        self.relay: OutboxRelay | None = None
+        self._connector: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self.db.migrate()
+        try:
+            await self._connect()
+        except Exception as exc:
+            log.warning(
+                "RabbitMQ is not reachable; serving anyway (jobs wait in the outbox) and "
+                "retrying in the background. %s",
+                exc,
+            )
+            self._connector = asyncio.create_task(self._keep_connecting(), name="broker-connect")
+
+    async def _connect(self) -> None:
+        broker = await Broker.connect(self.settings)
+        try:
+            await self.events.attach(broker)
+        except BaseException:
+            await broker.close()
+            raise
+        self.broker = broker
+        self.relay = OutboxRelay(self.db, broker)
+        self.relay.start()
+        log.info("connected to RabbitMQ")
+
+    async def _keep_connecting(self) -> None:
+        delay = RETRY_MIN_S
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                await self._connect()
+                return
+            except BrokerUnavailable as exc:
+                log.warning("RabbitMQ still unreachable, next try in %.0f s: %s", delay, exc)
+            except Exception:
+                log.exception("connecting to RabbitMQ failed")
+            delay = min(delay * 2, RETRY_MAX_S)
+
+    @property
+    def broker_connected(self) -> bool:
+        return self.broker is not None and self.broker.connected
+
+    def notify_outbox(self) -> None:
+        """Publish freshly committed job messages now; a no-op until the broker is up."""
+        if self.relay is not None:
+            self.relay.notify()
+
+    async def announce(self, event: JobEvent) -> None:
+        """Tell every API replica about a change this process made; local subscribers get
+        it directly if the broker is away."""
+        if self.broker_connected and self.broker is not None:
+            try:
+                await self.broker.publish_event(event)
+                return
+            except Exception as exc:
+                log.warning("publishing %s for job %s failed: %s", event.status, event.job_id, exc)
+        self.events.dispatch(event)
+
+    async def send_control(self, message: ControlMessage) -> None:
+        if self.broker is None or not self.broker.connected:
+            raise BrokerUnavailable("RabbitMQ is not reachable; try again shortly")
+        await self.broker.publish_control(message)
+
+    async def stop(self) -> None:
+        if self._connector is not None:
+            self._connector.cancel()
+            await asyncio.gather(self._connector, return_exceptions=True)
+        if self.relay is not None:
+            await self.relay.stop()
+        with contextlib.suppress(Exception):
+            await self.events.close()
+        if self.broker is not None:
+            with contextlib.suppress(Exception):
+                await self.broker.close()
+        await self.db.close()

@@ -1,0 +1,48 @@
+"""The GraphQL schema, assembled once; `python -m graph_api.schema` writes its SDL to
+`graph_api/schema.graphql` (`--check` fails when that file is out of date)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+
+from graph_api.errors import EngineErrors
+from graph_api.mutations import Mutation
+from graph_api.queries import Query
+from graph_api.subscriptions import Subscription
+
+SDL_PATH = Path(__file__).with_name("schema.graphql")
+
+
+class Schema(strawberry.Schema):
+    def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
+        """Logging happens in `EngineErrors`: client mistakes and engine errors are not
+        server faults, and unexpected ones are logged there with their traceback."""
+
+
+schema = Schema(
+    query=Query, mutation=Mutation, subscription=Subscription, extensions=[EngineErrors]
+)
+
+
+def sdl() -> str:
+    return schema.as_str() + "\n"
+
+
+def main(argv: list[str]) -> int:
+    if "--check" in argv:
+        if not SDL_PATH.exists() or SDL_PATH.read_text() != sdl():
+            print(f"{SDL_PATH} is out of date: run python -m graph_api.schema", file=sys.stderr)
+            return 1
+        return 0
+    SDL_PATH.write_text(sdl())
+    print(f"wrote {SDL_PATH}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

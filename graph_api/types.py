@@ -1,0 +1,192 @@
+"""GraphQL output types. Built from `jobs.models` records; ORM rows never get here."""
+
+# Strawberry types its decorators-with-arguments as returning Any.
+# mypy: disable-error-code="untyped-decorator"
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+
+import strawberry
+from strawberry.scalars import JSON
+from strawberry.types import Info
+
+from graph_api.context import Context
+from jobs import models
+from jobs.formats import AudioFormat as _AudioFormat
+from jobs.formats import SampleFormat as _SampleFormat
+from jobs.states import JobStatus as _JobStatus
+
+# The domain's own enums, registered with Strawberry (it returns the same classes).
+JobStatus = _JobStatus
+AudioFormat = _AudioFormat
+SampleFormat = _SampleFormat
+strawberry.enum(JobStatus, description="Where a job is in its life.")
+strawberry.enum(AudioFormat, description="Output container.")
+strawberry.enum(SampleFormat, description="Output sample format (ignored by OGG and MP3).")
+
+
+@strawberry.type(description="A stored audio file: an upload or a job's output.")
+class AudioFile:
+    id: strawberry.ID
+    filename: str
+    format: str = strawberry.field(description="libsndfile container name, e.g. WAV, FLAC.")
+    subtype: str = strawberry.field(description="libsndfile sample format, e.g. PCM_16.")
+    sample_rate: int
+    channels: int
+    frames: int
+    duration_seconds: float
+    size_bytes: int
+    download_url: str
+    created_at: datetime
+
+    @classmethod
+    def of(cls, file: models.AudioFile, public_url: str) -> AudioFile:
+        return cls(
+            id=strawberry.ID(file.id),
+            filename=file.filename,
+            format=file.format,
+            subtype=file.subtype,
+            sample_rate=file.sample_rate,
+            channels=file.channels,
+            frames=file.frames,
+            duration_seconds=file.duration_seconds,
+            size_bytes=file.size_bytes,
+            download_url=f"{public_url.rstrip('/')}/files/{file.id}",
+            created_at=file.created_at,
+        )
+
+
+async def _file(info: Info[Context, None], file_id: str | None) -> AudioFile | None:
+    if file_id is None:
+        return None
+    file = await info.context.files.load(file_id)
+    if file is None:
+        return None
+    return AudioFile.of(file, info.context.runtime.settings.public_url)
+
+
+@strawberry.type(description="Why a job failed.")
+class JobError:
+    code: str
+    message: str
+
+
+@strawberry.type(description="One run of an effect chain over an uploaded file.")
+class Job:
+    id: strawberry.ID
+    status: JobStatus
+    progress: float = strawberry.field(description="0..1.")
+    effects: JSON = strawberry.field(description="The canonical chain, defaults filled in.")
+    output_format: str
+    output_subtype: str
+    message: str
+    attempts: int
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    record: strawberry.Private[models.Job]
+
+    @classmethod
+    def of(cls, job: models.Job) -> Job:
+        return cls(
+            id=strawberry.ID(job.id),
+            status=job.status,
+            progress=job.progress,
+            effects=JSON(job.effects),
+            output_format=job.output_format,
+            output_subtype=job.output_subtype,
+            message=job.message,
+            attempts=job.attempts,
+            created_at=job.created_at,
+            started_at=job.started_at,
+            finished_at=job.finished_at,
+            record=job,
+        )
+
+    @strawberry.field
+    async def input(self, info: Info[Context, None]) -> AudioFile:
+        file = await _file(info, self.record.input_file_id)
+        assert file is not None, "jobs.input_file_id is a foreign key"
+        return file
+
+    @strawberry.field(description="Set once the job SUCCEEDED.")
+    async def output(self, info: Info[Context, None]) -> AudioFile | None:
+        return await _file(info, self.record.output_file_id)
+
+    @strawberry.field(description="Set when the job FAILED.")
+    def error(self) -> JobError | None:
+        if self.record.error_code is None:
+            return None
+        return JobError(code=self.record.error_code, message=self.record.error_message or "")
+
+
+@strawberry.type(description="A change of a job, as it happens.")
+class JobEvent:
+    job_id: strawberry.ID
+    status: JobStatus
+    progress: float
+    message: str
+    at: datetime
+
+    @strawberry.field(description="The job as stored now.")
+    async def job(self, info: Info[Context, None]) -> Job:
+        return Job.of(await info.context.job(self.job_id))
+
+
+@strawberry.type
+class JobEdge:
+    cursor: str
+    node: Job
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    end_cursor: str | None
+
+
+@strawberry.type(description="A page of jobs, newest first.")
+class JobConnection:
+    edges: list[JobEdge]
+    page_info: PageInfo
+
+
+@strawberry.enum(description="How a parameter's value is written.")
+class ParamType(Enum):
+    FLOAT = "float"
+    INT = "int"
+    BOOLEAN = "bool"
+    ENUM = "enum"
+    STRING = "string"
+    LIST = "records"
+
+
+@strawberry.type(description="One parameter of an effect, as declared in its spec.")
+class ParamDescription:
+    name: str = strawberry.field(description="The GraphQL input field name.")
+    description: str
+    type: ParamType
+    unit: str
+    min: float | None = strawberry.field(description="For LIST: fewest items.")
+    max: float | None = strawberry.field(description="For LIST: most items.")
+    min_exclusive: bool
+    max_exclusive: bool
+    below_nyquist: bool = strawberry.field(description="Must be below half the sample rate.")
+    allowed: str = strawberry.field(description="The range in words.")
+    default: JSON | None = strawberry.field(description="Null when required or null-default.")
+    required: bool
+    nullable: bool
+    choices: list[str]
+    type_name: str | None = strawberry.field(description="GraphQL enum or input type name.")
+    fields: list[ParamDescription] = strawberry.field(description="Item fields of a LIST.")
+
+
+@strawberry.type(description="An effect of the catalog.")
+class EffectDescription:
+    name: str = strawberry.field(description="The EffectInput field that selects it.")
+    description: str
+    input_type: str
+    changes_sample_rate: bool
+    params: list[ParamDescription]

@@ -1,0 +1,101 @@
+"""Helpers to drive the API in tests: in-process app, real server, GraphQL requests."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+from fastapi import FastAPI
+
+from graph_api.app import create_app
+from jobs.settings import Settings
+
+PREFLIGHT = {"Apollo-Require-Preflight": "true"}
+
+UPLOAD = """
+mutation Upload($file: Upload!) {
+  uploadAudio(file: $file) {
+    id filename format subtype sampleRate channels frames durationSeconds sizeBytes
+    downloadUrl createdAt
+  }
+}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.asynccontextmanager
+async def running(settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    """The app inside its lifespan, with a client talking to it in-process."""
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+            yield app, client
+
+
+@contextlib.asynccontextmanager
+async def serving(settings: Settings) -> AsyncIterator[str]:
+    """A real uvicorn server on a free port (websocket tests); yields `host:port`."""
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.02)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+async def gql(
+    client: httpx.AsyncClient, query: str, variables: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    response = await client.post("/graphql", json={"query": query, "variables": variables or {}})
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def codes(body: dict[str, Any]) -> list[str]:
+    return [e.get("extensions", {}).get("code") for e in body.get("errors") or []]
+
+
+async def upload(
+    client: httpx.AsyncClient, content: bytes, filename: str = "tone.wav"
+) -> dict[str, Any]:
+    """Send a GraphQL multipart request (jaydenseric/graphql-multipart-request-spec)."""
+    response = await client.post(
+        "/graphql",
+        headers=PREFLIGHT,
+        data={
+            "operations": json.dumps({"query": UPLOAD, "variables": {"file": None}}),
+            "map": json.dumps({"0": ["variables.file"]}),
+        },
+        files={"0": (filename, content, "audio/wav")},
+    )
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def uploaded(client: httpx.AsyncClient, path: Path) -> dict[str, Any]:
+    body = await upload(client, path.read_bytes(), path.name)
+    assert "errors" not in body, body
+    file: dict[str, Any] = body["data"]["uploadAudio"]
+    return file

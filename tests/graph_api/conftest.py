@@ -1,0 +1,53 @@
+"""Fixtures for the API: the app run in-process inside its lifespan, and removal of each
+test's queues and exchanges afterwards."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+import aio_pika
+import httpx
+import pytest
+from api_client import running
+from fastapi import FastAPI
+
+from graph_api.runtime import Runtime
+from jobs.settings import Settings
+
+
+@pytest.fixture(autouse=True)
+async def _drop_topology(settings: Settings) -> AsyncIterator[None]:
+    """Delete this test's durable queues and exchanges so RabbitMQ does not fill up."""
+    yield
+    connection = await aio_pika.connect(settings.rabbitmq_url)
+    async with connection:
+        for queue in (settings.jobs_queue, settings.dead_letter_queue):
+            channel = await connection.channel()
+            with contextlib.suppress(Exception):
+                await channel.queue_delete(queue)
+        for exchange in (
+            settings.events_exchange,
+            settings.control_exchange,
+            settings.dead_letter_exchange,
+        ):
+            channel = await connection.channel()
+            with contextlib.suppress(Exception):
+                await channel.exchange_delete(exchange)
+
+
+@pytest.fixture
+async def api(settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    async with running(settings) as pair:
+        yield pair
+
+
+@pytest.fixture
+def client(api: tuple[FastAPI, httpx.AsyncClient]) -> httpx.AsyncClient:
+    return api[1]
+
+
+@pytest.fixture
+def runtime(api: tuple[FastAPI, httpx.AsyncClient]) -> Runtime:
+    runtime: Runtime = api[0].state.runtime
+    return runtime
