@@ -1,0 +1,81 @@
+"""`audio-engine process`: the service's chain on a local file, without broker or Ray.
+
+It calls the same `actors.runner.process_file` the Ray actors call, so for the same input and
+chain the output is bit-identical to the service's. A reverb `impulse` may name a preset or a
+local audio file path.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from actors.impulses import uncached_impulses
+from actors.runner import process_file
+from jobs.effects import IR_PRESETS, parse_chain, referenced_files
+from jobs.errors import EngineError
+from jobs.formats import output_format
+from jobs.probe import probe
+from jobs.settings import Settings
+
+_BY_SUFFIX = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG", ".mp3": "MP3"}
+
+
+def load_chain(path: Path) -> Any:
+    """A chain file holds GraphQL's `effects` list, or an object with an `effects` key."""
+    data = json.loads(path.read_text())
+    return data["effects"] if isinstance(data, dict) and "effects" in data else data
+
+
+def process(
+    input_path: Path,
+    output_path: Path,
+    chain_path: Path,
+    fmt: str | None,
+    subtype: str | None,
+    settings: Settings,
+    quiet: bool = False,
+) -> int:
+    try:
+        info = probe(input_path)
+        calls = parse_chain(load_chain(chain_path), info.sample_rate)
+        container = fmt or _BY_SUFFIX.get(output_path.suffix.lower(), "WAV")
+        out = output_format(container, subtype or ("FLOAT" if container == "WAV" else None))
+        uploads = {ir: Path(ir) for ir in referenced_files(calls) if ir not in IR_PRESETS}
+        for ir, path in uploads.items():
+            if not path.is_file():
+                raise EngineError(f"reverb impulse {ir!r} is neither a preset nor a file")
+        tmp = output_path.with_name(f".{output_path.name}.part")
+        with tqdm(total=1.0, disable=quiet, unit="", bar_format="{l_bar}{bar}| {elapsed}") as bar:
+
+            def progress(fraction: float) -> None:
+                bar.n = fraction
+                bar.refresh()
+
+            result = process_file(
+                input_path,
+                tmp,
+                calls,
+                out.format,
+                out.subtype,
+                settings.block_frames,
+                uncached_impulses(uploads),
+                progress=progress,
+            )
+        os.replace(tmp, output_path)
+    except (EngineError, OSError, json.JSONDecodeError) as exc:
+        code = getattr(exc, "code", type(exc).__name__)
+        print(f"audio-engine process: {code}: {exc}", file=sys.stderr)
+        return 1
+    if not quiet:
+        seconds = result.frames / result.sample_rate
+        print(
+            f"{output_path}: {out.format}/{out.subtype} {result.sample_rate} Hz, "
+            f"{result.channels} ch, {seconds:.2f} s"
+        )
+    return 0
