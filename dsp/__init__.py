@@ -1,0 +1,44 @@
+"""Audio DSP kernels and streaming effects: (channels, frames) float32 blocks in and out."""
+
+from dsp.chain import Analyzer, Chain, Effect, Stopped
+from dsp.channels import Channels
+from dsp.convolution import PartitionedIR, Reverb
+from dsp.delay import Delay
+from dsp.dynamics import Compressor, Limiter
+from dsp.edits import Fade, Trim
+from dsp.filters import EQ, EqBand, biquad_cascade, rbj_sos
+from dsp.gain import Gain
+from dsp.impulses import PRESETS, preset
+from dsp.loudness import LevelMeter, LoudnessMeter, peak_db, rms_db
+from dsp.normalize import Normalize
+from dsp.resample import Resample
+from dsp.warmup import warmup
+
+__all__ = [
+    "EQ",
+    "PRESETS",
+    "Analyzer",
+    "Chain",
+    "Channels",
+    "Compressor",
+    "Delay",
+    "Effect",
+    "EqBand",
+    "Fade",
+    "Gain",
+    "LevelMeter",
+    "Limiter",
+    "LoudnessMeter",
+    "Normalize",
+    "PartitionedIR",
+    "Resample",
+    "Reverb",
+    "Stopped",
+    "Trim",
+    "biquad_cascade",
+    "peak_db",
+    "preset",
+    "rbj_sos",
+    "rms_db",
+    "warmup",
+]

@@ -1,0 +1,42 @@
+"""FrameQueue: a FIFO of (channels, n) frames for effects that hold samples back."""
+
+import numpy as np
+from numpy.typing import NDArray
+
+
+class FrameQueue:
+    """Append blocks at the end, take frames from the front; holds only what is not yet taken."""
+
+    def __init__(self, channels: int, dtype: type[np.floating] = np.float32) -> None:
+        self.channels = channels
+        self.dtype = dtype
+        self._parts: list[NDArray[np.floating]] = []
+        self._frames = 0
+
+    def __len__(self) -> int:
+        return self._frames
+
+    def push(self, block: NDArray[np.floating]) -> None:
+        if block.shape[1]:
+            self._parts.append(block)
+            self._frames += block.shape[1]
+
+    def pop(self, n: int) -> NDArray[np.floating]:
+        """Remove and return the first min(n, len) frames as one C-contiguous array."""
+        n = max(0, min(n, self._frames))
+        out = np.empty((self.channels, n), dtype=self.dtype)
+        filled = 0
+        while filled < n:
+            part = self._parts[0]
+            take = min(part.shape[1], n - filled)
+            out[:, filled : filled + take] = part[:, :take]
+            filled += take
+            if take == part.shape[1]:
+                self._parts.pop(0)
+            else:
+                self._parts[0] = part[:, take:]
+        self._frames -= n
+        return out
+
+    def pop_all(self) -> NDArray[np.floating]:
+        return self.pop(self._frames)

@@ -1,0 +1,180 @@
+"""The Effect protocol and the streaming Chain that drives effects block by block."""
+
+from collections.abc import Callable, Iterator, Sequence
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+from numpy.typing import NDArray
+
+
+class Stopped(Exception):
+    """Raised by Chain.run when should_stop() returned True between blocks."""
+
+
+class Effect(Protocol):
+    """A streaming processor: configure once per stream, then process blocks, then flush."""
+
+    def configure(self, sample_rate: int, channels: int) -> tuple[int, int]:
+        """Reset state for a new stream; return the (sample_rate, channels) it outputs."""
+        ...
+
+    def process(self, block: NDArray[np.float32]) -> NDArray[np.float32]:
+        """(channels, n) float32 C-contiguous in -> (out_channels, m) out; m may differ from n."""
+        ...
+
+    def flush(self) -> NDArray[np.float32]:
+        """End of stream: return what is still held (tails, lookahead); may be (ch, 0)."""
+        ...
+
+
+@runtime_checkable
+class Analyzer(Protocol):
+    """An effect that must see the whole signal arriving at it before processing (Normalize).
+
+    Chain runs the effects in front of it once as an analysis pass, feeding their output to
+    ``analyze``; ``finish_analysis`` then fixes the effect's parameters for the real pass.
+    ``begin_analysis`` receives the stream format at the analyser's input.
+    """
+
+    needs_analysis: bool
+
+    def begin_analysis(self, sample_rate: int, channels: int) -> None: ...
+
+    def analyze(self, block: NDArray[np.float32]) -> None: ...
+
+    def finish_analysis(self) -> None: ...
+
+
+def _empty(channels: int) -> NDArray[np.float32]:
+    return np.zeros((channels, 0), dtype=np.float32)
+
+
+class Chain:
+    """Effects applied in order to a stream of (channels, n) float32 blocks.
+
+    Memory is bounded by the block size plus what each effect holds (delay lines, IR spectra,
+    lookahead), never by the stream length. Effects that need analysis (see ``Analyzer``) cost
+    one extra read of the source each: the prefix of the chain in front of the analyser is run,
+    its output (including tails from flush) is measured, then the next pass starts over.
+    """
+
+    def __init__(self, effects: Sequence[Effect]) -> None:
+        self.effects: list[Effect] = list(effects)
+
+    def _configure_all(self, sample_rate: int, channels: int) -> list[tuple[int, int]]:
+        """Configure every effect; return the format arriving at each one, then the output."""
+        formats = [(sample_rate, channels)]
+        for effect in self.effects:
+            formats.append(effect.configure(*formats[-1]))
+        return formats
+
+    def configure(self, sample_rate: int, channels: int) -> tuple[int, int]:
+        """Configure every effect for a new stream and return the output (sample_rate, channels)."""
+        return self._configure_all(sample_rate, channels)[-1]
+
+    def _analysers(self) -> list[int]:
+        return [
+            i
+            for i, e in enumerate(self.effects)
+            if isinstance(e, Analyzer) and getattr(e, "needs_analysis", False)
+        ]
+
+    def run(
+        self,
+        source: Callable[[], Iterator[NDArray[np.float32]]],
+        sink: Callable[[NDArray[np.float32]], None],
+        sample_rate: int,
+        channels: int,
+        total_frames: int,
+        progress: Callable[[float], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> tuple[int, int]:
+        """Stream every block from source() through the effects into sink, then flush.
+
+        Returns the output (sample_rate, channels). ``progress`` gets the fraction of input frames
+        read over all passes (analysis passes + the final one), at least once per block and 1.0
+        at the end. ``should_stop`` is polled between blocks; if it returns True, Stopped is raised.
+        """
+        analysers = self._analysers()
+        passes = len(analysers) + 1
+        total = max(int(total_frames), 1) * passes
+        done = 0
+
+        def report() -> None:
+            if progress is not None:
+                progress(min(done / total, 1.0))
+
+        def check() -> None:
+            if should_stop is not None and should_stop():
+                raise Stopped("processing stopped on request")
+
+        for index in analysers:
+            formats = self._configure_all(sample_rate, channels)
+            analyser = self.effects[index]
+            assert isinstance(analyser, Analyzer)
+            analyser.begin_analysis(*formats[index])
+            prefix = self.effects[:index]
+            for block in source():
+                check()
+                out = self._push(prefix, 0, block)
+                if out is not None:
+                    analyser.analyze(out)
+                done += block.shape[1]
+                report()
+            for k, effect in enumerate(prefix):
+                out = self._push(prefix, k + 1, effect.flush())
+                if out is not None:
+                    analyser.analyze(out)
+            analyser.finish_analysis()
+            done = max(done, (analysers.index(index) + 1) * max(int(total_frames), 1))
+
+        formats = self._configure_all(sample_rate, channels)
+        for block in source():
+            check()
+            out = self._push(self.effects, 0, block)
+            if out is not None:
+                sink(out)
+            done += block.shape[1]
+            report()
+        for k, effect in enumerate(self.effects):
+            out = self._push(self.effects, k + 1, effect.flush())
+            if out is not None:
+                sink(out)
+        done = total
+        report()
+        return formats[-1]
+
+    @staticmethod
+    def _push(
+        effects: Sequence[Effect], start: int, block: NDArray[np.float32]
+    ) -> NDArray[np.float32] | None:
+        """Run ``block`` through effects[start:]; None when a stage produced no frames."""
+        block = np.ascontiguousarray(block, dtype=np.float32)
+        if block.shape[1] == 0:
+            return None
+        for effect in effects[start:]:
+            block = np.ascontiguousarray(effect.process(block), dtype=np.float32)
+            if block.shape[1] == 0:
+                return None
+        return block
+
+    def process_array(
+        self, x: NDArray[np.float32], sample_rate: int, block_frames: int = 65536
+    ) -> tuple[NDArray[np.float32], int]:
+        """Whole (channels, n) array in, whole array and output sample rate out."""
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        if x.ndim != 2:
+            raise ValueError(f"expected a (channels, frames) array, got shape {x.shape}")
+        if block_frames < 1:
+            raise ValueError(f"block_frames must be >= 1, got {block_frames}")
+        n = x.shape[1]
+
+        def source() -> Iterator[NDArray[np.float32]]:
+            for start in range(0, n, block_frames):
+                yield x[:, start : start + block_frames]
+
+        parts: list[NDArray[np.float32]] = []
+        out_sr, out_ch = self.run(source, parts.append, sample_rate, x.shape[0], n)
+        if not parts:
+            return _empty(out_ch), out_sr
+        return np.ascontiguousarray(np.concatenate(parts, axis=1)), out_sr

@@ -1,0 +1,121 @@
+"""Fades and trimming."""
+
+import math
+
+import numpy as np
+from numpy.typing import NDArray
+
+from dsp.buffers import FrameQueue
+
+CURVES = ("linear", "sine", "exponential")
+_EXP_K = 5.0
+
+
+def fade_curve(t: NDArray[np.float64], curve: str) -> NDArray[np.float64]:
+    """Gain for position t in [0, 1] (0 = silent end, 1 = full level).
+
+    linear: t;  sine: sin(pi t / 2) (equal-power);  exponential: (e^(k t) - 1) / (e^k - 1) with
+    k = 5, a convex ramp that starts slowly (about linear in dB over the audible part).
+    """
+    if curve == "linear":
+        return t
+    if curve == "sine":
+        out: NDArray[np.float64] = np.sin(0.5 * np.pi * t)
+        return out
+    if curve == "exponential":
+        out = np.expm1(_EXP_K * t) / math.expm1(_EXP_K)
+        return out
+    raise ValueError(f"unknown fade curve {curve!r}; expected one of {', '.join(CURVES)}")
+
+
+class Fade:
+    """Fade in over the first in_ms and out over the last out_ms.
+
+    Fade-in gain of frame i (0-based) is curve(i / N_in), so the first frame is silent; fade-out
+    gain of the j-th of the last N_out frames is curve((N_out - 1 - j) / N_out), so the last frame
+    is silent. N = round(ms * fs / 1000). The end is unknown while streaming, so the last N_out
+    frames are held back (memory bounded by out_ms) and released, faded, by flush(). If the stream
+    is shorter than N_out, the held frames get the tail end of the ramp.
+    """
+
+    def __init__(self, in_ms: float, out_ms: float, curve: str = "linear") -> None:
+        if in_ms < 0.0 or out_ms < 0.0:
+            raise ValueError("fade in_ms and out_ms must be >= 0")
+        if curve not in CURVES:
+            raise ValueError(f"unknown fade curve {curve!r}; expected one of {', '.join(CURVES)}")
+        self.in_ms = float(in_ms)
+        self.out_ms = float(out_ms)
+        self.curve = curve
+        self._setup(48000, 1)
+
+    def _setup(self, sample_rate: int, channels: int) -> None:
+        self._channels = channels
+        self._n_in = round(self.in_ms * sample_rate / 1000.0)
+        self._n_out = round(self.out_ms * sample_rate / 1000.0)
+        self._position = 0
+        self._held = FrameQueue(channels)
+
+    def configure(self, sample_rate: int, channels: int) -> tuple[int, int]:
+        self._setup(sample_rate, channels)
+        return sample_rate, channels
+
+    def process(self, block: NDArray[np.float32]) -> NDArray[np.float32]:
+        n = block.shape[1]
+        start = self._position
+        if start < self._n_in and n:
+            stop = min(self._n_in, start + n)
+            gains = fade_curve(np.arange(start, stop, dtype=np.float64) / self._n_in, self.curve)
+            block = block.copy()
+            block[:, : stop - start] = (block[:, : stop - start] * gains).astype(np.float32)
+        self._position += n
+        self._held.push(block)
+        release = len(self._held) - self._n_out
+        out: NDArray[np.float32] = self._held.pop(max(release, 0))
+        return out
+
+    def flush(self) -> NDArray[np.float32]:
+        held = len(self._held)
+        out: NDArray[np.float32] = self._held.pop_all()
+        if held and self._n_out:
+            j = np.arange(self._n_out - held, self._n_out, dtype=np.float64)
+            gains = fade_curve((self._n_out - 1 - j) / self._n_out, self.curve)
+            out = (out * gains).astype(np.float32)
+        return out
+
+
+class Trim:
+    """Keep input frames [round(start_s fs), round(end_s fs)); end_s None keeps to the end."""
+
+    def __init__(self, start_s: float, end_s: float | None = None) -> None:
+        if not (start_s >= 0.0 and math.isfinite(start_s)):
+            raise ValueError(f"trim start_s must be >= 0, got {start_s}")
+        if end_s is not None and not end_s > start_s:
+            raise ValueError(f"trim end_s must be > start_s, got {end_s} <= {start_s}")
+        self.start_s = float(start_s)
+        self.end_s = None if end_s is None else float(end_s)
+        self._setup(48000, 1)
+
+    def _setup(self, sample_rate: int, channels: int) -> None:
+        self._channels = channels
+        self._start = round(self.start_s * sample_rate)
+        self._end = None if self.end_s is None else round(self.end_s * sample_rate)
+        self._position = 0
+
+    def configure(self, sample_rate: int, channels: int) -> tuple[int, int]:
+        self._setup(sample_rate, channels)
+        return sample_rate, channels
+
+    def process(self, block: NDArray[np.float32]) -> NDArray[np.float32]:
+        n = block.shape[1]
+        first = self._position
+        self._position += n
+        lo = max(self._start - first, 0)
+        hi = n if self._end is None else min(max(self._end - first, 0), n)
+        if lo >= hi:
+            return np.zeros((block.shape[0], 0), dtype=np.float32)
+        if lo == 0 and hi == n:
+            return block
+        return np.ascontiguousarray(block[:, lo:hi])
+
+    def flush(self) -> NDArray[np.float32]:
+        return np.zeros((self._channels, 0), dtype=np.float32)
