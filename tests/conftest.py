@@ -6,11 +6,10 @@ Every test gets its own queue prefix and data folder, so tests never see each ot
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import numpy as np
@@ -110,8 +109,3 @@ def wav_file(tmp_path: Path) -> Path:
     rng = np.random.default_rng(7)
     audio = sine(440.0, 1.0) + 0.05 * rng.standard_normal((2, 48_000)).astype(np.float32)
     return write_wav(tmp_path / "tone.wav", audio)
-
-
-@pytest.fixture(scope="session")
-def event_loop_policy() -> Iterator[asyncio.AbstractEventLoopPolicy]:
-    yield asyncio.DefaultEventLoopPolicy()

@@ -1,0 +1,60 @@
+"""`audio-engine serve`, what `make run` starts: everything in one process on defaults."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+from cli.client import SUBMIT, graphql, job_events, upload
+from tests.processes import ROOT, Stack, free_port
+
+
+def test_serve_runs_the_whole_system(tmp_path: Path, wav_file: Path) -> None:
+    stack = Stack(tmp_path / "data", extra_env={"AUDIO_ENGINE_POOL_SIZE": "1"})
+    service = stack.start("serve")
+    try:
+        service.wait_http(f"{stack.url}/readyz")
+        service.wait_log("bridge consuming")
+        page = httpx.get(f"{stack.url}/graphql", headers={"Accept": "text/html"})
+        assert page.status_code == 200 and "graphiql" in page.text.lower()
+
+        async def scenario() -> dict[str, object]:
+            async with httpx.AsyncClient(base_url=stack.url, timeout=60) as http:
+                file = await upload(http, wav_file)
+                job = await graphql(
+                    http,
+                    SUBMIT,
+                    {"input": {"fileId": file["id"], "effects": [{"gain": {"db": -6}}]}},
+                )
+            return [e async for e in job_events(stack.url, job["submitJob"]["id"])][-1]
+
+        last = asyncio.run(scenario())
+        assert last["status"] == "SUCCEEDED"
+        assert (stack.data_dir / "audio-engine.db").is_file()
+        assert any((stack.data_dir / "storage" / "out").iterdir())
+    finally:
+        code = service.stop()
+    assert code == 0, service.log()[-3000:]
+
+
+def test_serve_without_rabbitmq_says_how_to_start_it(tmp_path: Path) -> None:
+    stack = Stack(
+        tmp_path / "data",
+        extra_env={"RABBITMQ_URL": f"amqp://guest:guest@127.0.0.1:{free_port()}/"},
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "cli.main", "serve"],
+        cwd=ROOT,
+        env=stack.env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "cannot reach RabbitMQ" in result.stderr
+    assert "rabbitmq-server" in result.stderr
