@@ -6,14 +6,15 @@ from __future__ import annotations
 import base64
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import String, and_, cast, delete, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from jobs.db.tables import FileRow, JobRow, OutboxRow
-from jobs.errors import BadInput, FileNotFound, JobNotFound
+from jobs.db.tables import ApiKeyRow, FileRow, JobRow, OutboxRow, PresetRow
+from jobs.errors import ApiKeyNotFound, BadInput, FileNotFound, JobNotFound, PresetNotFound
 from jobs.models import AudioFile, Job
 from jobs.states import JobStatus, check_transition
 
@@ -248,3 +249,236 @@ async def enqueue_again(session: AsyncSession, job_id: str, body: bytes) -> None
     """Put a job's message back in the outbox (recovery of a job whose message was lost)."""
     session.add(OutboxRow(job_id=job_id, body=body, created_at=now(), sent_at=None))
     await session.flush()
+
+
+async def last_message(session: AsyncSession, job_id: str) -> bytes | None:
+    """The newest message stored for a job (to re-queue it after its delivery was lost)."""
+    body = await session.scalar(
+        select(OutboxRow.body)
+        .where(OutboxRow.job_id == job_id)
+        .order_by(OutboxRow.id.desc())
+        .limit(1)
+    )
+    return None if body is None else bytes(body)
+
+
+# --- ownership and deletion -------------------------------------------------------------
+#
+# A file belongs to its `owner`, and an output file also to the owner of the job whose
+# `output_file_id` it is (a query-side rule, so ownership holds whoever wrote the row).
+# Deleted files keep their row with `deleted_at` set; their blob is gone.
+
+
+async def visible_file(session: AsyncSession, file_id: str, owner: str | None) -> AudioFile:
+    """The live file `file_id` if `owner` may see it (`owner=None`: anyone's), else
+    `FileNotFound`, which never tells "not yours" from "not there"."""
+    stmt = select(FileRow).where(FileRow.id == file_id, FileRow.deleted_at.is_(None))
+    if owner is not None:
+        of_owners_job = exists().where(JobRow.output_file_id == FileRow.id, JobRow.owner == owner)
+        stmt = stmt.where(or_(FileRow.owner == owner, of_owners_job))
+    row = (await session.scalars(stmt)).one_or_none()
+    if row is None:
+        raise FileNotFound(file_id)
+    return _file(row)
+
+
+async def deleted_file_ids(session: AsyncSession, ids: Sequence[str]) -> set[str]:
+    rows = await session.scalars(
+        select(FileRow.id).where(FileRow.id.in_(ids), FileRow.deleted_at.is_not(None))
+    )
+    return set(rows.all())
+
+
+async def mark_file_deleted(session: AsyncSession, file_id: str) -> None:
+    await session.execute(update(FileRow).where(FileRow.id == file_id).values(deleted_at=now()))
+
+
+async def unfinished_jobs_using(session: AsyncSession, file_id: str) -> list[Job]:
+    """QUEUED or RUNNING jobs reading `file_id` as their input or as an impulse response."""
+    unfinished = JobRow.status.in_([JobStatus.QUEUED.value, JobStatus.RUNNING.value])
+    stmt = select(JobRow).where(
+        unfinished,
+        or_(JobRow.input_file_id == file_id, cast(JobRow.effects, String).contains(file_id)),
+    )
+    jobs = [_job(r) for r in (await session.scalars(stmt)).all()]
+    return [j for j in jobs if j.input_file_id == file_id or _uses_impulse(j.effects, file_id)]
+
+
+def _uses_impulse(effects: list[dict[str, Any]], file_id: str) -> bool:
+    return any(
+        isinstance(step.get("reverb"), dict) and step["reverb"].get("impulse") == file_id
+        for step in effects
+    )
+
+
+async def count_unfinished_jobs(session: AsyncSession, owner: str | None) -> int:
+    """QUEUED or RUNNING jobs of `owner` (None: the jobs nobody owns)."""
+    who = JobRow.owner.is_(None) if owner is None else JobRow.owner == owner
+    stmt = (
+        select(func.count())
+        .select_from(JobRow)
+        .where(who, JobRow.status.in_([JobStatus.QUEUED.value, JobStatus.RUNNING.value]))
+    )
+    return int((await session.scalar(stmt)) or 0)
+
+
+async def count_jobs_by_status(session: AsyncSession) -> dict[JobStatus, int]:
+    rows = (
+        await session.execute(select(JobRow.status, func.count()).group_by(JobRow.status))
+    ).all()
+    counts = dict.fromkeys(JobStatus, 0)
+    for status, count in rows:
+        counts[JobStatus(status)] = int(count)
+    return counts
+
+
+# --- API keys ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    id: str
+    name: str
+    prefix: str
+    owner: str
+    admin: bool
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+def _key(row: ApiKeyRow) -> ApiKey:
+    return ApiKey(
+        id=row.id,
+        name=row.name,
+        prefix=row.prefix,
+        owner=row.owner,
+        admin=row.admin,
+        created_at=_aware(row.created_at) or row.created_at,
+        revoked_at=_aware(row.revoked_at),
+    )
+
+
+async def add_api_key(
+    session: AsyncSession, *, name: str, key_hash: str, prefix: str, owner: str, admin: bool
+) -> ApiKey:
+    taken = await session.scalar(select(func.count()).where(ApiKeyRow.name == name))
+    if taken:
+        raise BadInput(f"an API key named {name!r} exists already")
+    row = ApiKeyRow(
+        id=new_id(),
+        name=name,
+        key_hash=key_hash,
+        prefix=prefix,
+        owner=owner,
+        admin=admin,
+        created_at=now(),
+        revoked_at=None,
+    )
+    session.add(row)
+    await session.flush()
+    return _key(row)
+
+
+async def api_key_by_hash(session: AsyncSession, key_hash: str) -> tuple[ApiKey, str] | None:
+    """The live (unrevoked) key with this hash, and the stored hash to compare in constant
+    time."""
+    row = (
+        await session.scalars(
+            select(ApiKeyRow).where(ApiKeyRow.key_hash == key_hash, ApiKeyRow.revoked_at.is_(None))
+        )
+    ).one_or_none()
+    return None if row is None else (_key(row), row.key_hash)
+
+
+async def list_api_keys(session: AsyncSession) -> list[ApiKey]:
+    rows = await session.scalars(select(ApiKeyRow).order_by(ApiKeyRow.created_at))
+    return [_key(r) for r in rows.all()]
+
+
+async def count_api_keys(session: AsyncSession) -> int:
+    """Every key ever made, revoked ones included."""
+    return int((await session.scalar(select(func.count()).select_from(ApiKeyRow))) or 0)
+
+
+async def revoke_api_key(session: AsyncSession, id_or_name: str) -> ApiKey:
+    row = (
+        await session.scalars(
+            select(ApiKeyRow).where(or_(ApiKeyRow.id == id_or_name, ApiKeyRow.name == id_or_name))
+        )
+    ).one_or_none()
+    if row is None:
+        raise ApiKeyNotFound(id_or_name)
+    if row.revoked_at is None:
+        row.revoked_at = now()
+        await session.flush()
+    return _key(row)
+
+
+# --- presets ----------------------------------------------------------------------------
+#
+# Presets are per owner; the owner column holds '' for presets saved without authentication.
+
+
+@dataclass(frozen=True, slots=True)
+class Preset:
+    name: str
+    effects: list[dict[str, Any]]
+    owner: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+def _preset(row: PresetRow) -> Preset:
+    return Preset(
+        name=row.name,
+        effects=list(row.effects),
+        owner=row.owner or None,
+        created_at=_aware(row.created_at) or row.created_at,
+        updated_at=_aware(row.updated_at) or row.updated_at,
+    )
+
+
+async def save_preset(
+    session: AsyncSession, owner: str | None, name: str, effects: list[dict[str, Any]]
+) -> Preset:
+    """Create the preset, or replace the chain of the owner's preset of that name."""
+    row = (
+        await session.scalars(
+            select(PresetRow).where(PresetRow.owner == (owner or ""), PresetRow.name == name)
+        )
+    ).one_or_none()
+    at = now()
+    if row is None:
+        row = PresetRow(owner=owner or "", name=name, effects=effects, created_at=at, updated_at=at)
+        session.add(row)
+    else:
+        row.effects = effects
+        row.updated_at = at
+    await session.flush()
+    return _preset(row)
+
+
+async def get_preset(session: AsyncSession, owner: str | None, name: str) -> Preset:
+    row = (
+        await session.scalars(
+            select(PresetRow).where(PresetRow.owner == (owner or ""), PresetRow.name == name)
+        )
+    ).one_or_none()
+    if row is None:
+        raise PresetNotFound(name)
+    return _preset(row)
+
+
+async def list_presets(session: AsyncSession, owner: str | None) -> list[Preset]:
+    rows = await session.scalars(
+        select(PresetRow).where(PresetRow.owner == (owner or "")).order_by(PresetRow.name)
+    )
+    return [_preset(r) for r in rows.all()]
+
+
+async def delete_preset(session: AsyncSession, owner: str | None, name: str) -> None:
+    result = await session.execute(
+        delete(PresetRow).where(PresetRow.owner == (owner or ""), PresetRow.name == name)
+    )
+    if not getattr(result, "rowcount", 0):
+        raise PresetNotFound(name)

@@ -1,0 +1,299 @@
+"""`ActorPool`: a fixed set of warm `DspWorker` actors the bridge runs jobs on.
+
+One job per actor at a time; a job waits in the pool (not on an actor) until one is free, so
+it goes to whichever frees first. Everything here is async and never blocks the event loop:
+refs are awaited, and the few blocking Ray calls (`ray.init`, `ray.nodes`, `ray.kill`) leave
+the loop through `asyncio.to_thread`.
+
+>>> pool = await ActorPool.start(Settings(pool_size=2))             # doctest: +SKIP
+>>> result = await pool.run(message, on_progress=publish_progress)  # doctest: +SKIP
+>>> await pool.shutdown()                                           # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import ray
+from ray.actor import ActorHandle
+from ray.exceptions import RayActorError, RayError, RayTaskError
+
+from actors.failures import RemoteJobError
+from actors.worker import NAMESPACE, DspWorker
+from jobs.contract import JobMessage, JobResult
+from jobs.errors import EngineError, JobCancelled, JobTimeout, ProcessingFailed, WorkerLost
+from jobs.settings import Settings
+
+log = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[float], Awaitable[None]]
+StartCallback = Callable[[str], Awaitable[None]]
+
+MAX_CONCURRENCY = 4  # one job plus control calls (cancel, stats) answered while it runs
+MAX_RESTARTS = 5
+
+
+class StorageNotShared(EngineError):
+    """Several Ray nodes but storage not declared shared: outputs would land on random nodes."""
+
+    code = "CONFIGURATION"
+
+
+@dataclass(eq=False)
+class _Slot:
+    index: int
+    name: str
+    handle: ActorHandle[Any]
+    job_id: str | None = None
+    jobs_started: int = 0
+    irs: set[str] = field(default_factory=set)
+
+    @property
+    def busy(self) -> bool:
+        return self.job_id is not None
+
+
+def _init_ray(settings: Settings) -> None:
+    if settings.ray_address:
+        ray.init(address=settings.ray_address, namespace=NAMESPACE)
+    else:
+        ray.init(
+            namespace=NAMESPACE,
+            include_dashboard=True,
+            dashboard_host="127.0.0.1",
+            dashboard_port=settings.ray_dashboard_port,
+        )
+
+
+def _alive_nodes() -> int:
+    nodes: list[dict[str, Any]] = ray.nodes()  # type: ignore[no-untyped-call]
+    return sum(1 for node in nodes if node.get("Alive"))
+
+
+class ActorPool:
+    def __init__(self, settings: Settings, slots: list[_Slot], owns_ray: bool) -> None:
+        self.settings = settings
+        self._slots = slots
+        self._owns_ray = owns_ray
+        self._changed = asyncio.Condition()
+        self._waiting: set[str] = set()
+        self._cancelled: set[str] = set()
+
+    @classmethod
+    async def start(cls, settings: Settings) -> ActorPool:
+        """Join or start Ray, create the actors and return once every one is warm."""
+        owns_ray = not ray.is_initialized()
+        if owns_ray:
+            await asyncio.to_thread(_init_ray, settings)
+        nodes = await asyncio.to_thread(_alive_nodes)
+        if nodes > 1 and not settings.storage_shared:
+            raise StorageNotShared(
+                f"the Ray cluster has {nodes} nodes but storage at {settings.storage_path} is "
+                "local; mount it on every node and set AUDIO_ENGINE_STORAGE_SHARED=true"
+            )
+        resources: dict[str, float] = ray.cluster_resources()  # type: ignore[no-untyped-call]
+        cpus = float(resources.get("CPU", 1.0))
+        size = settings.effective_pool_size(cpus)
+        slots = [
+            _Slot(i, f"{settings.queue_prefix}-dsp-{i}", _create(settings, i)) for i in range(size)
+        ]
+        pool = cls(settings, slots, owns_ray)
+        await asyncio.gather(*(slot.handle.ready.remote() for slot in slots))
+        log.info("actor pool ready: %d actors on %d node(s)", size, nodes)
+        return pool
+
+    @property
+    def capacity(self) -> int:
+        return len(self._slots)
+
+    def running_jobs(self) -> set[str]:
+        """Jobs this pool is running or about to run (used by the bridge's recovery sweep)."""
+        return {s.job_id for s in self._slots if s.job_id} | self._waiting
+
+    async def run(
+        self,
+        message: JobMessage,
+        on_progress: ProgressCallback,
+        on_start: StartCallback | None = None,
+    ) -> JobResult:
+        """Run a job on the least-loaded actor; retry on another one if an actor dies.
+
+        The job may first wait in the pool for a free actor; `on_start(actor name)` is awaited
+        when one takes it (first try only), so callers can tell waiting from running.
+        Raises the job's own `EngineError` (`ProcessingFailed`, `UnsupportedAudio`...),
+        `JobTimeout` after `message.timeout_s` (capped by `settings.job_timeout_s`),
+        `JobCancelled` after `cancel`, or `WorkerLost` after `settings.max_attempts` deaths.
+        """
+        job_id = message.job_id
+        wanted = set(message.impulses)
+        failed_on: set[str] = set()
+        reasons: list[str] = []
+        for _attempt in range(self.settings.max_attempts):
+            slot = await self._acquire(job_id, wanted, failed_on)
+            try:
+                if on_start is not None and not reasons:
+                    await on_start(slot.name)
+                result = await self._run_on(slot, message, on_progress)
+            except RayActorError as exc:
+                reasons.append(f"{slot.name}: {_reason(exc)}")
+                failed_on.add(slot.name)
+                log.warning("job %s lost its actor %s; retrying", job_id, slot.name)
+                await self._release(slot, revive=True)
+                continue
+            except BaseException:
+                await self._release(slot)
+                raise
+            slot.irs |= wanted
+            await self._release(slot)
+            self._cancelled.discard(job_id)
+            return result
+        self._cancelled.discard(job_id)
+        raise WorkerLost(
+            f"the actor running the job died {len(reasons)} times: " + "; ".join(reasons)
+        )
+
+    async def cancel(self, job_id: str) -> bool:
+        """Stop a job this pool is running or holding; False if it knows no such job."""
+        slot = next((s for s in self._slots if s.job_id == job_id), None)
+        if slot is None and job_id not in self._waiting:
+            return False
+        self._cancelled.add(job_id)
+        async with self._changed:
+            self._changed.notify_all()
+        if slot is not None:
+            await _quiet(slot.handle.cancel.remote(job_id))
+        return True
+
+    async def stats(self) -> list[dict[str, Any]]:
+        """One dict per actor (see `DspWorker.stats`); a dead actor reports its error."""
+        answers = await asyncio.gather(
+            *(s.handle.stats.remote() for s in self._slots), return_exceptions=True
+        )
+        return [
+            a if isinstance(a, dict) else {"name": s.name, "error": repr(a)}
+            for s, a in zip(self._slots, answers, strict=True)
+        ]
+
+    async def shutdown(self) -> None:
+        """Kill the actors, and Ray itself if this pool started it."""
+        for slot in self._slots:
+            await asyncio.to_thread(ray.kill, slot.handle)
+        if self._owns_ray:
+            await asyncio.to_thread(ray.shutdown)
+
+    async def _acquire(self, job_id: str, wanted: set[str], avoid: set[str]) -> _Slot:
+        self._waiting.add(job_id)
+        try:
+            async with self._changed:
+                while True:
+                    if job_id in self._cancelled:
+                        self._cancelled.discard(job_id)
+                        raise JobCancelled("cancelled before it started")
+                    free = [s for s in self._slots if not s.busy]
+                    if free:
+                        slot = min(free, key=lambda s: _preference(s, wanted, avoid))
+                        slot.job_id = job_id
+                        slot.jobs_started += 1
+                        return slot
+                    await self._changed.wait()
+        finally:
+            self._waiting.discard(job_id)
+
+    async def _release(self, slot: _Slot, revive: bool = False) -> None:
+        if revive:
+            await self._revive(slot)
+        async with self._changed:
+            slot.job_id = None
+            self._changed.notify_all()
+
+    async def _revive(self, slot: _Slot) -> None:
+        """Replace an actor Ray will not restart (killed for good, restarts exhausted); an
+        actor Ray is restarting is left alone and answers once warm again."""
+        try:
+            await asyncio.to_thread(ray.get_actor, slot.name, NAMESPACE)
+            return
+        except ValueError:
+            pass
+        log.warning("actor %s is gone for good; creating a new one", slot.name)
+        slot.handle = _create(self.settings, slot.index)
+        slot.irs.clear()
+        try:
+            await slot.handle.ready.remote()
+        except RayError as exc:
+            log.error("replacement actor %s failed to start: %s", slot.name, exc)
+
+    async def _run_on(
+        self, slot: _Slot, message: JobMessage, on_progress: ProgressCallback
+    ) -> JobResult:
+        job_id = message.job_id
+        if job_id in self._cancelled:
+            self._cancelled.discard(job_id)
+            raise JobCancelled("cancelled before it started")
+        limit_s = min(message.timeout_s, self.settings.job_timeout_s)
+        gen: Any = slot.handle.run.remote(message.model_dump(mode="json"))
+        result: JobResult | None = None
+        try:
+            async with asyncio.timeout(limit_s):
+                async for ref in gen:
+                    value = await ref
+                    if isinstance(value, dict):
+                        result = JobResult.model_validate(value)
+                    else:
+                        await on_progress(float(value))
+        except TimeoutError:
+            await _quiet(slot.handle.cancel.remote(job_id))
+            raise JobTimeout(f"the job ran longer than its limit of {limit_s:g} s") from None
+        except asyncio.CancelledError:
+            await asyncio.shield(_quiet(slot.handle.cancel.remote(job_id)))
+            raise
+        except RayTaskError as exc:
+            cause = exc.cause
+            if isinstance(cause, RemoteJobError):
+                raise cause.to_engine_error() from None
+            if isinstance(cause, RayActorError):
+                raise cause from None
+            raise ProcessingFailed(f"the actor raised: {cause!r}") from None
+        if result is None:
+            raise ProcessingFailed("the actor finished without a result")
+        return result
+
+
+def _create(settings: Settings, index: int) -> ActorHandle[Any]:
+    remote_cls: Any = ray.remote(DspWorker)
+    return remote_cls.options(  # type: ignore[no-any-return]
+        name=_name(settings, index),
+        namespace=NAMESPACE,
+        get_if_exists=True,
+        max_restarts=MAX_RESTARTS,
+        max_task_retries=0,
+        max_concurrency=MAX_CONCURRENCY,
+        num_cpus=settings.actor_num_cpus,
+    ).remote(settings, _name(settings, index))
+
+
+def _name(settings: Settings, index: int) -> str:
+    return f"{settings.queue_prefix}-dsp-{index}"
+
+
+def _preference(slot: _Slot, wanted: Iterable[str], avoid: set[str]) -> tuple[int, int, int]:
+    """Sort key among free actors: not one that just failed this job, then the one holding
+    most of the job's uploaded IRs, then the one that ran fewest jobs (spread the work)."""
+    held = len(slot.irs.intersection(wanted))
+    return (slot.name in avoid, -held, slot.jobs_started)
+
+
+def _reason(exc: RayError) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+async def _quiet(ref: Any) -> None:
+    """Await a control call whose failure (actor already gone) changes nothing."""
+    try:
+        await ref
+    except RayError as exc:
+        log.debug("control call failed: %s", exc)

@@ -1,0 +1,107 @@
+"""Render one audio file through an effect chain, streaming block by block.
+
+This is the whole job minus Ray: the worker actor and the CLI's local `process` command both
+call `process_file`, so a file processed either way is bit-identical. Memory is bounded by
+`block_frames` plus what the effects hold, never by the file's length. No Ray here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+from numpy.typing import NDArray
+
+from actors.binding import Impulses, build_chain
+from dsp.chain import Stopped
+from jobs.effects import EffectCall
+from jobs.errors import JobCancelled, ProcessingFailed, UnsupportedAudio
+
+_DECODE_ERRORS = (sf.LibsndfileError, RuntimeError, TypeError, ValueError, OSError)
+
+
+@dataclass(frozen=True, slots=True)
+class RenderInfo:
+    """What was written: enough to describe the output file without reopening it."""
+
+    format: str
+    subtype: str
+    sample_rate: int
+    channels: int
+    frames: int
+
+
+def open_input(in_path: Path) -> sf.SoundFile:
+    """Open an input for reading; `UnsupportedAudio` says why libsndfile cannot decode it."""
+    try:
+        reader = sf.SoundFile(str(in_path))
+    except _DECODE_ERRORS as exc:
+        raise UnsupportedAudio(f"input is not decodable audio: {exc}") from exc
+    if reader.samplerate <= 0 or reader.channels <= 0 or reader.frames <= 0:
+        reader.close()
+        raise UnsupportedAudio("input holds no audio frames")
+    return reader
+
+
+def process_file(
+    in_path: Path,
+    out_path: Path,
+    calls: Sequence[EffectCall],
+    out_format: str,
+    out_subtype: str,
+    block_frames: int,
+    impulses: Impulses,
+    progress: Callable[[float], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> RenderInfo:
+    """Stream `in_path` through `calls` into `out_path` (libsndfile `out_format`/`out_subtype`).
+
+    Raises `UnsupportedAudio` for an undecodable input, `JobCancelled` when `should_stop()`
+    turned true (polled between blocks; `out_path` is then incomplete: write it to a temporary
+    name), `ProcessingFailed` when a kernel refuses its parameters or decoding breaks midway.
+
+    >>> from jobs.effects import parse_chain
+    >>> info = process_file(Path("in.wav"), Path("out.wav"), parse_chain([{"gain": {"db": -3}}]),
+    ...                     "WAV", "FLOAT", 65536, impulses=None)  # doctest: +SKIP
+    """
+    with open_input(in_path) as reader:
+        sample_rate, channels, total = reader.samplerate, reader.channels, reader.frames
+        try:
+            chain = build_chain(calls, sample_rate, impulses)
+            out_sr, out_ch = chain.configure(sample_rate, channels)
+        except ValueError as exc:
+            raise ProcessingFailed(f"invalid effect chain for this input: {exc}") from exc
+
+        def source() -> Iterator[NDArray[np.float32]]:
+            reader.seek(0)
+            for block in reader.blocks(blocksize=block_frames, dtype="float32", always_2d=True):
+                yield np.ascontiguousarray(block.T)
+
+        clip = out_subtype.upper().startswith("PCM")
+        frames = 0
+        try:
+            with sf.SoundFile(
+                str(out_path),
+                "w",
+                samplerate=out_sr,
+                channels=out_ch,
+                format=out_format,
+                subtype=out_subtype,
+            ) as writer:
+
+                def sink(block: NDArray[np.float32]) -> None:
+                    nonlocal frames
+                    # libsndfile wraps around instead of clipping when floats beyond full
+                    # scale are written as integers.
+                    writer.write(np.clip(block, -1.0, 1.0).T if clip else block.T)
+                    frames += block.shape[1]
+
+                chain.run(source, sink, sample_rate, channels, total, progress, should_stop)
+        except Stopped as exc:
+            raise JobCancelled("stopped on request") from exc
+        except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
+            raise ProcessingFailed(f"processing failed: {exc}") from exc
+    return RenderInfo(out_format, out_subtype, out_sr, out_ch, frames)

@@ -1,0 +1,179 @@
+"""`DspWorker`: the Ray actor that owns warm kernels and an impulse-response cache.
+
+Each actor runs one job at a time (the pool never gives it two; a lock makes sure), but has
+`max_concurrency` > 1 so `cancel` and `stats` are answered while a job runs. `run` is a Ray
+streaming generator: progress floats, then the `JobResult` as a dict. The output is written to
+a temporary name and renamed into place, so a cancelled or failed job leaves no file.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Generator, Iterator
+from typing import Any
+
+import ray
+
+from actors.failures import RemoteJobError
+from actors.impulses import IRCache
+from actors.metrics import WorkerMetrics
+from actors.runner import RenderInfo, open_input, process_file
+from dsp.warmup import warmup
+from jobs.contract import JobMessage, JobResult
+from jobs.effects import parse_chain
+from jobs.formats import output_format
+from jobs.settings import Settings
+from jobs.storage import LocalStorage
+
+PRESET_RATES = (44_100, 48_000)
+NAMESPACE = "audio-engine"
+MAX_EARLY_CANCELS = 1000
+
+
+class DspWorker:
+    """One warm DSP engine. Create through `actors.pool.ActorPool`, which names it
+    `<queue_prefix>-dsp-<i>` in namespace `audio-engine` and lets Ray restart it."""
+
+    def __init__(self, settings: Settings, name: str) -> None:
+        warmup()
+        self.name = name
+        self.settings = settings
+        self.storage = LocalStorage(settings.storage_path)
+        self.cache = IRCache(settings.ir_cache_bytes)
+        self.cache.preload_presets(PRESET_RATES)
+        self.metrics = WorkerMetrics(name)
+        self.jobs_processed = 0
+        self.jobs_failed = 0
+        self._job_lock = threading.Lock()
+        self._current: str | None = None
+        self._stop = threading.Event()
+        self._doomed: set[str] = set()
+        self._node_id = ray.get_runtime_context().get_node_id()
+
+    def ready(self) -> dict[str, Any]:
+        """Answered once `__init__` (warm-up included) is done."""
+        return self.stats()
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "node_id": self._node_id,
+            "jobs_processed": self.jobs_processed,
+            "jobs_failed": self.jobs_failed,
+            "busy": self._current is not None,
+            "current_job": self._current,
+            "cache_hits": self.cache.hits,
+            "cache_misses": self.cache.misses,
+            "cache_bytes": self.cache.nbytes,
+            "cached_irs": sorted(self.cache.ids()),
+        }
+
+    def cancel(self, job_id: str) -> bool:
+        """Ask `job_id` to stop between blocks. A cancel may overtake its job (the pool sent
+        both, the job is not started yet): it is then remembered and the job stops at once."""
+        if self._current == job_id:
+            self._stop.set()
+            return True
+        if len(self._doomed) >= MAX_EARLY_CANCELS:
+            self._doomed.pop()
+        self._doomed.add(job_id)
+        return False
+
+    @ray.method(num_returns="streaming")
+    def run(self, message_json: dict[str, Any]) -> Iterator[float | dict[str, Any]]:
+        """Process one job: yields progress in 0..1 (coalesced, at most one per block), then
+        `JobResult.model_dump()`. Failures raise `RemoteJobError`."""
+        message = JobMessage.model_validate(message_json)
+        with self._job_lock:
+            self._current = message.job_id
+            self._stop.clear()
+            if message.job_id in self._doomed:
+                self._doomed.discard(message.job_id)
+                self._stop.set()
+            started = time.perf_counter()
+            hits, misses = self.cache.hits, self.cache.misses
+            ok = False
+            try:
+                info = yield from self._render(message)
+                ok = True
+            except RemoteJobError:
+                raise
+            except Exception as exc:  # a job's own failure, sent in a picklable form
+                raise RemoteJobError.from_exception(exc) from None
+            finally:
+                seconds = time.perf_counter() - started
+                self._current = None
+                self.metrics.job_done(seconds, ok)
+                self.metrics.cache(self.cache.hits - hits, self.cache.misses - misses)
+                if ok:
+                    self.jobs_processed += 1
+                else:
+                    self.jobs_failed += 1
+            result = JobResult(
+                job_id=message.job_id,
+                output_key=message.output_key,
+                format=info.format,
+                subtype=info.subtype,
+                sample_rate=info.sample_rate,
+                channels=info.channels,
+                frames=info.frames,
+                size_bytes=self.storage.size(message.output_key),
+                dsp_seconds=seconds,
+                actor=self.name,
+                node_id=self._node_id,
+            )
+            yield result.model_dump(mode="json")
+
+    def _render(self, message: JobMessage) -> Generator[float, None, RenderInfo]:
+        """Run `process_file` on a thread and relay its progress; returns its `RenderInfo`."""
+        in_path = self.storage.path(message.input_key)
+        with open_input(in_path) as probe:
+            rate = probe.samplerate
+        calls = parse_chain(message.effects, rate)
+        fmt = output_format(message.output_format, message.output_subtype)
+        uploads = {ir_id: self.storage.path(key) for ir_id, key in message.impulses.items()}
+        events: queue.Queue[tuple[str, Any]] = queue.Queue()
+
+        def work() -> None:
+            try:
+                with self.storage.writing(message.output_key) as tmp:
+                    info = process_file(
+                        in_path,
+                        tmp,
+                        calls,
+                        fmt.format,
+                        fmt.subtype,
+                        self.settings.block_frames,
+                        self.cache.for_job(uploads),
+                        progress=lambda p: events.put(("progress", p)),
+                        should_stop=self._stop.is_set,
+                    )
+                events.put(("done", info))
+            except BaseException as exc:
+                events.put(("error", exc))
+
+        thread = threading.Thread(target=work, name=f"job-{message.job_id}", daemon=True)
+        thread.start()
+        try:
+            while True:
+                kind, value = events.get()
+                latest: float | None = value if kind == "progress" else None
+                while kind == "progress" and not events.empty():
+                    kind, value = events.get_nowait()
+                    if kind == "progress":
+                        latest = value
+                if latest is not None:
+                    yield float(latest)
+                if kind == "done":
+                    assert isinstance(value, RenderInfo)
+                    return value
+                if kind == "error":
+                    raise value
+        finally:
+            # The caller may abandon the generator (ray.cancel, consumer gone): stop the job
+            # so the actor is free and the temporary output is removed.
+            if thread.is_alive():
+                self._stop.set()
+            thread.join()

@@ -1,0 +1,203 @@
+"""Handling of one job message, from delivery to ack.
+
+Order matters for at-least-once delivery: the outcome is committed to the database, then the
+event is published, then the message is acked. A crash in between redelivers the message,
+and a redelivered message of a finished job is acked without running again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import PurePath
+
+from aio_pika.abc import AbstractIncomingMessage
+
+from actors.pool import ActorPool
+from bridge.outcomes import Disposition, disposition, terminal_status
+from bridge.progress import ProgressThrottle
+from jobs.broker import Broker
+from jobs.contract import JobEvent, JobMessage, JobResult
+from jobs.db import Database
+from jobs.db import repository as repo
+from jobs.errors import ContractError, EngineError
+from jobs.formats import output_format
+from jobs.models import AudioFile
+from jobs.settings import Settings
+from jobs.states import JobStatus
+from jobs.storage import LocalStorage
+
+log = logging.getLogger(__name__)
+
+
+class JobConsumer:
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        broker: Broker,
+        pool: ActorPool,
+        storage: LocalStorage,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.broker = broker
+        self.pool = pool
+        self.storage = storage
+        self.running: set[str] = set()
+
+    async def handle(self, message: AbstractIncomingMessage) -> Disposition:
+        """Run the job a message names and settle the message; returns what was done."""
+        try:
+            job = JobMessage.decode(message.body)
+        except ContractError as exc:
+            log.warning("dead-lettering an unreadable job message: %s", exc.message)
+            await message.reject(requeue=False)
+            return Disposition.REJECT
+        if job.job_id in self.running:
+            # A second copy (recovery re-queued a job whose first delivery came back too).
+            log.info("job %s is already running here; acking the duplicate", job.job_id)
+            await message.ack()
+            return Disposition.ACK
+        self.running.add(job.job_id)
+        try:
+            outcome = await self._outcome(job)
+        except asyncio.CancelledError:
+            # Shutdown past its grace period: hand the job back to the queue.
+            await asyncio.shield(self._give_back(job, message))
+            raise
+        finally:
+            self.running.discard(job.job_id)
+        await _settle(message, outcome)
+        return outcome
+
+    async def _outcome(self, job: JobMessage) -> Disposition:
+        try:
+            await self._run(job)
+            return Disposition.ACK
+        except Exception as exc:
+            outcome = disposition(exc)
+            if outcome is not Disposition.ACK or not isinstance(exc, EngineError):
+                log.warning("job %s: %s -> %s", job.job_id, exc, outcome)
+                return outcome
+            try:
+                await self._record_failure(job, exc)
+            except Exception as infra:
+                log.warning("job %s: cannot record its failure: %s", job.job_id, infra)
+                return disposition(infra) if not isinstance(infra, EngineError) else outcome
+            return outcome
+
+    async def _run(self, message: JobMessage) -> None:
+        job_id = message.job_id
+        async with self.db.transaction() as session:
+            job = await repo.get_job(session, job_id)
+        if job.status.terminal:
+            log.info("job %s is already %s; acking without running", job_id, job.status)
+            return
+
+        async def started(actor: str) -> None:
+            # The job may have waited in the pool for an actor: it is RUNNING only now.
+            async with self.db.transaction() as session:
+                current = await repo.get_job(session, job_id)
+                await repo.set_status(
+                    session,
+                    job_id,
+                    JobStatus.RUNNING,
+                    progress=0.0,
+                    attempts=current.attempts + 1,
+                    message=f"running on {actor}",
+                )
+            await self.broker.publish_event(JobEvent(job_id=job_id, status=JobStatus.RUNNING))
+
+        async def report(progress: float) -> None:
+            await self.broker.publish_event(
+                JobEvent(job_id=job_id, status=JobStatus.RUNNING, progress=progress)
+            )
+            async with self.db.transaction() as session:
+                await repo.set_progress(session, job_id, progress)
+
+        throttle = ProgressThrottle(self.settings.progress_interval_s, report)
+        result = await self.pool.run(message, throttle.update, on_start=started)
+        await self._record_success(message, result)
+
+    async def _record_success(self, message: JobMessage, result: JobResult) -> None:
+        fmt = output_format(message.output_format, message.output_subtype)
+        async with self.db.transaction() as session:
+            job = await repo.get_job(session, message.job_id)
+            source = await repo.get_file(session, job.input_file_id)
+            output = await repo.add_file(
+                session,
+                AudioFile(
+                    id=repo.new_id(),
+                    filename=f"{PurePath(source.filename).stem}.processed.{fmt.extension}",
+                    format=result.format,
+                    subtype=result.subtype,
+                    sample_rate=result.sample_rate,
+                    channels=result.channels,
+                    frames=result.frames,
+                    size_bytes=result.size_bytes,
+                    storage_key=result.output_key,
+                    role="output",
+                    owner=job.owner,
+                    created_at=repo.now(),
+                ),
+            )
+            await repo.set_status(
+                session,
+                message.job_id,
+                JobStatus.SUCCEEDED,
+                output_file_id=output.id,
+                progress=1.0,
+                dsp_seconds=result.dsp_seconds,
+                error_code=None,
+                error_message=None,
+            )
+        await self.broker.publish_event(
+            JobEvent(job_id=message.job_id, status=JobStatus.SUCCEEDED, progress=1.0)
+        )
+
+    async def _record_failure(self, message: JobMessage, exc: EngineError) -> None:
+        """FAILED or CANCELLED with the error's code; a job that already ended (cancelled
+        through the API while it ran) keeps its state, and any output it left is removed."""
+        status = terminal_status(exc)
+        async with self.db.transaction() as session:
+            job = await repo.get_job(session, message.job_id)
+            if job.status.terminal:
+                log.info("job %s ended as %s meanwhile: %s", job.id, job.status, exc.message)
+                if job.status is not JobStatus.SUCCEEDED:
+                    await asyncio.to_thread(self.storage.delete, message.output_key)
+                return
+            await repo.set_status(
+                session,
+                message.job_id,
+                status,
+                error_code=exc.code,
+                error_message=exc.message,
+            )
+        await asyncio.to_thread(self.storage.delete, message.output_key)
+        log.info("job %s %s: %s %s", message.job_id, status, exc.code, exc.message)
+        await self.broker.publish_event(
+            JobEvent(job_id=message.job_id, status=status, message=f"{exc.code}: {exc.message}")
+        )
+
+    async def _give_back(self, message: JobMessage, delivery: AbstractIncomingMessage) -> None:
+        try:
+            async with self.db.transaction() as session:
+                job = await repo.get_job(session, message.job_id)
+                if job.status is JobStatus.RUNNING:
+                    await repo.set_status(session, job.id, JobStatus.QUEUED, progress=0.0)
+        except Exception as exc:
+            log.warning("job %s: cannot mark it queued again: %s", message.job_id, exc)
+        await _settle(delivery, Disposition.REQUEUE)
+
+
+async def _settle(message: AbstractIncomingMessage, outcome: Disposition) -> None:
+    try:
+        if outcome is Disposition.ACK:
+            await message.ack()
+        elif outcome is Disposition.REJECT:
+            await message.reject(requeue=False)
+        else:
+            await message.nack(requeue=True)
+    except Exception as exc:  # channel gone: the broker redelivers, which is safe
+        log.warning("cannot %s message: %s", outcome, exc)

@@ -1,0 +1,108 @@
+"""`process_file` against an independent scipy reference, and its refusals."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from scipy.signal import sosfilt
+
+from actors.impulses import uncached_impulses
+from actors.runner import process_file
+from jobs.effects import parse_chain
+from jobs.errors import JobCancelled, UnsupportedAudio
+from tests.conftest import sine, write_wav
+
+
+def rbj(kind: str, f0: float, q: float, gain_db: float, fs: int) -> list[float]:
+    """Audio-EQ-Cookbook biquad, normalised to a0 = 1, as one scipy SOS row."""
+    w0 = 2 * math.pi * f0 / fs
+    alpha = math.sin(w0) / (2 * q)
+    a = 10 ** (gain_db / 40)
+    cw = math.cos(w0)
+    if kind == "peak":
+        b = [1 + alpha * a, -2 * cw, 1 - alpha * a]
+        den = [1 + alpha / a, -2 * cw, 1 - alpha / a]
+    elif kind == "lowpass":
+        b = [(1 - cw) / 2, 1 - cw, (1 - cw) / 2]
+        den = [1 + alpha, -2 * cw, 1 - alpha]
+    elif kind == "highpass":
+        b = [(1 + cw) / 2, -(1 + cw), (1 + cw) / 2]
+        den = [1 + alpha, -2 * cw, 1 - alpha]
+    else:
+        raise ValueError(kind)
+    return [v / den[0] for v in b] + [1.0] + [v / den[0] for v in den[1:]]
+
+
+def test_gain_and_eq_match_scipy(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    x = sine(440.0, 1.5, 48_000) + 0.1 * rng.standard_normal((2, 72_000)).astype(np.float32)
+    src = write_wav(tmp_path / "in.wav", x)
+    calls = parse_chain(
+        [
+            {"gain": {"db": -6}},
+            {
+                "eq": {
+                    "bands": [
+                        {"kind": "PEAK", "frequency": 1000, "q": 1.2, "gainDb": 5},
+                        {"kind": "HIGHPASS", "frequency": 80},
+                        {"kind": "LOWPASS", "frequency": 12000, "q": 0.9},
+                    ]
+                }
+            },
+        ],
+        48_000,
+    )
+    out = tmp_path / "out.wav"
+    info = process_file(src, out, calls, "WAV", "FLOAT", 1000, uncached_impulses({}))
+
+    sos = np.array(
+        [
+            rbj("peak", 1000, 1.2, 5, 48_000),
+            rbj("highpass", 80, 0.7071, 0, 48_000),
+            rbj("lowpass", 12000, 0.9, 0, 48_000),
+        ]
+    )
+    gained = (x.astype(np.float64) * 10 ** (-6 / 20)).astype(np.float32)
+    expected = sosfilt(sos, gained.astype(np.float64), axis=1)
+    got, rate = sf.read(out, dtype="float32", always_2d=True)
+    assert rate == 48_000 and info.frames == x.shape[1] and info.channels == 2
+    np.testing.assert_allclose(got.T, expected, atol=1e-6)
+
+
+def test_undecodable_input_is_refused_with_a_reason(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"RIFF....WAVEnot really audio at all" * 10)
+    calls = parse_chain([{"gain": {"db": 0}}])
+    with pytest.raises(UnsupportedAudio, match="not decodable audio"):
+        process_file(bad, tmp_path / "o.wav", calls, "WAV", "FLOAT", 1024, uncached_impulses({}))
+
+
+def test_should_stop_cancels_between_blocks(tmp_path: Path) -> None:
+    src = write_wav(tmp_path / "in.wav", sine(440.0, 1.0))
+    seen: list[float] = []
+    with pytest.raises(JobCancelled):
+        process_file(
+            src,
+            tmp_path / "o.wav",
+            parse_chain([{"gain": {"db": 0}}]),
+            "WAV",
+            "FLOAT",
+            1024,
+            uncached_impulses({}),
+            progress=seen.append,
+            should_stop=lambda: len(seen) >= 3,
+        )
+    assert len(seen) == 3
+
+
+def test_pcm_output_is_clipped_not_wrapped(tmp_path: Path) -> None:
+    src = write_wav(tmp_path / "in.wav", sine(440.0, 0.5, level_db=0.0))
+    out = tmp_path / "o.wav"
+    calls = parse_chain([{"gain": {"db": 12}}])
+    process_file(src, out, calls, "WAV", "PCM_16", 1024, uncached_impulses({}))
+    got, _ = sf.read(out, dtype="float32")
+    assert got.max() > 0.99 and got.min() < -0.99

@@ -1,0 +1,189 @@
+"""The bridge end to end: RabbitMQ -> bridge -> Ray actors -> SQLite, events back out."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from actors.pool import ActorPool
+from jobs.contract import ControlMessage
+from jobs.db import repository as repo
+from jobs.settings import Settings
+from jobs.states import JobStatus
+from tests.bridge.conftest import Harness, RunningBridge, pool_settings
+from tests.conftest import write_wav
+
+GAIN = [{"gain": {"db": -6}}]
+
+
+@pytest.fixture
+def long_wav(tmp_path: Path) -> Path:
+    rng = np.random.default_rng(9)
+    return write_wav(
+        tmp_path / "long.wav", (0.1 * rng.standard_normal((1, 120 * 48_000))).astype(np.float32)
+    )
+
+
+async def test_job_succeeds_with_output_row_events_and_ack(
+    harness: Harness, wav_file: Path
+) -> None:
+    source = await harness.add_input("tone.wav", wav_file)
+    message = await harness.submit(source, GAIN)
+    job = await harness.wait_for(message.job_id)
+    assert job.status is JobStatus.SUCCEEDED, job.error_message
+    assert job.progress == 1.0 and job.dsp_seconds is not None and job.attempts == 1
+    async with harness.db.transaction() as s:
+        out = await repo.get_file(s, job.output_file_id or "")
+    assert out.role == "output" and out.filename == "tone.processed.wav"
+    assert out.frames == 48_000 and out.storage_key == message.output_key
+    assert out.size_bytes == (harness.storage / out.storage_key).stat().st_size
+    got, _ = sf.read(harness.storage / out.storage_key, dtype="float32")
+    want, _ = sf.read(wav_file, dtype="float32")
+    np.testing.assert_allclose(got, want * 10 ** (-6 / 20), atol=1e-6)
+
+    for _ in range(100):  # the SUCCEEDED event may trail the row by a moment
+        if any(e.status is JobStatus.SUCCEEDED for e in harness.events):
+            break
+        await asyncio.sleep(0.05)
+    statuses = [e.status for e in harness.events if e.job_id == message.job_id]
+    assert statuses[0] is JobStatus.RUNNING and statuses[-1] is JobStatus.SUCCEEDED
+    await harness.bridge.stop()  # unacked messages would now return to the queue
+    assert await harness.ready_messages(harness.settings.jobs_queue) == 0
+
+
+async def test_undecodable_input_fails_and_the_next_job_succeeds(
+    harness: Harness, wav_file: Path, tmp_path: Path
+) -> None:
+    junk = tmp_path / "junk.wav"
+    junk.write_bytes(b"definitely not audio" * 50)
+    bad = await harness.submit(await harness.add_input("junk.wav", junk), GAIN)
+    good = await harness.submit(await harness.add_input("tone.wav", wav_file), GAIN)
+    failed = await harness.wait_for(bad.job_id)
+    assert failed.status is JobStatus.FAILED
+    assert failed.error_code == "UNSUPPORTED_AUDIO" and "not decodable" in (
+        failed.error_message or ""
+    )
+    assert not (harness.storage / bad.output_key).exists()
+    assert (await harness.wait_for(good.job_id)).status is JobStatus.SUCCEEDED
+
+
+async def test_redelivered_finished_job_is_acked_without_running(
+    harness: Harness, wav_file: Path
+) -> None:
+    source = await harness.add_input("tone.wav", wav_file)
+    message = await harness.create_job(source, GAIN)
+    async with harness.db.transaction() as s:
+        await repo.set_status(s, message.job_id, JobStatus.RUNNING)
+        await repo.set_status(s, message.job_id, JobStatus.FAILED, error_code="X")
+    before = await harness.job(message.job_id)
+    await harness.broker.publish_job(message.encode())
+    # A job published after it is handled in order behind it (prefetch order on one queue).
+    marker = await harness.submit(source, GAIN)
+    await harness.wait_for(marker.job_id)
+    after = await harness.job(message.job_id)
+    assert after == before
+    assert not (harness.storage / message.output_key).exists()
+    await harness.bridge.stop()
+    assert await harness.ready_messages(harness.settings.jobs_queue) == 0
+
+
+async def test_unknown_contract_version_is_dead_lettered_and_fails_the_job(
+    harness: Harness, wav_file: Path
+) -> None:
+    source = await harness.add_input("tone.wav", wav_file)
+    message = await harness.create_job(source, GAIN)
+    body = json.loads(message.encode())
+    body["version"] = 99
+    await harness.broker.publish_job(json.dumps(body).encode())
+    await harness.broker.publish_job(b"not even json")  # no job id: dropped after logging
+    job = await harness.wait_for(message.job_id)
+    assert job.status is JobStatus.FAILED and job.error_code == "BAD_MESSAGE"
+    assert "unknown contract version 99" in (job.error_message or "")
+    await harness.bridge.stop()
+    for queue in (harness.settings.jobs_queue, harness.settings.dead_letter_queue):
+        assert await harness.ready_messages(queue) == 0
+
+
+async def test_cancel_through_the_control_exchange(harness: Harness, long_wav: Path) -> None:
+    source = await harness.add_input("long.wav", long_wav)
+    message = await harness.submit(source, [{"reverb": {"impulse": "hall"}}])
+    await harness.wait_for(message.job_id, JobStatus.RUNNING)
+    await harness.broker.publish_control(ControlMessage(kind="cancel", job_id=message.job_id))
+    job = await harness.wait_for(message.job_id)
+    assert job.status is JobStatus.CANCELLED and job.error_code == "CANCELLED"
+    assert not (harness.storage / message.output_key).exists()
+    assert (await harness.job(message.job_id)).output_file_id is None
+
+
+async def test_recovery_requeues_a_job_left_running(
+    bridge_settings: Settings, shared_pool: ActorPool, wav_file: Path
+) -> None:
+    async with RunningBridge(bridge_settings, shared_pool, start=False) as harness:
+        source = await harness.add_input("tone.wav", wav_file)
+        message = await harness.create_job(source, GAIN)  # stored, never published
+        async with harness.db.transaction() as s:
+            await repo.set_status(s, message.job_id, JobStatus.RUNNING, attempts=1)
+        await harness.bridge.start()
+        job = await harness.wait_for(message.job_id)
+        assert job.status is JobStatus.SUCCEEDED and job.attempts == 2
+
+
+async def test_recovery_leaves_a_job_whose_message_comes_back(
+    bridge_settings: Settings, shared_pool: ActorPool, wav_file: Path
+) -> None:
+    """A killed bridge's unacked message returns by itself: the sweep must not add a copy
+    (that would reset the delivery count a poison job needs to be dead-lettered)."""
+    async with RunningBridge(bridge_settings, shared_pool, start=False) as harness:
+        source = await harness.add_input("tone.wav", wav_file)
+        message = await harness.submit(source, GAIN)  # published: it "comes back"
+        async with harness.db.transaction() as s:
+            await repo.set_status(s, message.job_id, JobStatus.RUNNING, attempts=1)
+        await harness.bridge.start()
+        job = await harness.wait_for(message.job_id)
+        assert job.status is JobStatus.SUCCEEDED and job.attempts == 2
+        await asyncio.sleep(harness.bridge.recovery_grace_s * 2)  # let the sweep look
+        assert (await harness.job(message.job_id)).status is JobStatus.SUCCEEDED
+        async with harness.db.transaction() as s:
+            # Only the row create_job wrote (the test published it itself): a re-queue would
+            # have added a second one and the relay would have sent both.
+            assert len(await repo.pending_outbox(s)) == 1
+        await harness.bridge.stop()
+        assert await harness.ready_messages(harness.settings.jobs_queue) == 0
+
+
+@pytest.mark.slow
+async def test_prefetch_bounds_what_the_bridge_takes(
+    bridge_settings: Settings, shared_storage: Path, long_wav: Path
+) -> None:
+    settings = pool_settings(bridge_settings, shared_storage, pool_size=1, in_flight_extra=1)
+    small = await ActorPool.start(settings.model_copy(update={"queue_prefix": "test-one-pool"}))
+    try:
+        async with RunningBridge(settings, small) as harness:
+            assert harness.bridge.prefetch == 2
+            source = await harness.add_input("long.wav", long_wav)
+            jobs = [
+                await harness.submit(source, [{"reverb": {"impulse": "hall"}}]) for _ in range(5)
+            ]
+            # Either prefetched job may reach the actor first.
+            for _ in range(1200):
+                statuses = [(await harness.job(j.job_id)).status for j in jobs]
+                if JobStatus.RUNNING in statuses:
+                    break
+                await asyncio.sleep(0.05)
+            assert await harness.ready_messages(settings.jobs_queue) == 3
+            statuses = [(await harness.job(j.job_id)).status for j in jobs]
+            assert statuses.count(JobStatus.RUNNING) == 1  # the other waits for the actor
+
+            # Graceful stop with no grace: in-flight jobs go back to the queue, QUEUED again.
+            harness.bridge.stop_grace_s = 0.0
+            await harness.bridge.stop()
+            assert await harness.ready_messages(settings.jobs_queue) == 5
+            statuses = [(await harness.job(j.job_id)).status for j in jobs]
+            assert statuses == [JobStatus.QUEUED] * 5
+    finally:
+        await small.shutdown()

@@ -1,0 +1,47 @@
+"""The one mapping from exceptions to ack / reject / requeue."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy.exc import OperationalError
+
+from bridge.outcomes import Disposition, disposition, terminal_status
+from jobs.errors import (
+    BrokerUnavailable,
+    ContractError,
+    InvalidTransition,
+    JobCancelled,
+    JobNotFound,
+    JobTimeout,
+    ProcessingFailed,
+    UnknownParam,
+    UnsupportedAudio,
+    WorkerLost,
+)
+from jobs.states import JobStatus
+
+
+@pytest.mark.parametrize(
+    ("exc", "expected"),
+    [
+        (ContractError("bad"), Disposition.REJECT),
+        (JobNotFound("j"), Disposition.REJECT),
+        (ProcessingFailed("x"), Disposition.ACK),
+        (UnsupportedAudio("x"), Disposition.ACK),
+        (JobTimeout("x"), Disposition.ACK),
+        (WorkerLost("x"), Disposition.ACK),
+        (JobCancelled("x"), Disposition.ACK),
+        (UnknownParam("gain", ["x"]), Disposition.ACK),
+        (InvalidTransition("x"), Disposition.ACK),
+        (BrokerUnavailable("x"), Disposition.REQUEUE),
+        (OperationalError("select", {}, Exception("database is locked")), Disposition.REQUEUE),
+        (OSError("disk"), Disposition.REQUEUE),
+    ],
+)
+def test_disposition(exc: BaseException, expected: Disposition) -> None:
+    assert disposition(exc) is expected
+
+
+def test_cancel_ends_cancelled_everything_else_failed() -> None:
+    assert terminal_status(JobCancelled("x")) is JobStatus.CANCELLED
+    assert terminal_status(JobTimeout("x")) is JobStatus.FAILED
