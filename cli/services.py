@@ -47,11 +47,6 @@ async def _run(command: str, settings: Settings) -> int:
         probe = await Broker.connect(settings)
         await probe.close()
 
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-
     bridge = None
     if with_bridge:
         from bridge.service import Bridge
@@ -59,6 +54,12 @@ async def _run(command: str, settings: Settings) -> int:
         bridge = Bridge(settings)
         await bridge.start()
         log.info("bridge consuming %s", settings.jobs_queue)
+
+    # After Ray started (it installs its own SIGTERM handler in the driver): ours decides.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
 
     server = None
     server_task: asyncio.Task[None] | None = None

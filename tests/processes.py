@@ -4,6 +4,7 @@ started as subprocesses with their own data folder, queues and ports."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -51,6 +52,18 @@ class Stack:
         )
         env.update(self.extra_env)
         return env
+
+    def create_key(self, name: str = "tester", admin: bool = True) -> str:
+        """Make an API key with `audio-engine keys create` on this stack's database."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        args = ["keys", "create", "--name", name] + (["--admin"] if admin else [])
+        result = subprocess.run(
+            [sys.executable, "-m", "cli.main", *args],
+            cwd=ROOT, env=self.env(), capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        match = re.search(r"\b(ae_\S+)", result.stdout)
+        assert match, result.stdout
+        return match.group(1)
 
     def start(self, command: str, *args: str, log_name: str | None = None) -> Service:
         log_path = self.data_dir.parent / f"{log_name or command}-{uuid.uuid4().hex[:6]}.log"

@@ -47,7 +47,20 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Stack:
 
 
 @pytest.fixture(scope="module")
-def api(stack: Stack) -> Iterator[Service]:
+def key(stack: Stack) -> str:
+    return stack.create_key("e2e", admin=False)
+
+
+def _auth(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def _client(url: str, key: str) -> httpx.AsyncClient:
+    return httpx.AsyncClient(base_url=url, timeout=60, headers=_auth(key))
+
+
+@pytest.fixture(scope="module")
+def api(stack: Stack, key: str) -> Iterator[Service]:
     service = stack.start("api")
     service.wait_http(f"{stack.url}/healthz")
     yield service
@@ -63,29 +76,29 @@ def bridge(stack: Stack, api: Service) -> Iterator[Service]:
     assert service.stop() == 0, service.log()[-3000:]
 
 
-async def _submit(url: str, path: Path, effects: list[dict[str, object]]) -> str:
-    async with httpx.AsyncClient(base_url=url, timeout=60) as http:
+async def _submit(url: str, key: str, path: Path, effects: list[dict[str, object]]) -> str:
+    async with _client(url, key) as http:
         file = await upload(http, path)
         data = await graphql(http, SUBMIT, {"input": {"fileId": file["id"], "effects": effects}})
     return str(data["submitJob"]["id"])
 
 
-async def _events(url: str, job_id: str) -> list[dict[str, object]]:
-    return [event async for event in job_events(url, job_id)]
+async def _events(url: str, key: str, job_id: str) -> list[dict[str, object]]:
+    return [event async for event in job_events(url, job_id, key)]
 
 
 def test_upload_submit_watch_download(
-    stack: Stack, api: Service, request: pytest.FixtureRequest, tmp_path: Path
+    stack: Stack, api: Service, key: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
     rng = np.random.default_rng(3)
     audio = sine(440.0, 2.0) + 0.1 * rng.standard_normal((2, 96_000)).astype(np.float32)
     path = write_wav(tmp_path / "in.wav", audio)
 
     async def scenario() -> list[dict[str, object]]:
-        job_id = await _submit(stack.url, path, CHAIN)
+        job_id = await _submit(stack.url, key, path, CHAIN)
         # Subscribe while no bridge runs yet, so QUEUED is seen for sure; then start one.
         events: list[dict[str, object]] = []
-        stream = job_events(stack.url, job_id)
+        stream = job_events(stack.url, job_id, key)
         events.append(await anext(stream))
         await asyncio.to_thread(request.getfixturevalue, "bridge")
         events += [e async for e in stream]
@@ -102,7 +115,8 @@ def test_upload_submit_watch_download(
     assert float(events[-1]["progress"]) == 1.0
 
     output = events[-1]["job"]["output"]  # type: ignore[index]
-    response = httpx.get(f"{stack.url}/files/{output['id']}", timeout=30)
+    response = httpx.get(f"{stack.url}/files/{output['id']}", timeout=30, headers=_auth(key))
+    assert httpx.get(f"{stack.url}/files/{output['id']}", timeout=30).status_code == 401
     assert response.status_code == 200
     out_path = tmp_path / "out.wav"
     out_path.write_bytes(response.content)
@@ -112,7 +126,7 @@ def test_upload_submit_watch_download(
 
 
 def test_cli_process_matches_the_service_bit_for_bit(
-    stack: Stack, bridge: Service, tmp_path: Path
+    stack: Stack, bridge: Service, key: str, tmp_path: Path
 ) -> None:
     rng = np.random.default_rng(5)
     path = write_wav(tmp_path / "in.wav", 0.3 * rng.standard_normal((2, 48_000)).astype(np.float32))
@@ -121,12 +135,13 @@ def test_cli_process_matches_the_service_bit_for_bit(
     chain_path.write_text(json.dumps(chain))
 
     async def scenario() -> dict[str, object]:
-        job_id = await _submit(stack.url, path, chain)
-        return (await _events(stack.url, job_id))[-1]
+        job_id = await _submit(stack.url, key, path, chain)
+        return (await _events(stack.url, key, job_id))[-1]
 
     last = asyncio.run(scenario())
     assert last["status"] == "SUCCEEDED", last
-    service_bytes = httpx.get(f"{stack.url}/files/{last['job']['output']['id']}").content  # type: ignore[index]
+    output_id = last["job"]["output"]["id"]  # type: ignore[index]
+    service_bytes = httpx.get(f"{stack.url}/files/{output_id}", headers=_auth(key)).content
 
     local = tmp_path / "local.wav"
     result = subprocess.run(
@@ -155,19 +170,19 @@ def test_cli_process_matches_the_service_bit_for_bit(
 
 
 def test_undecodable_input_fails_the_job_and_the_bridge_goes_on(
-    stack: Stack, bridge: Service, tmp_path: Path, wav_file: Path
+    stack: Stack, bridge: Service, key: str, tmp_path: Path, wav_file: Path
 ) -> None:
     async def scenario() -> tuple[dict[str, object], dict[str, object]]:
-        async with httpx.AsyncClient(base_url=stack.url, timeout=60) as http:
+        async with _client(stack.url, key) as http:
             file = await upload(http, wav_file)
         # The stored blob rots after upload: only the worker can find out.
         blob = next((stack.data_dir / "storage" / "in").glob(f"{file['id']}.*"))
         blob.write_bytes(b"RIFF\x00\x00\x00\x00WAVEfmt garbage" * 8)
-        async with httpx.AsyncClient(base_url=stack.url, timeout=60) as http:
+        async with _client(stack.url, key) as http:
             bad = await graphql(http, SUBMIT, {"input": {"fileId": file["id"], "effects": CHAIN}})
-        bad_last = (await _events(stack.url, bad["submitJob"]["id"]))[-1]
-        good_id = await _submit(stack.url, wav_file, CHAIN)
-        good_last = (await _events(stack.url, good_id))[-1]
+        bad_last = (await _events(stack.url, key, bad["submitJob"]["id"]))[-1]
+        good_id = await _submit(stack.url, key, wav_file, CHAIN)
+        good_last = (await _events(stack.url, key, good_id))[-1]
         return bad_last, good_last
 
     bad, good = asyncio.run(scenario())

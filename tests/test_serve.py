@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -19,18 +20,23 @@ def test_serve_runs_the_whole_system(tmp_path: Path, wav_file: Path) -> None:
     try:
         service.wait_http(f"{stack.url}/readyz")
         service.wait_log("bridge consuming")
+        # First start, no key yet: serve made an admin key and printed it once.
+        match = re.search(r"\b(ae_[A-Za-z0-9_-]+)", service.log())
+        assert match, service.log()[-3000:]
+        key = match.group(1)
         page = httpx.get(f"{stack.url}/graphql", headers={"Accept": "text/html"})
         assert page.status_code == 200 and "graphiql" in page.text.lower()
 
         async def scenario() -> dict[str, object]:
-            async with httpx.AsyncClient(base_url=stack.url, timeout=60) as http:
+            headers = {"Authorization": f"Bearer {key}"}
+            async with httpx.AsyncClient(base_url=stack.url, timeout=60, headers=headers) as http:
                 file = await upload(http, wav_file)
                 job = await graphql(
                     http,
                     SUBMIT,
                     {"input": {"fileId": file["id"], "effects": [{"gain": {"db": -6}}]}},
                 )
-            return [e async for e in job_events(stack.url, job["submitJob"]["id"])][-1]
+            return [e async for e in job_events(stack.url, job["submitJob"]["id"], key)][-1]
 
         last = asyncio.run(scenario())
         assert last["status"] == "SUCCEEDED"
