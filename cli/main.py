@@ -4,6 +4,7 @@ audio-engine serve                      # API + bridge + local Ray, all in one p
 audio-engine api | bridge               # the parts alone, for docker-compose / scale-out
 audio-engine process in.wav -o out.wav --chain chain.json   # local, no broker, no Ray
 audio-engine submit in.wav --chain chain.json --server http://127.0.0.1:8000
+audio-engine keys create --name NAME [--admin] | keys list | keys revoke NAME-OR-ID
 """
 
 from __future__ import annotations
@@ -29,6 +30,11 @@ def _parser() -> argparse.ArgumentParser:
     for p in (serve, api):
         p.add_argument("--host", help="listen address (default AUDIO_ENGINE_API_HOST)")
         p.add_argument("--port", type=int, help="listen port (default AUDIO_ENGINE_API_PORT)")
+        p.add_argument(
+            "--dev",
+            action="store_true",
+            help="INSECURE: no API keys, everything visible to everyone (local development)",
+        )
     for p in (serve, bridge):
         p.add_argument(
             "--ray-address",
@@ -53,6 +59,16 @@ def _parser() -> argparse.ArgumentParser:
     submit.add_argument("--subtype", default="FLOAT")
     submit.add_argument("--api-key", default=None, help="Bearer key, if the server wants one")
     submit.add_argument("--quiet", action="store_true")
+
+    keys = sub.add_parser("keys", help="create, list and revoke API keys")
+    keys_sub = keys.add_subparsers(dest="action", required=True)
+    create = keys_sub.add_parser("create", help="make a key and print it once")
+    create.add_argument("--name", required=True, help="unique name of the key")
+    create.add_argument("--admin", action="store_true", help="sees and manages everything")
+    create.add_argument("--owner", default=None, help="owner of what it creates (default: name)")
+    keys_sub.add_parser("list", help="every key, revoked ones too (never the keys themselves)")
+    revoke = keys_sub.add_parser("revoke", help="revoke a key at once")
+    revoke.add_argument("which", help="the key's name or id")
     return parser
 
 
@@ -67,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         "api_port": getattr(args, "port", None),
         "ray_address": getattr(args, "ray_address", None),
         "pool_size": getattr(args, "pool_size", None),
+        "auth_enabled": False if getattr(args, "dev", False) else None,
     }
     settings = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
 
@@ -79,6 +96,17 @@ def main(argv: list[str] | None = None) -> int:
 
         return local.process(
             args.input, args.output, args.chain, args.format, args.subtype, settings, args.quiet
+        )
+    if args.command == "keys":
+        from cli import keys
+
+        return keys.run(
+            settings,
+            args.action,
+            name=getattr(args, "name", None),
+            admin=getattr(args, "admin", False),
+            owner=getattr(args, "owner", None),
+            which=getattr(args, "which", None),
         )
     if args.command == "submit":
         from cli import client

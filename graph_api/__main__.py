@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import logging
-
 import uvicorn
 
 from graph_api.app import create_app
+from graph_api.logging import configure_logging
 from jobs.settings import Settings
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO)
+    configure_logging("INFO")
     settings = Settings()
     uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port)
 

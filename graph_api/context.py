@@ -1,24 +1,32 @@
-"""The per-request (or per-websocket) GraphQL context: the process runtime plus loaders."""
+"""The per-request (or per-websocket) GraphQL context: the process runtime, the caller, and
+owner-aware loaders. Whatever belongs to another owner is reported exactly like what does not
+exist (`NOT_FOUND` / null), so ids of other owners' things cannot be probed."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 from fastapi import Depends
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.requests import HTTPConnection
 from strawberry.dataloader import DataLoader
 from strawberry.fastapi import BaseContext
 
+from graph_api.auth import NOBODY, Principal, authenticate, bearer, key_from_params
 from graph_api.runtime import Runtime
 from jobs.db import repository as repo
+from jobs.errors import JobNotFound
 from jobs.models import AudioFile, Job
 
 
 class Context(BaseContext):
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, authorization: str | None = None) -> None:
         super().__init__()
         self.runtime = runtime
+        self.authorization = authorization
+        self._principal: Principal | None = None
         # Files never change once stored, so one cache per request or connection is safe.
+        # Unfiltered: only for files reached through a job the caller may see.
         self.files: DataLoader[str, AudioFile | None] = DataLoader(load_fn=self._load_files)
 
     async def _load_files(self, ids: Sequence[str]) -> list[AudioFile | None]:
@@ -26,10 +34,32 @@ class Context(BaseContext):
             found = await repo.get_files(session, list(ids))
         return [found.get(i) for i in ids]
 
+    async def principal(self) -> Principal:
+        """The caller; `Unauthenticated` without a live key (unless authentication is off).
+        On a websocket the `connection_init` payload wins over the handshake header."""
+        if self._principal is None:
+            if not self.runtime.settings.auth_enabled:
+                self._principal = NOBODY
+            else:
+                key = key_from_params(self.connection_params) or bearer(self.authorization)
+                self._principal = await authenticate(self.runtime.db, key)
+        return self._principal
+
     async def job(self, job_id: str) -> Job:
-        """The job as stored now (jobs change, so this is never cached)."""
+        """The job as stored now (jobs change, so this is never cached); `JobNotFound` when
+        it is another owner's."""
+        principal = await self.principal()
         async with self.runtime.db.transaction() as session:
-            return await repo.get_job(session, job_id)
+            job = await repo.get_job(session, job_id)
+        if not principal.may_see(job.owner):
+            raise JobNotFound(job_id)
+        return job
+
+    async def file(self, file_id: str) -> AudioFile:
+        """A live file the caller may see (its own, or the output of its job)."""
+        principal = await self.principal()
+        async with self.runtime.db.transaction() as session:
+            return await repo.visible_file(session, file_id, principal.scope)
 
 
 def get_runtime(connection: HTTPConnection) -> Runtime:
@@ -37,5 +67,25 @@ def get_runtime(connection: HTTPConnection) -> Runtime:
     return runtime
 
 
-async def get_context(runtime: Runtime = Depends(get_runtime)) -> Context:  # noqa: B008
-    return Context(runtime)
+async def get_context(
+    connection: HTTPConnection,
+    runtime: Runtime = Depends(get_runtime),  # noqa: B008
+) -> Context:
+    return Context(runtime, connection.headers.get("authorization"))
+
+
+_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="ApiKey",
+    description="An API key: `Authorization: Bearer ae_...` (`audio-engine keys create`).",
+)
+
+
+async def get_principal(
+    runtime: Runtime = Depends(get_runtime),  # noqa: B008
+    credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),  # noqa: B008
+) -> Principal:
+    """The caller of a REST route; `Unauthenticated` (401) without a live key."""
+    if not runtime.settings.auth_enabled:
+        return NOBODY
+    return await authenticate(runtime.db, credentials.credentials if credentials else None)

@@ -67,6 +67,8 @@ class EngineErrors(SchemaExtension):
 
 
 HTTP_STATUS = {
+    "UNAUTHENTICATED": 401,
+    "QUOTA_EXCEEDED": 429,
     "BAD_INPUT": 400,
     "UNSUPPORTED_FORMAT": 400,
     "NOT_FOUND": 404,
@@ -81,6 +83,8 @@ async def engine_error_response(request: Request, exc: Exception) -> Response:
     """The REST routes' counterpart of `EngineErrors`: `{"code", "message"}` with a fitting
     HTTP status."""
     assert isinstance(exc, EngineError)
-    return JSONResponse(
-        {"code": exc.code, "message": exc.message}, status_code=HTTP_STATUS.get(exc.code, 500)
-    )
+    status = HTTP_STATUS.get(exc.code, 500)
+    if status == 500:
+        log.error("unexpected engine error on %s", request.url.path, exc_info=exc)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse({"code": exc.code, "message": exc.message}, status, headers=headers)

@@ -12,12 +12,13 @@ import asyncio
 import logging
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustChannel
 from pydantic import ValidationError
 
+from graph_api.logging import job_context
 from jobs.broker import Broker
 from jobs.contract import JobEvent
 
@@ -34,6 +35,8 @@ class EventRelay:
     def __init__(self, queue_prefix: str) -> None:
         self.queue_name = f"{queue_prefix}.events.api-{uuid.uuid4().hex[:12]}"
         self._subscribers: defaultdict[str, set[asyncio.Queue[JobEvent]]] = defaultdict(set)
+        self._everything: set[asyncio.Queue[JobEvent]] = set()
+        self.listeners: list[Callable[[JobEvent], None]] = []
         self._channel: AbstractRobustChannel | None = None
         self._queue: AbstractQueue | None = None
         self.attached = asyncio.Event()
@@ -52,14 +55,33 @@ class EventRelay:
                 if not subscribers:
                     del self._subscribers[job_id]
 
+    @contextmanager
+    def subscribe_all(self) -> Iterator[asyncio.Queue[JobEvent]]:
+        """A queue receiving every event of every job until the block exits (callers filter
+        by owner)."""
+        queue: asyncio.Queue[JobEvent] = asyncio.Queue()
+        self._everything.add(queue)
+        try:
+            yield queue
+        finally:
+            self._everything.discard(queue)
+
     def subscriber_count(self, job_id: str) -> int:
         return len(self._subscribers.get(job_id, ()))
 
     def dispatch(self, event: JobEvent) -> None:
         """Hand an event to the local subscribers of its job (also used when the broker is
         down, so this process's own changes still reach its subscribers)."""
-        for queue in self._subscribers.get(event.job_id, ()):
-            queue.put_nowait(event)
+        with job_context(event.job_id):
+            for queue in self._subscribers.get(event.job_id, ()):
+                queue.put_nowait(event)
+            for queue in self._everything:
+                queue.put_nowait(event)
+            for listener in self.listeners:
+                try:
+                    listener(event)
+                except Exception:
+                    log.exception("event listener failed")
 
     async def attach(self, broker: Broker) -> None:
         channel = await broker.connection.channel()

@@ -1,16 +1,19 @@
 """REST routes for audio blobs: download with Range support, and a plain multipart upload
-for curl users (the GraphQL `uploadAudio` does the same)."""
+for curl users (the GraphQL `uploadAudio` does the same). Both need an API key (unless
+authentication is off); another owner's file is 404, exactly like an unknown one."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from fastapi import APIRouter, Depends, File, UploadFile
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
-from graph_api.context import get_runtime
+from graph_api.auth import Principal
+from graph_api.context import get_principal, get_runtime
 from graph_api.runtime import Runtime
 from graph_api.uploads import store_upload
 from jobs.db import repository as repo
@@ -60,19 +63,32 @@ class ErrorOut(BaseModel):
     message: str
 
 
+def _error(description: str) -> dict[str, Any]:
+    return {"model": ErrorOut, "description": description}
+
+
+UNAUTHENTICATED = _error("No API key, or an unknown or revoked one (code UNAUTHENTICATED).")
+
+
 @router.get(
     "/files/{file_id}",
     response_class=FileResponse,
     responses={
         200: {"content": {"audio/*": {}}, "description": "The whole file."},
         206: {"content": {"audio/*": {}}, "description": "The requested byte range."},
-        404: {"model": ErrorOut, "description": "No such file."},
+        401: UNAUTHENTICATED,
+        404: _error("No such file, deleted, or not yours (code NOT_FOUND)."),
+        416: {"description": "The requested range is not satisfiable."},
     },
 )
-async def download_file(file_id: str, runtime: Runtime = Depends(get_runtime)) -> FileResponse:  # noqa: B008
+async def download_file(
+    file_id: str,
+    runtime: Runtime = Depends(get_runtime),  # noqa: B008
+    principal: Principal = Depends(get_principal),  # noqa: B008
+) -> FileResponse:
     """Stream a stored file as an attachment; honours `Range: bytes=...`."""
     async with runtime.db.transaction() as session:
-        file = await repo.get_file(session, file_id)
+        file = await repo.visible_file(session, file_id, principal.scope)
     path = runtime.storage.path(file.storage_key)
     if not path.is_file():
         raise FileNotFound(file_id)
@@ -84,14 +100,22 @@ async def download_file(file_id: str, runtime: Runtime = Depends(get_runtime)) -
     status_code=201,
     response_model=AudioFileOut,
     responses={
-        413: {"model": ErrorOut, "description": "Larger than max_upload_bytes."},
-        415: {"model": ErrorOut, "description": "Not decodable audio."},
+        400: _error("A cross-site request without a preflight header (code CSRF_PREVENTED)."),
+        401: UNAUTHENTICATED,
+        413: _error("Larger than max_upload_bytes (code PAYLOAD_TOO_LARGE)."),
+        415: _error(
+            "Not decodable audio, or beyond the duration, channel or sample-rate limits "
+            "(code UNSUPPORTED_AUDIO)."
+        ),
+        422: {"description": "The request is not a multipart form with a `file` part."},
     },
 )
 async def upload_file(
     file: UploadFile = File(..., description="The audio file."),  # noqa: B008
     runtime: Runtime = Depends(get_runtime),  # noqa: B008
+    principal: Principal = Depends(get_principal),  # noqa: B008
 ) -> AudioFileOut:
-    """Store an audio file: `curl -F file=@a.wav -H 'X-Requested-With: curl' HOST/files`."""
-    stored = await store_upload(runtime, file)
+    """Store an audio file:
+    `curl -F file=@a.wav -H 'Authorization: Bearer ae_...' HOST/files`."""
+    stored = await store_upload(runtime, file, principal.owner)
     return AudioFileOut.of(stored, runtime.settings.public_url)

@@ -14,7 +14,7 @@ from typing import Any
 
 import strawberry
 
-from graph_api.types import AudioFormat, SampleFormat
+from graph_api.types import AudioFormat, JobStatus, SampleFormat
 from jobs.effects import SPECS, Param
 
 _SCALARS: dict[str, type] = {"float": float, "int": int, "bool": bool, "string": str}
@@ -97,11 +97,24 @@ class OutputInput:
     subtype: SampleFormat = SampleFormat.FLOAT
 
 
-@strawberry.input(description="An effect chain to run over an uploaded file.")
+@strawberry.input(
+    description="An effect chain to run over an uploaded file: give exactly one of `effects` "
+    "and `preset`."
+)
 class JobInput:
     file_id: strawberry.ID
-    effects: list[EffectInput]
+    effects: list[EffectInput] | None = strawberry.field(
+        default=None, description="The chain, first effect first."
+    )
+    preset: str | None = strawberry.field(
+        default=None, description="The name of one of your saved presets."
+    )
     output: OutputInput | None = None
+
+
+@strawberry.input(description="Which jobs to list.")
+class JobFilter:
+    status: JobStatus | None = None
 
 
 def _plain(value: Any, param: Param) -> Any:

@@ -1,13 +1,31 @@
-"""Refuses request bodies that announce more than the upload limit, before Starlette
-spools them to disk; bodies without Content-Length are still counted while stored."""
+"""Request-size and query-complexity limits.
+
+`BodyLimit` refuses a body that announces more than the upload limit (Content-Length) before
+anything is read, and counts the bytes of bodies that announce nothing (chunked): once past
+the limit it stops reading and answers 413 `PAYLOAD_TOO_LARGE` whatever the route would have
+said. The file itself is also counted against `max_upload_bytes` as it is stored.
+
+The GraphQL limits below bound what one document may ask for; their errors come back with
+code `GRAPHQL_VALIDATION_FAILED` and a message naming the limit.
+"""
 
 from __future__ import annotations
 
 from starlette.responses import JSONResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from jobs.errors import PayloadTooLarge
 
 # Room for the multipart envelope and the GraphQL operation around the file itself.
 ENVELOPE_BYTES = 1 << 20
+
+MAX_QUERY_DEPTH = 10  # selection-set nesting (introspection is not counted)
+MAX_QUERY_TOKENS = 10_000  # lexer tokens of one document: pass big chains as variables
+MAX_QUERY_ALIASES = 20
+
+
+class BodyTooLarge(PayloadTooLarge):
+    pass
 
 
 class BodyLimit:
@@ -15,17 +33,53 @@ class BodyLimit:
         self.app = app
         self.max_body = max_upload_bytes + ENVELOPE_BYTES
 
+    def _refusal(self) -> JSONResponse:
+        return JSONResponse(
+            {
+                "code": "PAYLOAD_TOO_LARGE",
+                "message": f"the request body exceeds {self.max_body} bytes",
+            },
+            status_code=413,
+        )
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            length = dict(scope["headers"]).get(b"content-length", b"")
-            if length.isdigit() and int(length) > self.max_body:
-                response = JSONResponse(
-                    {
-                        "code": "PAYLOAD_TOO_LARGE",
-                        "message": f"the request body exceeds {self.max_body} bytes",
-                    },
-                    status_code=413,
-                )
-                await response(scope, receive, send)
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope["headers"]).get(b"content-length", b"")
+        if length.isdigit() and int(length) > self.max_body:
+            await self._refusal()(scope, receive, send)
+            return
+        received = 0
+        exceeded = False
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received, exceeded
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body:
+                    exceeded = True
+                    raise BodyTooLarge(f"the request body exceeds {self.max_body} bytes")
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if exceeded:
+                # Whatever the route made of the interrupted body, the answer is 413.
+                if message["type"] == "http.response.start" and not started:
+                    started = True
+                    await self._refusal()(scope, receive, send)
                 return
-        await self.app(scope, receive, send)
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, guarded_send)
+        except Exception:
+            if not exceeded:
+                raise
+            if not started:
+                await self._refusal()(scope, receive, send)

@@ -1,8 +1,10 @@
-"""Root mutations: upload, submit, cancel.
+"""Root mutations: upload, submit, cancel, retry, delete, presets.
 
 `submitJob` validates everything before writing anything, then writes the job row and its
 broker message in one transaction (the outbox) and only nudges the relay: it succeeds while
-RabbitMQ is down, and the message goes out once the broker is back.
+RabbitMQ is down, and the message goes out once the broker is back. Every mutation needs an
+API key (unless authentication is off) and acts only on the caller's things (admins: all);
+another owner's id is reported as NOT_FOUND, exactly like an unknown one.
 """
 
 # Strawberry types its decorators-with-arguments as returning Any.
@@ -10,6 +12,8 @@ RabbitMQ is down, and the message goes out once the broker is back.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 import strawberry
@@ -17,90 +21,223 @@ from strawberry.file_uploads import Upload
 from strawberry.types import Info
 
 from graph_api.context import Context
-from graph_api.inputs import JobInput, OutputInput, chain_of
-from graph_api.types import AudioFile, Job
+from graph_api.inputs import EffectInput, JobInput, OutputInput, chain_of
+from graph_api.logging import job_context
+from graph_api.permissions import AUTHENTICATED
+from graph_api.types import AudioFile, Job, Preset
 from graph_api.uploads import store_upload
 from jobs.contract import ControlMessage, JobEvent, JobMessage
 from jobs.db import repository as repo
-from jobs.effects import chain_json, parse_chain, referenced_files
-from jobs.errors import FileNotFound, InvalidTransition
-from jobs.formats import output_format
+from jobs.effects import EffectCall, chain_json, parse_chain, referenced_files
+from jobs.errors import BadInput, FileInUse, InvalidTransition, QuotaExceeded
+from jobs.formats import OutputFormat, output_format
+from jobs.models import AudioFile as AudioFileRecord
+from jobs.models import Job as JobRecord
 from jobs.states import JobStatus as _JobStatus
+
+MAX_PRESET_NAME = 100
+
+
+def _preset_name(name: str) -> str:
+    name = name.strip()
+    if not name or len(name) > MAX_PRESET_NAME or not name.isprintable():
+        raise BadInput(f"a preset name is 1 to {MAX_PRESET_NAME} printable characters")
+    return name
+
+
+async def _enqueue(
+    context: Context,
+    *,
+    owner: str | None,
+    scope: str | None,
+    source: AudioFileRecord,
+    calls: Sequence[EffectCall],
+    fmt: OutputFormat,
+) -> JobRecord:
+    """Check the impulses `calls` use (visible to `scope`, short enough) and the owner's
+    quota, then write the job and its message together."""
+    runtime = context.runtime
+    settings = runtime.settings
+    wanted = referenced_files(calls)
+    impulses: dict[str, AudioFileRecord] = {}
+    async with runtime.db.transaction() as session:
+        for file_id in wanted:
+            impulses[file_id] = await repo.visible_file(session, file_id, scope)
+    for file_id, ir in impulses.items():
+        if ir.duration_seconds > settings.max_ir_seconds:
+            raise BadInput(
+                f"reverb.impulse: file {file_id} lasts {ir.duration_seconds:.1f} s; an impulse "
+                f"response may last at most {settings.max_ir_seconds:g} s"
+            )
+    job_id = repo.new_id()
+    effects: list[dict[str, Any]] = chain_json(calls)
+    message = JobMessage(
+        job_id=job_id,
+        input_key=source.storage_key,
+        output_key=f"out/{job_id}.{fmt.extension}",
+        output_format=fmt.format,
+        output_subtype=fmt.subtype,
+        effects=effects,
+        impulses={i: impulses[i].storage_key for i in wanted},
+        timeout_s=settings.job_timeout_s,
+    )
+    async with runtime.db.transaction() as session:
+        unfinished = await repo.count_unfinished_jobs(session, owner)
+        if unfinished >= settings.max_queued_jobs_per_owner:
+            raise QuotaExceeded(
+                f"{unfinished} of your jobs are QUEUED or RUNNING, the most allowed is "
+                f"{settings.max_queued_jobs_per_owner}: wait for some to finish or cancel them"
+            )
+        job = await repo.create_job(
+            session,
+            job_id=job_id,
+            input_file_id=source.id,
+            effects=effects,
+            output_format=fmt.format,
+            output_subtype=fmt.subtype,
+            message=message.encode(),
+            owner=owner,
+        )
+    runtime.notify_outbox()
+    return job
 
 
 @strawberry.type
 class Mutation:
     @strawberry.mutation(
         description="Store an audio file (GraphQL multipart request). Codes: "
-        "PAYLOAD_TOO_LARGE, UNSUPPORTED_AUDIO."
+        "PAYLOAD_TOO_LARGE, UNSUPPORTED_AUDIO (undecodable, or beyond the duration, channel "
+        "or sample-rate limits).",
+        permission_classes=AUTHENTICATED,
     )
     async def upload_audio(self, info: Info[Context, None], file: Upload) -> AudioFile:
         runtime = info.context.runtime
-        stored = await store_upload(runtime, file)  # type: ignore[arg-type]
+        principal = await info.context.principal()
+        stored = await store_upload(runtime, file, principal.owner)  # type: ignore[arg-type]
         return AudioFile.of(stored, runtime.settings.public_url)
 
     @strawberry.mutation(
-        description="Queue an effect chain over an uploaded file. Codes: NOT_FOUND, "
-        "BAD_INPUT, UNSUPPORTED_FORMAT."
+        description="Queue an effect chain (or a saved preset) over an uploaded file. Codes: "
+        "NOT_FOUND, BAD_INPUT, UNSUPPORTED_FORMAT, QUOTA_EXCEEDED.",
+        permission_classes=AUTHENTICATED,
     )
     async def submit_job(self, info: Info[Context, None], input: JobInput) -> Job:
-        runtime = info.context.runtime
-        settings = runtime.settings
+        context = info.context
+        principal = await context.principal()
+        if (input.effects is None) == (input.preset is None):
+            raise BadInput("give exactly one of effects and preset")
         out = input.output or OutputInput()
-        async with runtime.db.transaction() as session:
-            source = await repo.get_file(session, input.file_id)
-            calls = parse_chain(chain_of(input.effects), source.sample_rate)
-            fmt = output_format(out.format, out.subtype)
-            wanted = referenced_files(calls)
-            impulses = await repo.get_files(session, wanted)
-        for file_id in wanted:
-            if file_id not in impulses:
-                raise FileNotFound(file_id)
-        job_id = repo.new_id()
-        effects: list[dict[str, Any]] = chain_json(calls)
-        message = JobMessage(
-            job_id=job_id,
-            input_key=source.storage_key,
-            output_key=f"out/{job_id}.{fmt.extension}",
-            output_format=fmt.format,
-            output_subtype=fmt.subtype,
-            effects=effects,
-            impulses={i: impulses[i].storage_key for i in wanted},
-            timeout_s=settings.job_timeout_s,
+        source = await context.file(input.file_id)
+        if input.preset is not None:
+            async with context.runtime.db.transaction() as session:
+                chain = (await repo.get_preset(session, principal.owner, input.preset)).effects
+        else:
+            chain = chain_of(input.effects or [])
+        calls = parse_chain(chain, source.sample_rate)
+        fmt = output_format(out.format, out.subtype)
+        job = await _enqueue(
+            context,
+            owner=principal.owner,
+            scope=principal.scope,
+            source=source,
+            calls=calls,
+            fmt=fmt,
         )
-        async with runtime.db.transaction() as session:
-            job = await repo.create_job(
-                session,
-                job_id=job_id,
-                input_file_id=source.id,
-                effects=effects,
-                output_format=fmt.format,
-                output_subtype=fmt.subtype,
-                message=message.encode(),
-            )
-        runtime.notify_outbox()
         return Job.of(job)
 
     @strawberry.mutation(
         description="Cancel a job: a QUEUED one at once, a RUNNING one by asking its worker "
-        "(it then ends CANCELLED). Codes: NOT_FOUND, CONFLICT (already finished)."
+        "(it then ends CANCELLED). Codes: NOT_FOUND, CONFLICT (already finished).",
+        permission_classes=AUTHENTICATED,
     )
     async def cancel_job(self, info: Info[Context, None], id: strawberry.ID) -> Job:
         runtime = info.context.runtime
-        async with runtime.db.transaction() as session:
-            job = await repo.get_job(session, id, for_update=True)
-            if job.status.terminal:
-                raise InvalidTransition(f"job {id} already {job.status.value}")
-            if job.status is _JobStatus.QUEUED:
-                job = await repo.set_status(
-                    session, id, _JobStatus.CANCELLED, message="cancelled before it started"
+        await info.context.job(id)  # NOT_FOUND unless the caller may see it
+        with job_context(id):
+            async with runtime.db.transaction() as session:
+                job = await repo.get_job(session, id, for_update=True)
+                if job.status.terminal:
+                    raise InvalidTransition(f"job {id} already {job.status.value}")
+                if job.status is _JobStatus.QUEUED:
+                    job = await repo.set_status(
+                        session, id, _JobStatus.CANCELLED, message="cancelled before it started"
+                    )
+            if job.status is _JobStatus.CANCELLED:
+                await runtime.announce(
+                    JobEvent(
+                        job_id=job.id, status=job.status, progress=job.progress, message=job.message
+                    )
                 )
-        if job.status is _JobStatus.CANCELLED:
-            await runtime.announce(
-                JobEvent(
-                    job_id=job.id, status=job.status, progress=job.progress, message=job.message
-                )
-            )
-        else:
-            await runtime.send_control(ControlMessage(kind="cancel", job_id=job.id))
+            else:
+                await runtime.send_control(ControlMessage(kind="cancel", job_id=job.id))
         return Job.of(job)
+
+    @strawberry.mutation(
+        description="Run a finished (SUCCEEDED, FAILED or CANCELLED) job again as a new job "
+        "with the same input, chain and output settings; it belongs to the original job's "
+        "owner. Codes: NOT_FOUND (job, or its input or impulse deleted), CONFLICT (not "
+        "finished), QUOTA_EXCEEDED.",
+        permission_classes=AUTHENTICATED,
+    )
+    async def retry_job(self, info: Info[Context, None], id: strawberry.ID) -> Job:
+        context = info.context
+        principal = await context.principal()
+        old = await context.job(id)
+        if not old.status.terminal:
+            raise InvalidTransition(f"job {id} is {old.status.value}: only finished jobs retry")
+        scope = principal.scope if principal.scope is not None else old.owner
+        async with context.runtime.db.transaction() as session:
+            source = await repo.visible_file(session, old.input_file_id, scope)
+        calls = parse_chain(old.effects, source.sample_rate)
+        fmt = output_format(old.output_format, old.output_subtype)
+        job = await _enqueue(
+            context, owner=old.owner, scope=scope, source=source, calls=calls, fmt=fmt
+        )
+        return Job.of(job)
+
+    @strawberry.mutation(
+        description="Delete a stored file (its audio goes; jobs that used it keep their "
+        "history). Codes: NOT_FOUND, CONFLICT (a QUEUED or RUNNING job reads it as input or "
+        "impulse response).",
+        permission_classes=AUTHENTICATED,
+    )
+    async def delete_file(self, info: Info[Context, None], id: strawberry.ID) -> bool:
+        context = info.context
+        file = await context.file(id)
+        async with context.runtime.db.transaction() as session:
+            users = await repo.unfinished_jobs_using(session, file.id)
+            if users:
+                job = users[0]
+                raise FileInUse(
+                    f"file {id} is used by {job.status.value} job {job.id}: cancel it or wait "
+                    "until it finishes"
+                )
+            await repo.mark_file_deleted(session, file.id)
+        await asyncio.to_thread(context.runtime.storage.delete, file.storage_key)
+        return True
+
+    @strawberry.mutation(
+        description="Save (or replace) a named effect chain of yours. It is validated like a "
+        "chain, except against the Nyquist rate, which is checked when it is used. Code: "
+        "BAD_INPUT.",
+        permission_classes=AUTHENTICATED,
+    )
+    async def save_preset(
+        self, info: Info[Context, None], name: str, effects: list[EffectInput]
+    ) -> Preset:
+        principal = await info.context.principal()
+        name = _preset_name(name)
+        chain = chain_json(parse_chain(chain_of(effects), None))
+        async with info.context.runtime.db.transaction() as session:
+            preset = await repo.save_preset(session, principal.owner, name, chain)
+        return Preset.of(preset)
+
+    @strawberry.mutation(
+        description="Delete one of your presets. Code: NOT_FOUND.",
+        permission_classes=AUTHENTICATED,
+    )
+    async def delete_preset(self, info: Info[Context, None], name: str) -> bool:
+        principal = await info.context.principal()
+        async with info.context.runtime.db.transaction() as session:
+            await repo.delete_preset(session, principal.owner, name.strip())
+        return True

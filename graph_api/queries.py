@@ -1,4 +1,5 @@
-"""Read-only root fields."""
+"""Read-only root fields. Each needs an API key (unless authentication is off) and shows only
+the caller's own things (admins: everything); another owner's id reads as unknown (null)."""
 
 # Strawberry types its decorators-with-arguments as returning Any.
 # mypy: disable-error-code="untyped-decorator"
@@ -10,6 +11,8 @@ from strawberry.types import Info
 
 from graph_api.catalog import CATALOG
 from graph_api.context import Context
+from graph_api.inputs import JobFilter
+from graph_api.permissions import AUTHENTICATED
 from graph_api.types import (
     AudioFile,
     EffectDescription,
@@ -18,6 +21,8 @@ from graph_api.types import (
     JobEdge,
     JobStatus,
     PageInfo,
+    Preset,
+    Viewer,
 )
 from jobs.db import repository as repo
 from jobs.errors import BadInput, NotFound
@@ -28,29 +33,43 @@ MAX_PAGE = 100
 
 @strawberry.type
 class Query:
-    @strawberry.field(description="A job by id, null if there is none.")
+    @strawberry.field(
+        description="A job by id; null if there is none or it is not yours.",
+        permission_classes=AUTHENTICATED,
+    )
     async def job(self, info: Info[Context, None], id: strawberry.ID) -> Job | None:
         try:
             return Job.of(await info.context.job(id))
         except NotFound:
             return None
 
-    @strawberry.field(description="Jobs newest first, `first` at a time (at most 100).")
+    @strawberry.field(
+        description="Your jobs (admins: all) newest first, `first` at a time (at most 100). "
+        "`status` is the older spelling of `filter.status`.",
+        permission_classes=AUTHENTICATED,
+    )
     async def jobs(
         self,
         info: Info[Context, None],
+        filter: JobFilter | None = None,
         first: int = 20,
         after: str | None = None,
         status: JobStatus | None = None,
     ) -> JobConnection:
         if not 1 <= first <= MAX_PAGE:
             raise BadInput(f"first must be between 1 and {MAX_PAGE}, got {first}")
+        wanted = filter.status if filter is not None else None
+        if wanted is not None and status is not None and wanted != status:
+            raise BadInput("status and filter.status disagree: give one of them")
+        wanted = wanted if wanted is not None else status
+        principal = await info.context.principal()
         async with info.context.runtime.db.transaction() as session:
             page, more = await repo.list_jobs(
                 session,
                 first=first,
                 after=after,
-                status=_JobStatus(status) if status is not None else None,
+                status=_JobStatus(wanted) if wanted is not None else None,
+                owner=principal.scope,
             )
         edges = [JobEdge(cursor=repo.encode_cursor(j), node=Job.of(j)) for j in page]
         return JobConnection(
@@ -58,13 +77,33 @@ class Query:
             page_info=PageInfo(has_next_page=more, end_cursor=edges[-1].cursor if edges else None),
         )
 
-    @strawberry.field(description="A stored file by id, null if there is none.")
+    @strawberry.field(
+        description="A stored file by id; null if there is none, it was deleted, or it is "
+        "not yours.",
+        permission_classes=AUTHENTICATED,
+    )
     async def file(self, info: Info[Context, None], id: strawberry.ID) -> AudioFile | None:
-        found = await info.context.files.load(id)
-        if found is None:
+        try:
+            found = await info.context.file(id)
+        except NotFound:
             return None
         return AudioFile.of(found, info.context.runtime.settings.public_url)
 
-    @strawberry.field(description="Every effect with its parameters, units, ranges, defaults.")
+    @strawberry.field(
+        description="Every effect with its parameters, units, ranges, defaults.",
+        permission_classes=AUTHENTICATED,
+    )
     def effects(self) -> list[EffectDescription]:
         return list(CATALOG)
+
+    @strawberry.field(description="Your presets, by name.", permission_classes=AUTHENTICATED)
+    async def presets(self, info: Info[Context, None]) -> list[Preset]:
+        principal = await info.context.principal()
+        async with info.context.runtime.db.transaction() as session:
+            found = await repo.list_presets(session, principal.owner)
+        return [Preset.of(p) for p in found]
+
+    @strawberry.field(description="The caller's identity.", permission_classes=AUTHENTICATED)
+    async def viewer(self, info: Info[Context, None]) -> Viewer:
+        principal = await info.context.principal()
+        return Viewer(owner=principal.owner, admin=principal.admin, key_name=principal.key_name)

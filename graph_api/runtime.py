@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import TYPE_CHECKING
 
 from graph_api.events import EventRelay
 from jobs.broker import Broker
@@ -21,6 +22,9 @@ from jobs.outbox import OutboxRelay
 from jobs.settings import Settings
 from jobs.storage import LocalStorage
 
+if TYPE_CHECKING:
+    from graph_api.metrics import Metrics
+
 log = logging.getLogger(__name__)
 
 RETRY_MIN_S = 1.0
@@ -30,14 +34,20 @@ RETRY_MAX_S = 30.0
 class Runtime:
     """Built by the app's lifespan; resolvers and routes reach it through the context."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, metrics: Metrics | None = None) -> None:
         self.settings = settings
+        if metrics is None:
+            from graph_api.metrics import Metrics
+
+            metrics = Metrics()
+        self.metrics = metrics
         self.db = Database(settings.sqlalchemy_url)
         self.storage = LocalStorage(settings.storage_path)
         self.events = EventRelay(settings.queue_prefix)
         self.broker: Broker | None = None
         self.relay: OutboxRelay | None = None
         self._connector: asyncio.Task[None] | None = None
+        self.metrics.watch(self)
 
     async def start(self) -> None:
         await self.db.migrate()

@@ -9,8 +9,10 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
+from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
 
 from graph_api.errors import EngineErrors
+from graph_api.limits import MAX_QUERY_ALIASES, MAX_QUERY_DEPTH, MAX_QUERY_TOKENS
 from graph_api.mutations import Mutation
 from graph_api.queries import Query
 from graph_api.subscriptions import Subscription
@@ -25,7 +27,15 @@ class Schema(strawberry.Schema):
 
 
 schema = Schema(
-    query=Query, mutation=Mutation, subscription=Subscription, extensions=[EngineErrors]
+    query=Query,
+    mutation=Mutation,
+    subscription=Subscription,
+    extensions=[
+        EngineErrors,
+        lambda: QueryDepthLimiter(max_depth=MAX_QUERY_DEPTH),
+        lambda: MaxTokensLimiter(max_token_count=MAX_QUERY_TOKENS),
+        lambda: MaxAliasesLimiter(max_alias_count=MAX_QUERY_ALIASES),
+    ],
 )
 
 

@@ -1,7 +1,9 @@
 """Live job updates.
 
 The subscription registers with the event relay before it reads the job, so no event can
-fall between the stored state it sends first and the relayed events that follow.
+fall between the stored state it sends first and the relayed events that follow. The API key
+comes in the `connection_init` payload (see `graph_api.auth`); another owner's job is
+NOT_FOUND, and `myJobUpdates` filters every event by the owner of its job.
 """
 
 # Strawberry types its decorators-with-arguments as returning Any.
@@ -15,11 +17,15 @@ import strawberry
 from strawberry.types import Info
 
 from graph_api.context import Context
+from graph_api.permissions import AUTHENTICATED
 from graph_api.types import JobEvent
 from jobs import contract
+from jobs.db import repository as repo
+from jobs.errors import NotFound
 from jobs.models import Job as JobRecord
 from jobs.states import JobStatus as _JobStatus
 
+OWNER_CACHE = 10_000
 _RANK = {_JobStatus.QUEUED: 0, _JobStatus.RUNNING: 1}
 
 
@@ -53,7 +59,8 @@ def _from_event(event: contract.JobEvent) -> JobEvent:
 class Subscription:
     @strawberry.subscription(
         description="The job's current state, then each change, until it finishes. "
-        "Code NOT_FOUND for an unknown id."
+        "Code NOT_FOUND for an unknown id (or another owner's).",
+        permission_classes=AUTHENTICATED,
     )
     async def job_updates(
         self, info: Info[Context, None], job_id: strawberry.ID
@@ -70,4 +77,31 @@ class Subscription:
                 if key <= last:
                     continue
                 last, finished = key, event.status.terminal
+                yield _from_event(event)
+
+    @strawberry.subscription(
+        description="Every event of every one of your jobs (admins: of all jobs), as it "
+        "happens; never completes.",
+        permission_classes=AUTHENTICATED,
+    )
+    async def my_job_updates(self, info: Info[Context, None]) -> AsyncGenerator[JobEvent, None]:
+        context = info.context
+        principal = await context.principal()
+        owners: dict[str, str | None] = {}  # a job's owner never changes
+        with context.runtime.events.subscribe_all() as queue:
+            while True:
+                event = await queue.get()
+                if len(owners) > OWNER_CACHE:
+                    owners.clear()
+                if not principal.admin:
+                    if event.job_id not in owners:
+                        try:
+                            async with context.runtime.db.transaction() as session:
+                                owners[event.job_id] = (
+                                    await repo.get_job(session, event.job_id)
+                                ).owner
+                        except NotFound:
+                            continue
+                    if owners[event.job_id] != principal.owner:
+                        continue
                 yield _from_event(event)

@@ -14,6 +14,7 @@ from strawberry.types import Info
 
 from graph_api.context import Context
 from jobs import models
+from jobs.db import repository as repo
 from jobs.formats import AudioFormat as _AudioFormat
 from jobs.formats import SampleFormat as _SampleFormat
 from jobs.states import JobStatus as _JobStatus
@@ -190,3 +191,27 @@ class EffectDescription:
     input_type: str
     changes_sample_rate: bool
     params: list[ParamDescription]
+
+
+@strawberry.type(description="A named, validated effect chain of yours.")
+class Preset:
+    name: str
+    effects: JSON = strawberry.field(description="The canonical chain, defaults filled in.")
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, preset: repo.Preset) -> Preset:
+        return cls(
+            name=preset.name,
+            effects=JSON(preset.effects),
+            created_at=preset.created_at,
+            updated_at=preset.updated_at,
+        )
+
+
+@strawberry.type(description="Who you are, as far as the API is concerned.")
+class Viewer:
+    owner: str | None = strawberry.field(description="Null when authentication is off.")
+    admin: bool
+    key_name: str | None

@@ -97,3 +97,29 @@ class WorkerLost(EngineError):
 
 class BrokerUnavailable(EngineError):
     code = "BROKER_UNAVAILABLE"
+
+
+class Unauthenticated(EngineError):
+    """No API key, or one that is unknown or revoked."""
+
+    code = "UNAUTHENTICATED"
+
+
+class QuotaExceeded(EngineError):
+    code = "QUOTA_EXCEEDED"
+
+
+class FileInUse(EngineError):
+    """A file still read by a QUEUED or RUNNING job cannot be deleted."""
+
+    code = "CONFLICT"
+
+
+class PresetNotFound(NotFound):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no preset named {name!r}")
+
+
+class ApiKeyNotFound(NotFound):
+    def __init__(self, which: str) -> None:
+        super().__init__(f"no API key with id or name {which!r}")

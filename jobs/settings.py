@@ -55,6 +55,21 @@ class Settings(BaseSettings):
     api_port: int = Field(8000, description="Port the API listens on.")
     max_upload_bytes: int = Field(200 * 2**20, ge=1, description="Largest accepted upload.")
     public_url: str = Field("", description="Base URL put in download links; '' means relative.")
+    auth_enabled: bool = Field(
+        True,
+        description="Require an API key (Authorization: Bearer ...) for every operation but "
+        "the probes; False (`--dev`) makes everything visible to everyone: insecure.",
+    )
+    max_duration_s: float = Field(4 * 3600.0, gt=0, description="Longest accepted upload.")
+    max_channels: int = Field(8, ge=1, description="Most channels an upload may have.")
+    min_sample_rate: int = Field(8_000, ge=1, description="Lowest accepted upload sample rate.")
+    max_sample_rate: int = Field(192_000, ge=1, description="Highest accepted upload rate.")
+    max_ir_seconds: float = Field(
+        20.0, gt=0, description="Longest uploaded impulse response a reverb may use."
+    )
+    max_queued_jobs_per_owner: int = Field(
+        100, ge=1, description="Unfinished (QUEUED or RUNNING) jobs one owner may have."
+    )
 
     @property
     def storage_path(self) -> Path:

@@ -99,3 +99,34 @@ async def uploaded(client: httpx.AsyncClient, path: Path) -> dict[str, Any]:
     assert "errors" not in body, body
     file: dict[str, Any] = body["data"]["uploadAudio"]
     return file
+
+
+async def make_key(
+    settings: Settings, name: str, *, admin: bool = False, owner: str | None = None
+) -> str:
+    """Create an API key in the settings' database (migrating it first if need be)."""
+    from graph_api.auth import create_key
+    from jobs.db import Database
+
+    db = Database(settings.sqlalchemy_url)
+    try:
+        await db.migrate()
+        key, _ = await create_key(db, name=name, admin=admin, owner=owner)
+    finally:
+        await db.close()
+    return key
+
+
+def auth(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+@contextlib.asynccontextmanager
+async def as_key(app: FastAPI, key: str | None) -> AsyncIterator[httpx.AsyncClient]:
+    """An in-process client sending `key` on every request (None: no key)."""
+    transport = httpx.ASGITransport(app=app)
+    headers = auth(key) if key else {}
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://api", headers=headers
+    ) as client:
+        yield client

@@ -1,5 +1,9 @@
 """Fixtures for the API: the app run in-process inside its lifespan, and removal of each
-test's queues and exchanges afterwards."""
+test's queues and exchanges afterwards.
+
+`settings` here is the root fixture with authentication OFF (`--dev`): the tests of uploads,
+jobs and subscriptions are about those features. `secure_settings` turns it on; the tests of
+keys and ownership (`test_auth.py`, `test_ownership.py`...) use it."""
 
 from __future__ import annotations
 
@@ -14,6 +18,16 @@ from fastapi import FastAPI
 
 from graph_api.runtime import Runtime
 from jobs.settings import Settings
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    return settings.model_copy(update={"auth_enabled": False})
+
+
+@pytest.fixture
+def secure_settings(settings: Settings) -> Settings:
+    return settings.model_copy(update={"auth_enabled": True})
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,123 @@
+"""API keys, presets, soft deletion and ownership queries against SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from jobs.db import Database
+from jobs.db import repository as repo
+from jobs.errors import ApiKeyNotFound, BadInput, FileNotFound, PresetNotFound
+from jobs.models import AudioFile, Job
+from jobs.states import JobStatus
+
+
+async def _file(db: Database, owner: str | None, role: str = "input") -> AudioFile:
+    async with db.transaction() as s:
+        return await repo.add_file(
+            s,
+            AudioFile(
+                repo.new_id(),
+                "a.wav",
+                "WAV",
+                "FLOAT",
+                48000,
+                2,
+                48000,
+                1000,
+                "in/a.wav",
+                role,
+                owner,
+                repo.now(),
+            ),
+        )
+
+
+async def _job(
+    db: Database, file_id: str, owner: str | None, effects: list[dict[str, Any]] | None = None
+) -> Job:
+    async with db.transaction() as s:
+        return await repo.create_job(
+            s,
+            job_id=repo.new_id(),
+            input_file_id=file_id,
+            effects=effects or [],
+            output_format="WAV",
+            output_subtype="FLOAT",
+            message=b"m",
+            owner=owner,
+        )
+
+
+async def test_api_keys(database: Database) -> None:
+    async with database.transaction() as s:
+        assert await repo.count_api_keys(s) == 0
+        key = await repo.add_api_key(
+            s, name="alice", key_hash="h" * 64, prefix="ae_x", owner="alice", admin=False
+        )
+    with pytest.raises(BadInput):
+        async with database.transaction() as s:
+            await repo.add_api_key(
+                s, name="alice", key_hash="g" * 64, prefix="ae_y", owner="a", admin=False
+            )
+    async with database.transaction() as s:
+        found = await repo.api_key_by_hash(s, "h" * 64)
+        assert found is not None and found[0].id == key.id and found[1] == "h" * 64
+        assert (await repo.revoke_api_key(s, "alice")).revoked_at is not None
+    async with database.transaction() as s:
+        assert await repo.api_key_by_hash(s, "h" * 64) is None
+        assert await repo.count_api_keys(s) == 1
+        assert [k.name for k in await repo.list_api_keys(s)] == ["alice"]
+    with pytest.raises(ApiKeyNotFound):
+        async with database.transaction() as s:
+            await repo.revoke_api_key(s, "nobody")
+
+
+async def test_presets(database: Database) -> None:
+    async with database.transaction() as s:
+        await repo.save_preset(s, "alice", "p", [{"gain": {"db": 1.0}}])
+        await repo.save_preset(s, None, "p", [{"gain": {"db": 2.0}}])
+    async with database.transaction() as s:
+        await repo.save_preset(s, "alice", "p", [{"gain": {"db": 3.0}}])
+    async with database.transaction() as s:
+        assert (await repo.get_preset(s, "alice", "p")).effects == [{"gain": {"db": 3.0}}]
+        assert (await repo.get_preset(s, None, "p")).owner is None
+        assert [p.name for p in await repo.list_presets(s, "bob")] == []
+        await repo.delete_preset(s, "alice", "p")
+    with pytest.raises(PresetNotFound):
+        async with database.transaction() as s:
+            await repo.delete_preset(s, "alice", "p")
+
+
+async def test_visibility_deletion_and_quota(database: Database) -> None:
+    mine = await _file(database, "alice")
+    output = await _file(database, None, role="output")
+    job = await _job(database, mine.id, "alice", [{"reverb": {"impulse": output.id}}])
+    async with database.transaction() as s:
+        assert (await repo.visible_file(s, mine.id, "alice")).id == mine.id
+        assert (await repo.visible_file(s, mine.id, None)).id == mine.id
+        with pytest.raises(FileNotFound):
+            await repo.visible_file(s, mine.id, "bob")
+        with pytest.raises(FileNotFound):  # an ownerless output is nobody's yet
+            await repo.visible_file(s, output.id, "alice")
+        assert [j.id for j in await repo.unfinished_jobs_using(s, output.id)] == [job.id]
+        assert [j.id for j in await repo.unfinished_jobs_using(s, mine.id)] == [job.id]
+        assert await repo.count_unfinished_jobs(s, "alice") == 1
+        assert await repo.count_unfinished_jobs(s, "bob") == 0
+        await repo.set_status(s, job.id, JobStatus.RUNNING)
+        await repo.set_status(s, job.id, JobStatus.SUCCEEDED, output_file_id=output.id)
+    async with database.transaction() as s:
+        assert (await repo.visible_file(s, output.id, "alice")).id == output.id
+        with pytest.raises(FileNotFound):
+            await repo.visible_file(s, output.id, "bob")
+        assert await repo.unfinished_jobs_using(s, mine.id) == []
+        assert await repo.count_unfinished_jobs(s, "alice") == 0
+        counts = await repo.count_jobs_by_status(s)
+        assert counts[JobStatus.SUCCEEDED] == 1 and counts[JobStatus.QUEUED] == 0
+        await repo.mark_file_deleted(s, mine.id)
+    async with database.transaction() as s:
+        assert await repo.deleted_file_ids(s, [mine.id, output.id]) == {mine.id}
+        with pytest.raises(FileNotFound):
+            await repo.visible_file(s, mine.id, None)
+        assert (await repo.get_job(s, job.id)).input_file_id == mine.id  # history stays
