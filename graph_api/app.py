@@ -1,11 +1,13 @@
 """The ASGI application: GraphQL at `/graphql`, files at `/files`, probes at `/healthz` and
-`/readyz`, OpenAPI docs at `/docs`.
+`/readyz`, Prometheus metrics at `/metrics`, OpenAPI docs at `/docs`.
 
 >>> app = create_app(Settings())                                  # doctest: +SKIP
 >>> uvicorn.run(app, host=settings.api_host, port=settings.api_port)  # doctest: +SKIP
 
-Multipart requests (GraphQL uploads, `POST /files`) need an `Apollo-Require-Preflight: true`
-or `X-Requested-With` header: see `graph_api.csrf`.
+Every operation but the probes needs an API key (`Authorization: Bearer ae_...`, see
+`graph_api.auth`) unless `Settings.auth_enabled` is off (`--dev`). Multipart requests (GraphQL
+uploads, `POST /files`) need an `Apollo-Require-Preflight: true` or `X-Requested-With` header
+when sent from a browser: see `graph_api.csrf`.
 """
 
 from __future__ import annotations
@@ -18,11 +20,13 @@ from fastapi import FastAPI
 from strawberry.fastapi import GraphQLRouter
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 
-from graph_api import files, health
+from graph_api import files, health, metrics, web
+from graph_api.auth import ensure_first_key, first_key_banner
 from graph_api.context import Context, get_context
 from graph_api.csrf import RequirePreflight
 from graph_api.errors import engine_error_response
 from graph_api.limits import BodyLimit
+from graph_api.metrics import Metrics, RequestTimer
 from graph_api.runtime import Runtime
 from graph_api.schema import schema
 from jobs.errors import EngineError
@@ -30,23 +34,37 @@ from jobs.settings import Settings
 
 log = logging.getLogger(__name__)
 
+INSECURE = (
+    "AUTHENTICATION IS DISABLED (--dev / AUDIO_ENGINE_AUTH_ENABLED=false): anyone who can "
+    "reach this API can read, change and delete everything. Never run it like this outside "
+    "your own machine."
+)
+
 
 def create_app(settings: Settings) -> FastAPI:
     """One app per settings; its lifespan owns the database, broker and relays."""
+    app_metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = Runtime(settings)
+        runtime = Runtime(settings, app_metrics)
         await runtime.start()
         app.state.runtime = runtime
         try:
+            if settings.auth_enabled:
+                key = await ensure_first_key(runtime.db)
+                if key is not None:
+                    print(first_key_banner(key, settings), flush=True)
+            else:
+                log.warning(INSECURE)
             yield
         finally:
             await runtime.stop()
 
     app = FastAPI(
         title="Audio engine API",
-        description="Upload audio, run effect chains, follow jobs. GraphQL at /graphql.",
+        description="Upload audio, run effect chains, follow jobs. GraphQL at /graphql. "
+        "Every route but /healthz and /readyz needs `Authorization: Bearer <API key>`.",
         lifespan=lifespan,
     )
     graphql: GraphQLRouter[Context, None] = GraphQLRouter(
@@ -59,7 +77,13 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(graphql, prefix="/graphql")
     app.include_router(files.router)
     app.include_router(health.router)
+    app.include_router(metrics.router)
+    app.include_router(web.router)
     app.add_exception_handler(EngineError, engine_error_response)
     app.add_middleware(RequirePreflight)
     app.add_middleware(BodyLimit, max_upload_bytes=settings.max_upload_bytes)
+    app.add_middleware(
+        RequestTimer, metrics=app_metrics, templates=lambda: ["/graphql", *app.openapi()["paths"]]
+    )
+    app.state.metrics = app_metrics
     return app
