@@ -27,6 +27,7 @@ from tests.processes import Service, Stack
 
 pytestmark = pytest.mark.slow
 
+FAULT_ENV = {"AUDIO_ENGINE_POOL_SIZE": "2", "AUDIO_ENGINE_MAX_QUEUED_JOBS_PER_OWNER": "1000"}
 SHORT_CHAIN = [{"gain": {"db": -1.0}}, {"eq": {"bands": [{"kind": "LOWSHELF", "frequency": 200}]}}]
 
 
@@ -123,7 +124,7 @@ def _terminal(n: int) -> Callable[[Counter[str]], bool]:
 
 @pytest.fixture
 def stack(tmp_path: Path) -> Stack:
-    return Stack(tmp_path / "data", extra_env={"AUDIO_ENGINE_POOL_SIZE": "2"})
+    return Stack(tmp_path / "data", extra_env=FAULT_ENV)
 
 
 @pytest.fixture
@@ -231,7 +232,7 @@ def test_postgres_restart_loses_no_job(tmp_path: Path) -> None:
     name = f"t_{uuid.uuid4().hex[:10]}"
     asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
     url = POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
-    stack = Stack(tmp_path / "data", extra_env={"DATABASE_URL": url, "AUDIO_ENGINE_POOL_SIZE": "2"})
+    stack = Stack(tmp_path / "data", extra_env={**FAULT_ENV, "DATABASE_URL": url})
     api = stack.start("api", "--dev")
     bridge: Service | None = None
     try:
