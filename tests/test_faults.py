@@ -28,7 +28,15 @@ from tests.processes import Service, Stack
 pytestmark = pytest.mark.slow
 
 FAULT_ENV = {"AUDIO_ENGINE_POOL_SIZE": "2", "AUDIO_ENGINE_MAX_QUEUED_JOBS_PER_OWNER": "1000"}
-SHORT_CHAIN = [{"gain": {"db": -1.0}}, {"eq": {"bands": [{"kind": "LOWSHELF", "frequency": 200}]}}]
+# Seconds of work per run, so a test can see it RUNNING and crash the bridge holding it.
+SLOW_CHAIN: list[dict[str, object]] = [
+    {"reverb": {"impulse": "hall", "mix": 0.5}},
+    {"compressor": {"thresholdDb": -30}},
+]
+SHORT_CHAIN: list[dict[str, object]] = [
+    {"gain": {"db": -1.0}},
+    {"eq": {"bands": [{"kind": "LOWSHELF", "frequency": 200}]}},
+]
 
 
 def _tone(path: Path, seconds: float = 0.25) -> Path:
@@ -36,7 +44,13 @@ def _tone(path: Path, seconds: float = 0.25) -> Path:
     return write_wav(path, 0.2 * rng.standard_normal((1, int(48_000 * seconds))).astype(np.float32))
 
 
-async def _submit_many(url: str, file_id: str, count: int, concurrency: int = 8) -> list[str]:
+async def _submit_many(
+    url: str,
+    file_id: str,
+    count: int,
+    concurrency: int = 8,
+    chain: list[dict[str, object]] = SHORT_CHAIN,
+) -> list[str]:
     """Submit `count` jobs; retry a refused HTTP call (the API restarts nothing here, but the
     broker may be away: submitJob must still answer)."""
     ids: list[str] = []
@@ -45,9 +59,7 @@ async def _submit_many(url: str, file_id: str, count: int, concurrency: int = 8)
 
         async def one() -> None:
             async with gate:
-                data = await graphql(
-                    http, SUBMIT, {"input": {"fileId": file_id, "effects": SHORT_CHAIN}}
-                )
+                data = await graphql(http, SUBMIT, {"input": {"fileId": file_id, "effects": chain}})
                 assert data["submitJob"]["status"] == "QUEUED"
                 ids.append(data["submitJob"]["id"])
 
@@ -73,6 +85,19 @@ class Census:
             async with db.transaction() as s:
                 rows = (await s.execute(select(JobRow.status).where(JobRow.id.in_(ids)))).all()
             return Counter(r[0] for r in rows)
+        finally:
+            await db.close()
+
+    async def attempt(self, job_id: str) -> tuple[str, int]:
+        db = Database(self.url)
+        try:
+            async with db.transaction() as s:
+                row = (
+                    await s.execute(
+                        select(JobRow.status, JobRow.attempts).where(JobRow.id == job_id)
+                    )
+                ).one()
+            return str(row[0]), int(row[1])
         finally:
             await db.close()
 
@@ -123,8 +148,9 @@ def _terminal(n: int) -> Callable[[Counter[str]], bool]:
 
 
 @pytest.fixture
-def stack(tmp_path: Path) -> Stack:
-    return Stack(tmp_path / "data", extra_env=FAULT_ENV)
+def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Stack:
+    extra = getattr(request, "param", {})
+    return Stack(tmp_path / "data", extra_env={**FAULT_ENV, **extra})
 
 
 @pytest.fixture
@@ -191,27 +217,30 @@ def test_broker_stopped_during_submissions(stack: Stack, api: Service, tmp_path:
     assert figures["duplicates"] == 0
 
 
+@pytest.mark.parametrize(
+    "stack", [{"AUDIO_ENGINE_BLOCK_FRAMES": "2048"}], indirect=True, ids=["small-blocks"]
+)
 def test_message_that_keeps_crashing_the_bridge_is_dead_lettered(
     stack: Stack, api: Service, tmp_path: Path
 ) -> None:
     """The bridge dies every time it holds the poison job; after the delivery limit RabbitMQ
     dead-letters it, the job ends FAILED DELIVERY_LIMIT, and later jobs run normally."""
     census = Census(stack, _sqlite_url(stack))
-    long_input = _tone(tmp_path / "long.wav", seconds=120.0)
+    long_input = _tone(tmp_path / "long.wav", seconds=300.0)
     poison_file = asyncio.run(_upload(stack.url, long_input))
-    [poison] = asyncio.run(_submit_many(stack.url, poison_file, 1))
+    [poison] = asyncio.run(_submit_many(stack.url, poison_file, 1, chain=SLOW_CHAIN))
     bridge = _start_bridge(stack)
     crashes = 0
     try:
-        deadline = time.monotonic() + 400
+        deadline = time.monotonic() + 240
         while time.monotonic() < deadline:
-            status = asyncio.run(census.statuses([poison]))
-            if status["FAILED"]:
+            status, attempts = asyncio.run(census.attempt(poison))
+            if status == "FAILED":
                 break
-            if status["RUNNING"]:
+            if status == "RUNNING" and attempts > crashes:
+                # A fresh run of the poison job has started: crash the bridge holding it.
                 bridge.kill()
                 crashes += 1
-                # Mark it QUEUED again is the next bridge's job (recovery); just restart.
                 bridge = _start_bridge(stack)
             time.sleep(0.2)
         good_file = asyncio.run(_upload(stack.url, _tone(tmp_path / "in.wav")))
