@@ -10,10 +10,10 @@ audio-engine keys create --name NAME [--admin] | keys list | keys revoke NAME-OR
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
+from jobs.logs import configure_logging
 from jobs.settings import Settings
 
 
@@ -57,7 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     submit.add_argument("-o", "--output", type=Path, help="where to save (default: next to input)")
     submit.add_argument("--format", default="WAV")
     submit.add_argument("--subtype", default="FLOAT")
-    submit.add_argument("--api-key", default=None, help="Bearer key, if the server wants one")
+    submit.add_argument("--api-key", default=None, help="API key (default: AUDIO_ENGINE_API_KEY)")
     submit.add_argument("--quiet", action="store_true")
 
     keys = sub.add_parser("keys", help="create, list and revoke API keys")
@@ -74,9 +74,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(args.log_level)
     settings = Settings()
     overrides = {
         "api_host": getattr(args, "host", None),
@@ -111,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "submit":
         from cli import client
 
+        args.api_key = args.api_key or settings.api_key or None
         return client.submit(args)
     return 2
 

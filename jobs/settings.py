@@ -71,6 +71,10 @@ class Settings(BaseSettings):
         100, ge=1, description="Unfinished (QUEUED or RUNNING) jobs one owner may have."
     )
 
+    api_key: str = Field(
+        "", description="Key the `audio-engine submit` client sends (it prints no key itself)."
+    )
+
     @property
     def storage_path(self) -> Path:
         return self.storage_dir or self.data_dir / "storage"
