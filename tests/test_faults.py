@@ -7,6 +7,9 @@ They are slow (processes restart, Ray starts again) and run in CI all the same.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import json
+import signal
 import subprocess
 import time
 import uuid
@@ -17,9 +20,10 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+import websockets
 from sqlalchemy import func, select
 
-from cli.client import SUBMIT, graphql, upload
+from cli.client import SUBMIT, graphql, job_events, upload
 from jobs.db import Database
 from jobs.db.tables import FileRow, JobRow
 from tests.conftest import POSTGRES_URL, _admin, write_wav
@@ -200,21 +204,65 @@ def test_broker_stopped_during_submissions(stack: Stack, api: Service, tmp_path:
     file_id = asyncio.run(_upload(stack.url, _tone(tmp_path / "in.wav")))
     ids = asyncio.run(_submit_many(stack.url, file_id, 50))
     subprocess.run(["rabbitmqctl", "stop_app"], check=True, capture_output=True)
+    watcher: concurrent.futures.Future[list[dict[str, object]]] | None = None
+    pool = concurrent.futures.ThreadPoolExecutor(1)
     try:
         # The broker is away: submissions are still accepted (the outbox holds them).
         ids += asyncio.run(_submit_many(stack.url, file_id, 25))
+        # A subscriber that started during the outage hears the outcome once it is back.
+        watcher = pool.submit(lambda: asyncio.run(_collect(stack.url, ids[-1])))
         time.sleep(10)
         ids += asyncio.run(_submit_many(stack.url, file_id, 25))
     finally:
         subprocess.run(["rabbitmqctl", "start_app"], check=True, capture_output=True)
     try:
         census.wait(ids, _terminal(100), timeout=300)
+        assert watcher is not None
+        events = watcher.result(timeout=120)
     finally:
+        pool.shutdown(wait=False)
         assert bridge.stop() == 0, bridge.log()[-3000:]
     figures = asyncio.run(census.report(ids))
     assert figures["submitted"] == 100
     assert figures["succeeded"] == 100, figures
     assert figures["duplicates"] == 0
+    assert events[0]["status"] == "QUEUED"
+    assert events[-1]["status"] == "SUCCEEDED"
+
+
+async def _collect(url: str, job_id: str) -> list[dict[str, object]]:
+    return [event async for event in job_events(url, job_id)]
+
+
+def test_api_sigterm_closes_subscriptions_cleanly(
+    stack: Stack, api: Service, tmp_path: Path
+) -> None:
+    """No bridge runs, so the job stays QUEUED and its subscription stays open until the API
+    is told to stop: the client must see a proper close frame, the process exit 0."""
+    file_id = asyncio.run(_upload(stack.url, _tone(tmp_path / "in.wav")))
+    [job_id] = asyncio.run(_submit_many(stack.url, file_id, 1))
+
+    async def scenario() -> tuple[str, int | None]:
+        url = stack.url.replace("http", "ws", 1) + "/graphql"
+        async with websockets.connect(url, subprotocols=["graphql-transport-ws"]) as ws:  # type: ignore[list-item]
+            await ws.send(json.dumps({"type": "connection_init"}))
+            assert json.loads(await ws.recv())["type"] == "connection_ack"
+            query = "subscription ($id: ID!) { jobUpdates(jobId: $id) { status } }"
+            payload = {"query": query, "variables": {"id": job_id}}
+            await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
+            first = json.loads(await ws.recv())
+            api.proc.send_signal(signal.SIGTERM)
+            try:
+                while True:
+                    await asyncio.wait_for(ws.recv(), 30)
+            except websockets.ConnectionClosed as closed:
+                code = closed.rcvd.code if closed.rcvd is not None else None
+            return first["payload"]["data"]["jobUpdates"]["status"], code
+
+    status, code = asyncio.run(scenario())
+    assert status == "QUEUED"
+    assert code in (1000, 1001, 1012), code
+    assert api.proc.wait(60) == 0, api.log()[-3000:]
 
 
 @pytest.mark.parametrize(
