@@ -191,3 +191,22 @@ def test_undecodable_input_fails_the_job_and_the_bridge_goes_on(
     assert error["code"] in ("UNSUPPORTED_AUDIO", "PROCESSING_FAILED")
     assert error["message"]
     assert good["status"] == "SUCCEEDED"
+
+
+def test_output_file_reports_its_real_rate_and_length(
+    stack: Stack, bridge: Service, key: str, wav_file: Path
+) -> None:
+    chain = [{"trim": {"endS": 0.5}}, {"resample": {"rate": 44_100}}]
+    query = "query ($id: ID!) { job(id: $id) { output { sampleRate channels frames format } } }"
+
+    async def scenario() -> dict[str, object]:
+        job_id = await _submit(stack.url, key, wav_file, chain)
+        assert (await _events(stack.url, key, job_id))[-1]["status"] == "SUCCEEDED"
+        async with _client(stack.url, key) as http:
+            return (await graphql(http, query, {"id": job_id}))["job"]["output"]
+
+    output = asyncio.run(scenario())
+    assert output["sampleRate"] == 44_100
+    assert output["channels"] == 2
+    assert abs(int(output["frames"]) - 22_050) <= 2  # type: ignore[call-overload]
+    assert output["format"] == "WAV"
