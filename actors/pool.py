@@ -66,6 +66,9 @@ def _init_ray(settings: Settings) -> None:
             include_dashboard=True,
             dashboard_host="127.0.0.1",
             dashboard_port=settings.ray_dashboard_port,
+            # Ray starts workers at nice 15; the actors' DSP is this node's real work and
+            # must not yield the CPU to every service beside it (see docs/cluster.md).
+            _system_config={"worker_niceness": 0},
         )
 
 
@@ -82,6 +85,8 @@ class ActorPool:
         self._changed = asyncio.Condition()
         self._waiting: set[str] = set()
         self._cancelled: set[str] = set()
+        # Ray Client (ray://) carries no streaming methods: jobs are then polled for progress.
+        self._streaming = not settings.ray_address.startswith("ray://")
 
     @classmethod
     async def start(cls, settings: Settings) -> ActorPool:
@@ -226,6 +231,22 @@ class ActorPool:
         except RayError as exc:
             log.error("replacement actor %s failed to start: %s", slot.name, exc)
 
+    async def _polled(
+        self, slot: _Slot, job_id: str, body: dict[str, Any], on_progress: ProgressCallback
+    ) -> JobResult:
+        """The job as one plain call, its progress polled (Ray Client has no streaming)."""
+        done: asyncio.Task[Any] = asyncio.create_task(
+            _value(slot.handle.run_collected.remote(body))
+        )
+        interval_s = max(self.settings.progress_interval_s, 0.05)
+        poller = asyncio.create_task(_poll_progress(slot, job_id, done, interval_s, on_progress))
+        try:
+            value = await done
+        finally:
+            poller.cancel()
+            await asyncio.gather(poller, return_exceptions=True)
+        return JobResult.model_validate(value)
+
     async def _run_on(
         self, slot: _Slot, message: JobMessage, on_progress: ProgressCallback
     ) -> JobResult:
@@ -234,16 +255,20 @@ class ActorPool:
             self._cancelled.discard(job_id)
             raise JobCancelled("cancelled before it started")
         limit_s = min(message.timeout_s, self.settings.job_timeout_s)
-        gen: Any = slot.handle.run.remote(message.model_dump(mode="json"))
+        body = message.model_dump(mode="json")
         result: JobResult | None = None
         try:
             async with asyncio.timeout(limit_s):
-                async for ref in gen:
-                    value = await ref
-                    if isinstance(value, dict):
-                        result = JobResult.model_validate(value)
-                    else:
-                        await on_progress(float(value))
+                if self._streaming:
+                    gen: Any = slot.handle.run.remote(body)
+                    async for ref in gen:
+                        value = await ref
+                        if isinstance(value, dict):
+                            result = JobResult.model_validate(value)
+                        else:
+                            await on_progress(float(value))
+                else:
+                    result = await self._polled(slot, job_id, body, on_progress)
         except TimeoutError:
             await _quiet(slot.handle.cancel.remote(job_id))
             raise JobTimeout(f"the job ran longer than its limit of {limit_s:g} s") from None
@@ -262,6 +287,23 @@ class ActorPool:
         return result
 
 
+async def _poll_progress(
+    slot: _Slot, job_id: str, done: asyncio.Future[Any], interval_s: float, on_progress: Any
+) -> None:
+    last: float | None = None
+    while not done.done():
+        await asyncio.wait({done}, timeout=interval_s)
+        if done.done():
+            return
+        try:
+            value: float | None = await slot.handle.progress.remote(job_id)
+        except RayError:
+            return  # the job's own call reports what happened to the actor
+        if value is not None and value != last:
+            last = value
+            await on_progress(float(value))
+
+
 def _create(settings: Settings, index: int) -> ActorHandle[Any]:
     remote_cls: Any = ray.remote(DspWorker)
     return remote_cls.options(  # type: ignore[no-any-return]
@@ -272,6 +314,9 @@ def _create(settings: Settings, index: int) -> ActorHandle[Any]:
         max_task_retries=0,
         max_concurrency=MAX_CONCURRENCY,
         num_cpus=settings.actor_num_cpus,
+        # One actor per node before two on any node: a pool as large as the cluster's nodes
+        # uses every node, and a node's loss takes as few actors as possible with it.
+        scheduling_strategy="SPREAD",
     ).remote(settings, _name(settings, index))
 
 
@@ -289,6 +334,10 @@ def _preference(slot: _Slot, wanted: Iterable[str], avoid: set[str]) -> tuple[in
 def _reason(exc: RayError) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
+
+
+async def _value(ref: Any) -> Any:
+    return await ref
 
 
 async def _quiet(ref: Any) -> None:

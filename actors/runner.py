@@ -17,21 +17,51 @@ from numpy.typing import NDArray
 
 from actors.binding import Impulses, build_chain
 from dsp.chain import Stopped
+from dsp.loudness import LevelMeter, LoudnessMeter
+from jobs.contract import AudioAnalysis
 from jobs.effects import EffectCall
 from jobs.errors import JobCancelled, ProcessingFailed, UnsupportedAudio
 
 _DECODE_ERRORS = (sf.LibsndfileError, RuntimeError, TypeError, ValueError, OSError)
 
 
+class StreamMeter:
+    """Peak, RMS, clipping and BS.1770 loudness of a stream, metered block by block as it
+    passes (no second read of the file)."""
+
+    def __init__(self, sample_rate: int, channels: int) -> None:
+        self.sample_rate = sample_rate
+        self.levels = LevelMeter()
+        self.loudness = LoudnessMeter(sample_rate, channels)
+        self.frames = 0
+
+    def add(self, block: NDArray[np.float32]) -> None:
+        self.levels.add(block)
+        self.loudness.add(block)
+        self.frames += block.shape[1]
+
+    def analysis(self) -> AudioAnalysis:
+        return AudioAnalysis.of(
+            peak_db=self.levels.peak_db(),
+            rms_db=self.levels.rms_db(),
+            loudness_lufs=self.loudness.integrated(),
+            duration_seconds=self.frames / self.sample_rate,
+            clipping=self.levels.clipped,
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class RenderInfo:
-    """What was written: enough to describe the output file without reopening it."""
+    """What was written: enough to describe the output file without reopening it, and the
+    levels of what was read and what was written."""
 
     format: str
     subtype: str
     sample_rate: int
     channels: int
     frames: int
+    input_analysis: AudioAnalysis | None = None
+    output_analysis: AudioAnalysis | None = None
 
 
 def open_input(in_path: Path) -> sf.SoundFile:
@@ -75,10 +105,21 @@ def process_file(
         except ValueError as exc:
             raise ProcessingFailed(f"invalid effect chain for this input: {exc}") from exc
 
+        in_meter = StreamMeter(sample_rate, channels)
+        out_meter = StreamMeter(out_sr, out_ch)
+        passes = 0
+
         def source() -> Iterator[NDArray[np.float32]]:
+            # Analysis passes (normalize) read the input again: meter the first pass only.
+            nonlocal passes
+            passes += 1
+            meter = passes == 1
             reader.seek(0)
             for block in reader.blocks(blocksize=block_frames, dtype="float32", always_2d=True):
-                yield np.ascontiguousarray(block.T)
+                data = np.ascontiguousarray(block.T)
+                if meter:
+                    in_meter.add(data)
+                yield data
 
         clip = out_subtype.upper().startswith("PCM")
         frames = 0
@@ -96,7 +137,9 @@ def process_file(
                     nonlocal frames
                     # libsndfile wraps around instead of clipping when floats beyond full
                     # scale are written as integers.
-                    writer.write(np.clip(block, -1.0, 1.0).T if clip else block.T)
+                    out = np.clip(block, -1.0, 1.0) if clip else block
+                    out_meter.add(out)
+                    writer.write(out.T)
                     frames += block.shape[1]
 
                 chain.run(source, sink, sample_rate, channels, total, progress, should_stop)
@@ -104,4 +147,12 @@ def process_file(
             raise JobCancelled("stopped on request") from exc
         except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
             raise ProcessingFailed(f"processing failed: {exc}") from exc
-    return RenderInfo(out_format, out_subtype, out_sr, out_ch, frames)
+    return RenderInfo(
+        out_format,
+        out_subtype,
+        out_sr,
+        out_ch,
+        frames,
+        input_analysis=in_meter.analysis(),
+        output_analysis=out_meter.analysis(),
+    )

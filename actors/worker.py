@@ -8,6 +8,7 @@ a temporary name and renamed into place, so a cancelled or failed job leaves no 
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 import time
@@ -50,6 +51,7 @@ class DspWorker:
         self._current: str | None = None
         self._stop = threading.Event()
         self._doomed: set[str] = set()
+        self._progress = 0.0
         self._node_id = ray.get_runtime_context().get_node_id()
 
     def ready(self) -> dict[str, Any]:
@@ -60,6 +62,7 @@ class DspWorker:
         return {
             "name": self.name,
             "node_id": self._node_id,
+            "pid": os.getpid(),
             "jobs_processed": self.jobs_processed,
             "jobs_failed": self.jobs_failed,
             "busy": self._current is not None,
@@ -85,6 +88,9 @@ class DspWorker:
     def run(self, message_json: dict[str, Any]) -> Iterator[float | dict[str, Any]]:
         """Process one job: yields progress in 0..1 (coalesced, at most one per block), then
         `JobResult.model_dump()`. Failures raise `RemoteJobError`."""
+        yield from self._run(message_json)
+
+    def _run(self, message_json: dict[str, Any]) -> Iterator[float | dict[str, Any]]:
         message = JobMessage.model_validate(message_json)
         with self._job_lock:
             self._current = message.job_id
@@ -123,8 +129,26 @@ class DspWorker:
                 dsp_seconds=seconds,
                 actor=self.name,
                 node_id=self._node_id,
+                input_analysis=info.input_analysis,
+                output_analysis=info.output_analysis,
             )
             yield result.model_dump(mode="json")
+
+    def run_collected(self, message_json: dict[str, Any]) -> dict[str, Any]:
+        """`run` for a caller that cannot take a streaming method (Ray Client does not carry
+        them): returns the result; progress waits in `progress()` for the caller to poll."""
+        self._progress = 0.0
+        result: dict[str, Any] = {}
+        for value in self._run(message_json):
+            if isinstance(value, dict):
+                result = value
+            else:
+                self._progress = value
+        return result
+
+    def progress(self, job_id: str) -> float | None:
+        """Progress of `job_id` in 0..1 if it is the job running here (see `run_collected`)."""
+        return self._progress if self._current == job_id else None
 
     def _render(self, message: JobMessage) -> Generator[float, None, RenderInfo]:
         """Run `process_file` on a thread and relay its progress; returns its `RenderInfo`."""

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 
 from bridge.service import Bridge
+from jobs.logs import configure_logging
 from jobs.settings import Settings
 
 
@@ -16,5 +16,5 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    configure_logging("INFO")
     asyncio.run(main())

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import PurePath
+from typing import Any
 
 from aio_pika.abc import AbstractIncomingMessage
 
@@ -22,7 +23,8 @@ from jobs.db import Database
 from jobs.db import repository as repo
 from jobs.errors import ContractError, EngineError
 from jobs.formats import output_format
-from jobs.models import AudioFile
+from jobs.logs import job_context
+from jobs.models import AudioFile, Job
 from jobs.settings import Settings
 from jobs.states import JobStatus
 from jobs.storage import LocalStorage
@@ -54,6 +56,10 @@ class JobConsumer:
             log.warning("dead-lettering an unreadable job message: %s", exc.message)
             await message.reject(requeue=False)
             return Disposition.REJECT
+        with job_context(job.job_id):
+            return await self._handle(job, message)
+
+    async def _handle(self, job: JobMessage, message: AbstractIncomingMessage) -> Disposition:
         if job.job_id in self.running:
             # A second copy (recovery re-queued a job whose first delivery came back too).
             log.info("job %s is already running here; acking the duplicate", job.job_id)
@@ -91,25 +97,32 @@ class JobConsumer:
         job_id = message.job_id
         async with self.db.transaction() as session:
             job = await repo.get_job(session, job_id)
+            source = await repo.get_file(session, job.input_file_id)
         if job.status.terminal:
             log.info("job %s is already %s; acking without running", job_id, job.status)
             return
 
-        async def started(actor: str) -> None:
-            # The job may have waited in the pool for an actor: it is RUNNING only now.
+        running: asyncio.Task[None] | None = None
+
+        async def record_running(actor: str) -> None:
             async with self.db.transaction() as session:
-                current = await repo.get_job(session, job_id)
-                await repo.set_status(
-                    session,
-                    job_id,
-                    JobStatus.RUNNING,
-                    progress=0.0,
-                    attempts=current.attempts + 1,
-                    message=f"running on {actor}",
-                )
+                if not await repo.start_attempt(session, job_id, f"running on {actor}"):
+                    current = await repo.get_job(session, job_id)
+                    await repo.set_status(session, job_id, JobStatus.RUNNING)  # raises why
+                    log.warning("job %s was %s, not QUEUED", job_id, current.status)
             await self.broker.publish_event(JobEvent(job_id=job_id, status=JobStatus.RUNNING))
 
+        async def started(actor: str) -> None:
+            # The job may have waited in the pool for an actor: it is RUNNING only now. That
+            # is recorded while the actor already works (a short job is over in a few ms);
+            # progress and the outcome wait for it, so events keep their order.
+            nonlocal running
+            throttle.mark()  # the first progress event comes an interval after this one
+            running = asyncio.create_task(record_running(actor))
+
         async def report(progress: float) -> None:
+            if running is not None:
+                await running
             await self.broker.publish_event(
                 JobEvent(job_id=job_id, status=JobStatus.RUNNING, progress=progress)
             )
@@ -117,41 +130,48 @@ class JobConsumer:
                 await repo.set_progress(session, job_id, progress)
 
         throttle = ProgressThrottle(self.settings.progress_interval_s, report)
-        result = await self.pool.run(message, throttle.update, on_start=started)
-        await self._record_success(message, result)
+        try:
+            result = await self.pool.run(message, throttle.update, on_start=started)
+        finally:
+            if running is not None:
+                await running
+        await self._record_success(message, job, source, result)
+        log.info("job %s succeeded on %s (%.3f s of DSP)", job_id, result.actor, result.dsp_seconds)
 
-    async def _record_success(self, message: JobMessage, result: JobResult) -> None:
+    async def _record_success(
+        self, message: JobMessage, job: Job, source: AudioFile, result: JobResult
+    ) -> None:
         fmt = output_format(message.output_format, message.output_subtype)
+        output = AudioFile(
+            id=repo.new_id(),
+            filename=f"{PurePath(source.filename).stem}.processed.{fmt.extension}",
+            format=result.format,
+            subtype=result.subtype,
+            sample_rate=result.sample_rate,
+            channels=result.channels,
+            frames=result.frames,
+            size_bytes=result.size_bytes,
+            storage_key=result.output_key,
+            role="output",
+            owner=job.owner,
+            created_at=repo.now(),
+        )
+        outcome: dict[str, Any] = {
+            "output_file_id": output.id,
+            "progress": 1.0,
+            "dsp_seconds": result.dsp_seconds,
+            "node_id": result.node_id or None,
+            "actor": result.actor or None,
+            "error_code": None,
+            "error_message": None,
+        }
         async with self.db.transaction() as session:
-            job = await repo.get_job(session, message.job_id)
-            source = await repo.get_file(session, job.input_file_id)
-            output = await repo.add_file(
-                session,
-                AudioFile(
-                    id=repo.new_id(),
-                    filename=f"{PurePath(source.filename).stem}.processed.{fmt.extension}",
-                    format=result.format,
-                    subtype=result.subtype,
-                    sample_rate=result.sample_rate,
-                    channels=result.channels,
-                    frames=result.frames,
-                    size_bytes=result.size_bytes,
-                    storage_key=result.output_key,
-                    role="output",
-                    owner=job.owner,
-                    created_at=repo.now(),
-                ),
-            )
-            await repo.set_status(
-                session,
-                message.job_id,
-                JobStatus.SUCCEEDED,
-                output_file_id=output.id,
-                progress=1.0,
-                dsp_seconds=result.dsp_seconds,
-                error_code=None,
-                error_message=None,
-            )
+            await repo.add_file(session, output, result.output_analysis)
+            if result.input_analysis is not None:
+                await repo.set_file_analysis(session, source.id, result.input_analysis)
+            if not await repo.transition(session, job.id, JobStatus.SUCCEEDED, **outcome):
+                # Cancelled (or otherwise ended) meanwhile: raises InvalidTransition.
+                await repo.set_status(session, job.id, JobStatus.SUCCEEDED, **outcome)
         await self.broker.publish_event(
             JobEvent(job_id=message.job_id, status=JobStatus.SUCCEEDED, progress=1.0)
         )

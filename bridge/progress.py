@@ -18,6 +18,10 @@ class ProgressThrottle:
         self.forward = forward
         self._last = float("-inf")
 
+    def mark(self) -> None:
+        """Count another event of the job (its RUNNING event) as the last one forwarded."""
+        self._last = asyncio.get_running_loop().time()
+
     async def update(self, progress: float) -> None:
         now = asyncio.get_running_loop().time()
         if now - self._last < self.interval_s:

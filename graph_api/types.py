@@ -28,6 +28,24 @@ strawberry.enum(AudioFormat, description="Output container.")
 strawberry.enum(SampleFormat, description="Output sample format (ignored by OGG and MP3).")
 
 
+@strawberry.type(
+    description="Levels the engine measured while a job read (input) or wrote (output) a file."
+)
+class AudioAnalysis:
+    peak_db: float | None = strawberry.field(
+        description="Sample peak in dBFS over all channels; null for digital silence."
+    )
+    rms_db: float | None = strawberry.field(
+        description="RMS level in dBFS over all channels; null for digital silence."
+    )
+    loudness_lufs: float | None = strawberry.field(
+        description="Integrated loudness (ITU-R BS.1770-4, gated); null when no 400 ms block "
+        "passes the gates (silence, or shorter than 400 ms)."
+    )
+    duration_seconds: float = strawberry.field(description="Length of the metered stream.")
+    clipping: bool = strawberry.field(description="A sample reached or passed full scale.")
+
+
 @strawberry.type(description="A stored audio file: an upload or a job's output.")
 class AudioFile:
     id: strawberry.ID
@@ -56,6 +74,20 @@ class AudioFile:
             size_bytes=file.size_bytes,
             download_url=f"{public_url.rstrip('/')}/files/{file.id}",
             created_at=file.created_at,
+        )
+
+    @strawberry.field(description="Null until a job has read (or written) the file.")
+    async def analysis(self, info: Info[Context, None]) -> AudioAnalysis | None:
+        async with info.context.runtime.db.transaction() as session:
+            found = (await repo.file_analyses(session, [str(self.id)])).get(str(self.id))
+        if found is None:
+            return None
+        return AudioAnalysis(
+            peak_db=found.peak_db,
+            rms_db=found.rms_db,
+            loudness_lufs=found.loudness_lufs,
+            duration_seconds=found.duration_seconds,
+            clipping=found.clipping,
         )
 
 

@@ -17,6 +17,7 @@ Job message, version 1 (JSON, content type `application/json`, persistent)::
 from __future__ import annotations
 
 import json
+import math
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -83,6 +84,40 @@ class JobEvent(BaseModel):
         return cls.model_validate_json(body)
 
 
+class AudioAnalysis(BaseModel):
+    """Levels of a whole stream as an actor read or wrote it. Levels of digital silence
+    (-inf dB) are None, since JSON has no infinity; `clipping`: a sample reached full scale."""
+
+    model_config = ConfigDict(frozen=True)
+
+    peak_db: float | None
+    rms_db: float | None
+    loudness_lufs: float | None
+    duration_seconds: float
+    clipping: bool
+
+    @classmethod
+    def of(
+        cls,
+        *,
+        peak_db: float,
+        rms_db: float,
+        loudness_lufs: float,
+        duration_seconds: float,
+        clipping: bool,
+    ) -> AudioAnalysis:
+        def finite(value: float) -> float | None:
+            return value if math.isfinite(value) else None
+
+        return cls(
+            peak_db=finite(peak_db),
+            rms_db=finite(rms_db),
+            loudness_lufs=finite(loudness_lufs),
+            duration_seconds=duration_seconds,
+            clipping=clipping,
+        )
+
+
 class JobResult(BaseModel):
     """What an actor returns after it stored a job's output under `output_key`."""
 
@@ -99,6 +134,8 @@ class JobResult(BaseModel):
     dsp_seconds: float
     actor: str = ""
     node_id: str = ""
+    input_analysis: AudioAnalysis | None = None
+    output_analysis: AudioAnalysis | None = None
 
 
 class ControlMessage(BaseModel):

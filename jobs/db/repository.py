@@ -13,10 +13,11 @@ from typing import Any
 from sqlalchemy import String, and_, cast, delete, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from jobs.contract import AudioAnalysis
 from jobs.db.tables import ApiKeyRow, FileRow, JobRow, OutboxRow, PresetRow
 from jobs.errors import ApiKeyNotFound, BadInput, FileNotFound, JobNotFound, PresetNotFound
 from jobs.models import AudioFile, Job
-from jobs.states import JobStatus, check_transition
+from jobs.states import JobStatus, can_transition, check_transition
 
 
 def new_id() -> str:
@@ -71,9 +72,22 @@ def _job(row: JobRow) -> Job:
     )
 
 
-async def add_file(session: AsyncSession, file: AudioFile) -> AudioFile:
+async def add_file(
+    session: AsyncSession, file: AudioFile, analysis: AudioAnalysis | None = None
+) -> AudioFile:
+    """Insert a file row; `analysis`: the levels measured while a job wrote it."""
+    levels: dict[str, Any] = {}
+    if analysis is not None:
+        levels = {
+            "analysis_peak_db": analysis.peak_db,
+            "analysis_rms_db": analysis.rms_db,
+            "analysis_loudness_lufs": analysis.loudness_lufs,
+            "analysis_duration_s": analysis.duration_seconds,
+            "analysis_clipping": analysis.clipping,
+        }
     session.add(
         FileRow(
+            **levels,
             id=file.id,
             filename=file.filename,
             format=file.format,
@@ -213,6 +227,38 @@ async def set_status(session: AsyncSession, job_id: str, status: JobStatus, **fi
         values["finished_at"] = now()
     await session.execute(update(JobRow).where(JobRow.id == job_id).values(**values))
     return await get_job(session, job_id)
+
+
+async def transition(session: AsyncSession, job_id: str, status: JobStatus, **fields: Any) -> bool:
+    """`set_status` in one statement, for the bridge's hot path: the update only matches a
+    job in a state that may become `status` (per `jobs.states`). False when nothing matched
+    (no such job, or an illegal move): call `set_status` then for the precise error."""
+    sources = [s.value for s in JobStatus if s is status or can_transition(s, status)]
+    values: dict[str, Any] = {"status": status.value, **fields}
+    if status is JobStatus.RUNNING:
+        values["started_at"] = func.coalesce(JobRow.started_at, now())
+    if status.terminal:
+        values["finished_at"] = now()
+    result = await session.execute(
+        update(JobRow)
+        .where(JobRow.id == job_id, JobRow.status.in_(sources))
+        .values(**values)
+        # No ORM objects of jobs live in these sessions: skip matching them in Python.
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+async def start_attempt(session: AsyncSession, job_id: str, message: str) -> bool:
+    """RUNNING with one more attempt counted, progress 0 (see `transition`)."""
+    return await transition(
+        session,
+        job_id,
+        JobStatus.RUNNING,
+        progress=0.0,
+        attempts=JobRow.attempts + 1,
+        message=message,
+    )
 
 
 async def set_progress(session: AsyncSession, job_id: str, progress: float) -> None:
@@ -482,3 +528,61 @@ async def delete_preset(session: AsyncSession, owner: str | None, name: str) -> 
     )
     if not getattr(result, "rowcount", 0):
         raise PresetNotFound(name)
+
+
+# --- engine measurements ----------------------------------------------------------------
+
+
+async def set_file_analysis(session: AsyncSession, file_id: str, analysis: AudioAnalysis) -> None:
+    """Store the levels an actor measured while reading or writing `file_id` (the latest
+    measurement wins: every job reads its whole input)."""
+    await session.execute(
+        update(FileRow)
+        .where(FileRow.id == file_id)
+        .values(
+            analysis_peak_db=analysis.peak_db,
+            analysis_rms_db=analysis.rms_db,
+            analysis_loudness_lufs=analysis.loudness_lufs,
+            analysis_duration_s=analysis.duration_seconds,
+            analysis_clipping=analysis.clipping,
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def file_analyses(session: AsyncSession, ids: Sequence[str]) -> dict[str, AudioAnalysis]:
+    """The stored analyses of those of `ids` that have one (a job has read or written them)."""
+    rows = (
+        await session.execute(
+            select(
+                FileRow.id,
+                FileRow.analysis_peak_db,
+                FileRow.analysis_rms_db,
+                FileRow.analysis_loudness_lufs,
+                FileRow.analysis_duration_s,
+                FileRow.analysis_clipping,
+            ).where(FileRow.id.in_(ids), FileRow.analysis_duration_s.is_not(None))
+        )
+    ).all()
+    return {
+        str(r[0]): AudioAnalysis(
+            peak_db=r[1],
+            rms_db=r[2],
+            loudness_lufs=r[3],
+            duration_seconds=float(r[4] or 0.0),
+            clipping=bool(r[5]),
+        )
+        for r in rows
+    }
+
+
+async def job_placements(session: AsyncSession, ids: Sequence[str]) -> dict[str, tuple[str, str]]:
+    """{job id: (Ray node id, actor name)} of the jobs of `ids` that ran to completion."""
+    rows = (
+        await session.execute(
+            select(JobRow.id, JobRow.node_id, JobRow.actor).where(
+                JobRow.id.in_(ids), JobRow.node_id.is_not(None)
+            )
+        )
+    ).all()
+    return {str(r[0]): (str(r[1]), str(r[2] or "")) for r in rows}

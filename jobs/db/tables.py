@@ -41,6 +41,13 @@ class FileRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     # Deleted files keep their row (jobs keep their history); only the blob goes.
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    # Levels measured by the engine when a job read (input) or wrote (output) the file;
+    # NULL until then. A NULL level with a set duration means digital silence (-inf dB).
+    analysis_peak_db: Mapped[float | None] = mapped_column(Float, default=None)
+    analysis_rms_db: Mapped[float | None] = mapped_column(Float, default=None)
+    analysis_loudness_lufs: Mapped[float | None] = mapped_column(Float, default=None)
+    analysis_duration_s: Mapped[float | None] = mapped_column(Float, default=None)
+    analysis_clipping: Mapped[bool | None] = mapped_column(Boolean, default=None)
 
 
 class JobRow(Base):
@@ -63,6 +70,8 @@ class JobRow(Base):
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     dsp_seconds: Mapped[float | None] = mapped_column(Float)
+    node_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    actor: Mapped[str | None] = mapped_column(String(100), default=None)
 
 
 class OutboxRow(Base):

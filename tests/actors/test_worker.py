@@ -5,6 +5,8 @@ time to act between two of them."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import uuid
 from pathlib import Path
 from typing import Any
@@ -182,3 +184,103 @@ async def test_killed_actor_mid_job_is_retried_on_another(
             break
         await asyncio.sleep(0.2)
     assert all("error" not in s for s in await pool.stats())
+
+
+async def _ignore(_p: float) -> None:
+    return None
+
+
+async def test_jobs_with_the_same_ir_stay_on_the_actor_holding_it(
+    pool: ActorPool, storage_root: Path
+) -> None:
+    """Without affinity the pool would alternate (fewest jobs started first); with it every
+    job with the IR goes to the actor that built its spectrum, and only the first misses."""
+    ir = np.zeros((2, 4800), dtype=np.float32)
+    ir[:, 0], ir[:, 2400] = 0.7, 0.2
+    write_wav(storage_root / "in/ir-affinity.wav", ir)
+    write_wav(storage_root / "in/short-affinity.wav", sine(330.0, 0.25))
+    ir_id = uuid.uuid4().hex
+    effects = [{"reverb": {"impulse": ir_id, "mix": 0.3}}]
+    uploads = {ir_id: "in/ir-affinity.wav"}
+
+    first = await pool.run(_message("in/short-affinity.wav", effects, impulses=uploads), _ignore)
+    before = {s["name"]: s for s in await pool.stats()}
+    actors = [first.actor]
+    for _ in range(3):
+        result = await pool.run(
+            _message("in/short-affinity.wav", effects, impulses=uploads), _ignore
+        )
+        actors.append(result.actor)
+    after = {s["name"]: s for s in await pool.stats()}
+    assert set(actors) == {first.actor}
+    assert after[first.actor]["cache_hits"] == before[first.actor]["cache_hits"] + 3
+    assert after[first.actor]["cache_misses"] == before[first.actor]["cache_misses"]
+    others = [name for name in after if name != first.actor]
+    assert all(ir_id not in after[name]["cached_irs"] for name in others)
+
+
+async def test_preset_spectra_are_built_at_start_not_per_job(
+    pool: ActorPool, storage_root: Path
+) -> None:
+    write_wav(storage_root / "in/short-preset.wav", sine(440.0, 0.25))
+    before = {s["name"]: s for s in await pool.stats()}
+    assert all({"room", "hall", "plate"} <= set(s["cached_irs"]) for s in before.values())
+    result = await pool.run(
+        _message("in/short-preset.wav", [{"reverb": {"impulse": "plate"}}]), _ignore
+    )
+    after = {s["name"]: s for s in await pool.stats()}[result.actor]
+    assert after["cache_hits"] == before[result.actor]["cache_hits"] + 1
+    assert after["cache_misses"] == before[result.actor]["cache_misses"]
+
+
+async def test_result_carries_input_and_output_analysis(
+    pool: ActorPool, storage_root: Path
+) -> None:
+    write_wav(storage_root / "in/minus6.wav", sine(997.0, 2.0, channels=2, level_db=-6.0))
+    result = await pool.run(_message("in/minus6.wav", [{"gain": {"db": 12}}]), _ignore)
+    source, output = result.input_analysis, result.output_analysis
+    assert source is not None and output is not None
+    assert source.peak_db == pytest.approx(-6.0, abs=0.01)
+    assert source.rms_db == pytest.approx(-9.01, abs=0.05)  # a sine's RMS is 3.01 dB under
+    assert source.loudness_lufs is not None and -12.0 < source.loudness_lufs < -5.0
+    assert source.duration_seconds == pytest.approx(2.0) and not source.clipping
+    # +12 dB over a -6 dBFS sine is +6 dBFS: written as FLOAT it is kept, and it clips.
+    assert output.peak_db == pytest.approx(6.0, abs=0.01) and output.clipping
+
+
+@pytest.mark.slow
+async def test_sigkilled_actor_process_is_replaced_and_its_job_retried(
+    pool: ActorPool, storage_root: Path, long_input: str
+) -> None:
+    message = _message(long_input, GAIN_EQ)
+    task, actor = await _first_progress(pool, message)
+    pid = next(s["pid"] for s in await pool.stats() if s["name"] == actor)
+    os.kill(pid, signal.SIGKILL)
+    result = await asyncio.wait_for(task, 120)
+    assert result.actor != actor
+    assert sf.info(str(storage_root / result.output_key)).frames == 120 * 48_000
+    for _ in range(300):  # Ray restarts the process: the pool is whole again
+        stats = await pool.stats()
+        if all("error" not in s for s in stats):
+            break
+        await asyncio.sleep(0.2)
+    replaced = next(s for s in stats if s["name"] == actor)
+    assert "error" not in replaced and replaced["pid"] != pid
+
+
+async def test_without_streaming_progress_is_polled_and_the_result_is_the_same(
+    pool: ActorPool, storage_root: Path, long_input: str
+) -> None:
+    """The path taken through Ray Client (`ray://`), which has no streaming methods."""
+    seen: list[float] = []
+
+    async def progress(p: float) -> None:
+        seen.append(p)
+
+    pool._streaming = False
+    try:
+        result = await pool.run(_message(long_input, GAIN_EQ), progress)
+    finally:
+        pool._streaming = True
+    assert len(seen) >= 2 and seen == sorted(seen) and seen[0] >= 0.0 and seen[-1] <= 1.0
+    assert sf.info(str(storage_root / result.output_key)).frames == 120 * 48_000

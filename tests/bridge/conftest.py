@@ -26,13 +26,21 @@ from jobs.models import AudioFile, Job
 from jobs.probe import probe
 from jobs.settings import Settings
 from jobs.states import JobStatus
+from tests.conftest import free_port
 
 
 @pytest.fixture(scope="session")
 def ray_cluster() -> Iterator[None]:
     owner = not ray.is_initialized()
     if owner:
-        ray.init(num_cpus=2, include_dashboard=False, namespace="audio-engine")
+        # With the dashboard: the observability tests read its state API and metrics.
+        ray.init(
+            num_cpus=2,
+            namespace="audio-engine",
+            include_dashboard=True,
+            dashboard_host="127.0.0.1",
+            dashboard_port=free_port(),
+        )
     yield
     if owner:
         ray.shutdown()

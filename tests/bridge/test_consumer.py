@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import ray
 import soundfile as sf
 
 from actors.pool import ActorPool
@@ -187,3 +188,18 @@ async def test_prefetch_bounds_what_the_bridge_takes(
             assert statuses == [JobStatus.QUEUED] * 5
     finally:
         await small.shutdown()
+
+
+async def test_job_row_records_the_node_and_actor_that_ran_it(
+    harness: Harness, wav_file: Path
+) -> None:
+    source = await harness.add_input("tone.wav", wav_file)
+    message = await harness.submit(source, GAIN)
+    assert (await harness.wait_for(message.job_id)).status is JobStatus.SUCCEEDED
+    async with harness.db.transaction() as s:
+        placements = await repo.job_placements(s, [message.job_id])
+        analyses = await repo.file_analyses(s, [source.id])
+    node_id, actor = placements[message.job_id]
+    alive = {n["NodeID"] for n in ray.nodes() if n["Alive"]}  # type: ignore[no-untyped-call]
+    assert node_id in alive and actor.startswith("test-bridge-pool-dsp-")
+    assert analyses[source.id].duration_seconds == pytest.approx(1.0)

@@ -1,0 +1,330 @@
+"""End-to-end throughput of the whole stack: API + RabbitMQ + bridge + Ray actors, each a real
+process (`audio-engine api --dev`, `audio-engine bridge`), for pool sizes 1 and 2.
+
+    .venv/bin/python -m benchmarks.throughput [--short 500] [--long 20] [--pools 1 2]
+
+Per pool size: `--short` short jobs (1 s stereo 48 kHz, gain + EQ) queued through GraphQL
+before the bridge starts (a backlog: the engine's sustained rate, whatever the API's submit
+rate), then a live burst of as many submitted by 8 clients while the bridge runs, then
+`--long` long jobs (60 s stereo, EQ + hall reverb), then `--probe` short jobs one at a time
+(no queueing). Figures come from the job
+rows the bridge wrote: end-to-end latency = finished_at - created_at (submit to SUCCEEDED);
+DSP time = dsp_seconds, measured inside the actor around the render; service time =
+finished_at - started_at (the bridge took the job to its outcome committed). Overhead is
+what is not DSP: per job of the unloaded probe, end-to-end minus DSP (API, outbox, RabbitMQ,
+bridge, Ray call, database, all included); under the burst, service time minus DSP (queue
+wait excluded, since a burst's latency is mostly waiting for the jobs ahead).
+Writes `docs/throughput.png` (latency histograms, throughput by pool size).
+Needs RabbitMQ on 127.0.0.1:5672. The database is SQLite in a temporary folder, or with
+`--postgres postgresql+asyncpg://user@host:5432/db` a fresh PostgreSQL database per pool size
+(created and dropped through that URL).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import soundfile as sf
+
+from cli.client import SUBMIT, graphql, upload
+from jobs.db import Database
+from jobs.db.tables import JobRow
+from tests.processes import Stack
+
+ROOT = Path(__file__).resolve().parents[1]
+PLOT = ROOT / "docs" / "throughput.png"
+RATE = 48_000
+BANDS = [
+    {"kind": "HIGHPASS", "frequency": 80.0},
+    {"kind": "PEAK", "frequency": 1000.0, "q": 1.0, "gainDb": 4.0},
+]
+EQ = {"eq": {"bands": BANDS}}
+SHORT_CHAIN = [{"gain": {"db": -3.0}}, EQ]
+LONG_CHAIN = [EQ, {"reverb": {"impulse": "hall", "mix": 0.25}}]
+CLIENTS = 8
+
+
+@dataclass
+class Run:
+    """The job rows of one batch: per job (e2e s, dsp s, service s), and the batch's span."""
+
+    name: str
+    e2e: list[float]
+    dsp: list[float]
+    service: list[float]
+    span_s: float
+    submit_s: float
+    drain_s: float
+
+    @property
+    def rate(self) -> float:
+        return len(self.e2e) / self.span_s
+
+    def overhead(self, queued: bool) -> list[float]:
+        base = self.service if queued else self.e2e
+        return [b - d for b, d in zip(base, self.dsp, strict=True)]
+
+
+def _pct(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+def _tone(path: Path, seconds: float) -> Path:
+    rng = np.random.default_rng(1)
+    t = np.arange(int(seconds * RATE)) / RATE
+    audio = 0.3 * np.sin(2 * np.pi * 440 * t)[:, None] + 0.05 * rng.standard_normal((t.size, 2))
+    sf.write(str(path), audio.astype(np.float32), RATE, subtype="FLOAT")
+    return path
+
+
+async def _submit(http: httpx.AsyncClient, file_id: str, chain: list[Any], count: int) -> list[str]:
+    ids: list[str] = []
+
+    async def client(n: int) -> None:
+        for _ in range(n):
+            data = await graphql(http, SUBMIT, {"input": {"fileId": file_id, "effects": chain}})
+            ids.append(data["submitJob"]["id"])
+
+    shares = [count // CLIENTS + (1 if i < count % CLIENTS else 0) for i in range(CLIENTS)]
+    await asyncio.gather(*(client(n) for n in shares if n))
+    return ids
+
+
+async def _rows(db: Database, ids: list[str], timeout_s: float) -> list[JobRow]:
+    from sqlalchemy import select
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        async with db.transaction() as s:
+            rows = list((await s.scalars(select(JobRow).where(JobRow.id.in_(ids)))).all())
+        done = [r for r in rows if r.status in ("SUCCEEDED", "FAILED", "CANCELLED")]
+        if len(done) == len(ids):
+            bad = [r for r in done if r.status != "SUCCEEDED"]
+            if bad:
+                raise RuntimeError(f"{len(bad)} jobs did not succeed: {bad[0].error_message}")
+            return done
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{len(done)}/{len(ids)} jobs done after {timeout_s}s")
+        await asyncio.sleep(0.25)
+
+
+def _run(name: str, rows: list[JobRow]) -> Run:
+    def s(a: Any, b: Any) -> float:
+        return float((a - b).total_seconds())
+
+    first = min(r.created_at for r in rows)
+    last = max(r.finished_at for r in rows)
+    return Run(
+        name,
+        e2e=[s(r.finished_at, r.created_at) for r in rows],
+        dsp=[float(r.dsp_seconds or 0.0) for r in rows],
+        service=[s(r.finished_at, r.started_at) for r in rows],
+        span_s=s(last, first),
+        submit_s=s(max(r.created_at for r in rows), first),
+        drain_s=s(last, min(r.started_at for r in rows)),
+    )
+
+
+async def _batch(
+    http: httpx.AsyncClient, db: Database, file_id: str, chain: list[Any], count: int, name: str
+) -> Run:
+    ids = await _submit(http, file_id, chain, count)
+    return _run(name, await _rows(db, ids, timeout_s=1800))
+
+
+async def _probe(http: httpx.AsyncClient, db: Database, file_id: str, count: int) -> Run:
+    rows: list[JobRow] = []
+    for _ in range(count):
+        ids = await _submit(http, file_id, SHORT_CHAIN, 1)
+        rows += await _rows(db, ids, timeout_s=60)
+    return _run("probe", rows)
+
+
+async def _admin(url: str, sql: str) -> None:
+    admin = Database(url)
+    try:
+        async with admin.engine.connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.exec_driver_sql(sql)
+    finally:
+        await admin.close()
+
+
+def _db(stack: Stack, db_url: str) -> Database:
+    return Database(db_url or f"sqlite+aiosqlite:///{stack.data_dir / 'audio-engine.db'}")
+
+
+async def _preload(stack: Stack, work: Path, short: int) -> tuple[str, str, list[str]]:
+    """Upload the inputs and queue `short` jobs while no bridge runs (a backlog to drain)."""
+    async with httpx.AsyncClient(base_url=stack.url, timeout=120) as http:
+        short_file = (await upload(http, _tone(work / "short.wav", 1.0)))["id"]
+        long_file = (await upload(http, _tone(work / "long.wav", 60.0)))["id"]
+        backlog = await _submit(http, short_file, SHORT_CHAIN, short)
+    return short_file, long_file, backlog
+
+
+async def _measure(
+    stack: Stack,
+    db_url: str,
+    files: tuple[str, str, list[str]],
+    short: int,
+    long: int,
+    probe: int,
+) -> list[Run]:
+    short_file, long_file, backlog = files
+    db = _db(stack, db_url)
+    try:
+        drained = _run("drain", await _rows(db, backlog, timeout_s=1800))
+        async with httpx.AsyncClient(base_url=stack.url, timeout=120) as http:
+            runs = [drained, await _batch(http, db, short_file, SHORT_CHAIN, short, "short")]
+            runs.append(await _batch(http, db, long_file, LONG_CHAIN, long, "long"))
+            runs.append(await _probe(http, db, short_file, probe))
+            return runs
+    finally:
+        await db.close()
+
+
+def _with_stack(
+    pool_size: int, work: Path, short: int, long: int, probe: int, postgres: str
+) -> list[Run]:
+    db_url = ""
+    if postgres:
+        name = f"ae_bench_{pool_size}"
+        asyncio.run(_admin(postgres, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        asyncio.run(_admin(postgres, f'CREATE DATABASE "{name}"'))
+        db_url = f"{postgres.rsplit('/', 1)[0]}/{name}"
+    stack = Stack(
+        work / f"pool{pool_size}" / "data",
+        extra_env={
+            "AUDIO_ENGINE_POOL_SIZE": str(pool_size),
+            # --dev puts every job under one owner: let the whole burst queue.
+            "AUDIO_ENGINE_MAX_QUEUED_JOBS_PER_OWNER": str(10 * (2 * short + long + probe)),
+            "DATABASE_URL": db_url,
+        },
+    )
+    api = stack.start("api", "--dev")
+    bridge = None
+    try:
+        api.wait_http(f"{stack.url}/healthz")
+        files = asyncio.run(_preload(stack, work, short))
+        bridge = stack.start("bridge")
+        bridge.wait_log("bridge consuming", timeout=180)
+        return asyncio.run(_measure(stack, db_url, files, short, long, probe))
+    finally:
+        if bridge is not None:
+            bridge.stop()
+        api.stop()
+        if postgres:
+            asyncio.run(
+                _admin(postgres, f'DROP DATABASE IF EXISTS "ae_bench_{pool_size}" WITH (FORCE)')
+            )
+
+
+def _report(pool_size: int, runs: list[Run]) -> None:
+    drain, short, long, probe = runs
+    print(f"\npool size {pool_size}")
+    print(
+        f"  drain {len(drain.e2e):4d} short jobs queued before the bridge started: "
+        f"{len(drain.e2e) / drain.drain_s:7.2f} jobs/s sustained (first start to last end), "
+        f"overhead (service - dsp) p50 {_pct(drain.overhead(True), 50) * 1e3:5.1f} ms "
+        f"p95 {_pct(drain.overhead(True), 95) * 1e3:5.1f} ms"
+    )
+    for run in (short, long):
+        print(
+            f"  {run.name:5} {len(run.e2e):4d} jobs: {run.rate:7.2f} jobs/s "
+            f"(submitted in {run.submit_s:5.1f} s, run in {run.drain_s:5.1f} s)  "
+            f"e2e latency p50 {_pct(run.e2e, 50) * 1e3:8.1f} ms  "
+            f"p95 {_pct(run.e2e, 95) * 1e3:8.1f} ms  "
+            f"dsp p50 {_pct(run.dsp, 50) * 1e3:7.1f} ms  "
+            f"overhead (service - dsp) p50 {_pct(run.overhead(True), 50) * 1e3:6.1f} ms "
+            f"p95 {_pct(run.overhead(True), 95) * 1e3:6.1f} ms"
+        )
+    print(
+        f"  probe {len(probe.e2e):4d} jobs one at a time: "
+        f"e2e p50 {_pct(probe.e2e, 50) * 1e3:6.1f} ms "
+        f"p95 {_pct(probe.e2e, 95) * 1e3:6.1f} ms  dsp p50 {_pct(probe.dsp, 50) * 1e3:5.1f} ms  "
+        f"overhead (e2e - dsp) p50 {_pct(probe.overhead(False), 50) * 1e3:6.1f} ms  "
+        f"(service - dsp) p50 {_pct(probe.overhead(True), 50) * 1e3:6.1f} ms"
+    )
+
+
+def _plot(results: dict[int, list[Run]], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    for size, runs in results.items():
+        axes[0].hist([v * 1e3 for v in runs[1].e2e], bins=40, alpha=0.6, label=f"{size} actor(s)")
+        axes[1].hist([v for v in runs[2].e2e], bins=10, alpha=0.6, label=f"{size} actor(s)")
+    axes[0].set(title="short jobs (burst): end-to-end latency", xlabel="ms", ylabel="jobs")
+    axes[1].set(title="long jobs (burst): end-to-end latency", xlabel="s", ylabel="jobs")
+    sizes = list(results)
+    x = np.arange(len(sizes))
+    drain_rates = [len(results[s][0].e2e) / results[s][0].drain_s for s in sizes]
+    short_rates = [results[s][1].rate for s in sizes]
+    long_rates = [results[s][2].rate * 60 for s in sizes]
+    width = 0.27
+    axes[2].bar(x - width, drain_rates, width, label="short jobs/s (backlog)")
+    axes[2].bar(x, short_rates, width, label="short jobs/s (live burst)")
+    axes[2].bar(x + width, long_rates, width, label="long jobs/min")
+    axes[2].set_xticks(x, [f"{s} actor(s)" for s in sizes])
+    axes[2].set(title="throughput by pool size")
+    for ax in axes:
+        ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    print(f"\nwrote {path}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--short", type=int, default=500)
+    parser.add_argument("--long", type=int, default=20)
+    parser.add_argument("--probe", type=int, default=50)
+    parser.add_argument("--pools", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--postgres", default="", help="admin URL: use PostgreSQL, not SQLite")
+    parser.add_argument("--plot", type=Path, default=PLOT)
+    args = parser.parse_args()
+    results: dict[int, list[Run]] = {}
+    database = "PostgreSQL" if args.postgres else "SQLite (WAL)"
+    print(f"database: {database}")
+    with tempfile.TemporaryDirectory(prefix="ae-bench-") as tmp:
+        for size in args.pools:
+            work = Path(tmp)
+            results[size] = _with_stack(
+                size, work, args.short, args.long, args.probe, args.postgres
+            )
+            _report(size, results[size])
+    if len(results) > 1 and 1 in results:
+        for size in results:
+            if size == 1:
+                continue
+            drain = (len(results[size][0].e2e) / results[size][0].drain_s) / (
+                len(results[1][0].e2e) / results[1][0].drain_s
+            )
+            short = results[size][1].rate / results[1][1].rate
+            long = results[size][2].rate / results[1][2].rate
+            print(
+                f"\n{size} actors vs 1: backlog x{drain:.2f}, live short burst x{short:.2f}, "
+                f"long jobs x{long:.2f}"
+            )
+    _plot(results, args.plot, f"audio-engine end to end, {database}, 2-core machine")
+    dsp_ms = statistics.median(results[min(results)][3].dsp) * 1e3
+    print(f"(median DSP time of a short job inside the actor: {dsp_ms:.1f} ms)")
+
+
+if __name__ == "__main__":
+    main()

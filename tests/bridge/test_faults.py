@@ -1,0 +1,171 @@
+"""The bridge under faults and over time: progress pacing, time limits, cancellation, actors
+that keep dying, and the structured log lines it writes for a job."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import itertools
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import ray
+
+from actors.pool import ActorPool
+from actors.worker import NAMESPACE
+from jobs.contract import ControlMessage
+from jobs.logs import JobIdFilter, JsonFormatter
+from jobs.settings import Settings
+from jobs.states import JobStatus
+from tests.bridge.conftest import Harness, RunningBridge, pool_settings
+from tests.conftest import write_wav
+
+HALL = [{"reverb": {"impulse": "hall"}}]
+GAIN = [{"gain": {"db": -6}}]
+
+
+@pytest.fixture
+def long_wav(tmp_path: Path) -> Path:
+    rng = np.random.default_rng(11)
+    return write_wav(
+        tmp_path / "long.wav", (0.1 * rng.standard_normal((1, 120 * 48_000))).astype(np.float32)
+    )
+
+
+async def _event(harness: Harness, job_id: str, status: JobStatus) -> None:
+    for _ in range(200):  # the event may trail the row by a moment
+        if any(e.job_id == job_id and e.status is status for e in harness.events):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no {status} event for {job_id}")
+
+
+async def test_progress_events_are_paced_monotonic_and_end_at_one(
+    bridge_settings: Settings, shared_pool: ActorPool, long_wav: Path
+) -> None:
+    settings = bridge_settings.model_copy(update={"progress_interval_s": 0.1})
+    async with RunningBridge(settings, shared_pool) as harness:
+        source = await harness.add_input("long.wav", long_wav)
+        message = await harness.submit(source, HALL)
+        assert (await harness.wait_for(message.job_id)).status is JobStatus.SUCCEEDED
+        await _event(harness, message.job_id, JobStatus.SUCCEEDED)
+    events = [e for e in harness.events if e.job_id == message.job_id]
+    assert [e.status for e in events[:-1]] == [JobStatus.RUNNING] * (len(events) - 1)
+    assert events[-1].status is JobStatus.SUCCEEDED and events[-1].progress == 1.0
+    assert len(events) >= 5, "a job of a few seconds gives several progress events"
+    progress = [e.progress for e in events]
+    assert progress == sorted(progress) and progress[0] >= 0.0
+    gaps = [(b.at - a.at).total_seconds() for a, b in itertools.pairwise(events[:-1])]
+    assert min(gaps) >= 0.095, gaps  # the last (SUCCEEDED) may follow at once
+
+
+async def test_job_over_its_time_limit_fails_with_timeout(harness: Harness, long_wav: Path) -> None:
+    source = await harness.add_input("long.wav", long_wav)
+    message = await harness.submit(source, HALL, timeout_s=0.5)
+    job = await harness.wait_for(message.job_id)
+    assert job.status is JobStatus.FAILED and job.error_code == "TIMEOUT"
+    assert "limit of 0.5 s" in (job.error_message or "")
+    assert job.output_file_id is None
+    await asyncio.sleep(0.5)  # the actor stops between blocks and removes its temporary
+    out = harness.storage / message.output_key
+    assert not out.exists() and not list(out.parent.glob(f".{out.name}*"))
+
+
+async def test_cancel_ends_a_running_job_within_a_second(harness: Harness, long_wav: Path) -> None:
+    source = await harness.add_input("long.wav", long_wav)
+    message = await harness.submit(source, HALL)
+    await harness.wait_for(message.job_id, JobStatus.RUNNING)
+    for _ in range(200):  # cancel mid-job: after it reported some progress
+        if any(e.job_id == message.job_id and e.progress > 0 for e in harness.events):
+            break
+        await asyncio.sleep(0.02)
+    sent = asyncio.get_running_loop().time()
+    await harness.broker.publish_control(ControlMessage(kind="cancel", job_id=message.job_id))
+    await _event(harness, message.job_id, JobStatus.CANCELLED)
+    took = asyncio.get_running_loop().time() - sent
+    assert took < 1.0, f"cancel took {took:.2f} s"
+    job = await harness.job(message.job_id)
+    assert job.status is JobStatus.CANCELLED and job.progress < 1.0
+    out = harness.storage / message.output_key
+    assert not out.exists() and not list(out.parent.glob(f".{out.name}*"))
+
+
+async def _kill_whoever_runs(pool: ActorPool, job_id: str, stop: asyncio.Event) -> list[str]:
+    """Kill (with restart) every actor that picks up `job_id`, until `stop` is set. Each actor
+    is asked alone with a short timeout: one being restarted answers only once warm."""
+    killed: list[str] = []
+    names = [f"{pool.settings.queue_prefix}-dsp-{i}" for i in range(pool.capacity)]
+    while not stop.is_set():
+        for name in names:
+            if name in killed[-1:]:
+                continue
+            try:
+                handle = await asyncio.to_thread(ray.get_actor, name, NAMESPACE)
+                stats = await asyncio.wait_for(handle.stats.remote(), 0.2)
+            except (TimeoutError, ValueError, ray.exceptions.RayError):
+                continue
+            if stats.get("current_job") == job_id:
+                await asyncio.to_thread(ray.kill, handle, no_restart=False)
+                killed.append(name)
+        await asyncio.sleep(0.02)
+    return killed
+
+
+@pytest.mark.slow
+async def test_job_whose_actor_keeps_dying_fails_worker_lost_and_the_next_one_runs(
+    bridge_settings: Settings, shared_storage: Path, long_wav: Path, wav_file: Path
+) -> None:
+    settings = pool_settings(bridge_settings, shared_storage, pool_size=2, max_attempts=2)
+    dying = await ActorPool.start(settings.model_copy(update={"queue_prefix": "test-dying-pool"}))
+    try:
+        async with RunningBridge(settings, dying) as harness:
+            source = await harness.add_input("long.wav", long_wav)
+            message = await harness.submit(source, HALL)
+            stop = asyncio.Event()
+            killer = asyncio.create_task(_kill_whoever_runs(dying, message.job_id, stop))
+            job = await harness.wait_for(message.job_id)
+            stop.set()
+            killed = await killer
+            assert job.status is JobStatus.FAILED and job.error_code == "WORKER_LOST", job
+            assert "died 2 times" in (job.error_message or "")
+            assert len(killed) == 2 and len(set(killed)) == 2  # retried on the other actor
+            assert not (harness.storage / message.output_key).exists()
+
+            tone = await harness.add_input("tone.wav", wav_file)
+            nxt = await harness.submit(tone, GAIN)
+            assert (await harness.wait_for(nxt.job_id)).status is JobStatus.SUCCEEDED
+    finally:
+        await dying.shutdown()
+
+
+@pytest.fixture
+def json_log() -> Iterator[io.StringIO]:
+    """The bridge's records as `configure_logging` writes them (JSON lines, job id filter)."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    handler.addFilter(JobIdFilter())
+    logger = logging.getLogger("bridge")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    yield stream
+    logger.removeHandler(handler)
+    logger.setLevel(level)
+
+
+async def test_bridge_log_lines_of_a_job_are_json_with_its_id(
+    harness: Harness, wav_file: Path, json_log: io.StringIO
+) -> None:
+    source = await harness.add_input("tone.wav", wav_file)
+    message = await harness.submit(source, GAIN)
+    assert (await harness.wait_for(message.job_id)).status is JobStatus.SUCCEEDED
+    lines: list[dict[str, Any]] = [json.loads(line) for line in json_log.getvalue().splitlines()]
+    mine = [line for line in lines if line.get("job_id") == message.job_id]
+    assert any("succeeded" in line["message"] for line in mine), lines
+    assert all({"time", "level", "logger", "message"} <= line.keys() for line in mine)
