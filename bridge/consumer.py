@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from pathlib import PurePath
 from typing import Any
 
@@ -30,6 +31,9 @@ from jobs.states import JobStatus
 from jobs.storage import LocalStorage
 
 log = logging.getLogger(__name__)
+
+REQUEUE_BACKOFF_S = 0.5
+REQUEUE_WAIT_LIMIT_S = 120.0
 
 
 class JobConsumer:
@@ -83,7 +87,11 @@ class JobConsumer:
             return Disposition.ACK
         except Exception as exc:
             outcome = disposition(exc)
-            if outcome is not Disposition.ACK or not isinstance(exc, EngineError):
+            if outcome is Disposition.REQUEUE:
+                log.warning("job %s: %r -> %s", job.job_id, exc, outcome)
+                await self._before_requeue(job.job_id, exc)
+                return outcome
+            if not isinstance(exc, EngineError):
                 log.warning("job %s: %s -> %s", job.job_id, exc, outcome)
                 return outcome
             try:
@@ -92,6 +100,25 @@ class JobConsumer:
                 log.warning("job %s: cannot record its failure: %s", job.job_id, infra)
                 return disposition(infra) if not isinstance(infra, EngineError) else outcome
             return outcome
+
+    async def _before_requeue(self, job_id: str, exc: BaseException) -> None:
+        """Infrastructure failed (database, broker...): keep the message until the database
+        answers again, so an outage does not burn the delivery limit in a few fast
+        redeliveries, and leave the error on the job for the dead-letter record."""
+        delay = REQUEUE_BACKOFF_S
+        deadline = time.monotonic() + REQUEUE_WAIT_LIMIT_S
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                async with self.db.transaction() as session:
+                    await repo.ping(session)
+                    await repo.note(session, job_id, f"delivery failed, retrying: {exc!r}"[:1000])
+                return
+            except Exception as still_down:
+                if time.monotonic() > deadline:
+                    log.warning("job %s: database still down (%s); requeueing", job_id, still_down)
+                    return
+                delay = min(delay * 2, 5.0)
 
     async def _run(self, message: JobMessage) -> None:
         job_id = message.job_id

@@ -93,6 +93,8 @@ class DeadLetterConsumer:
                 return
             if job.status.terminal:
                 return
+            if code == DELIVERY_LIMIT and job.message:
+                text = f"{text}; last: {job.message}"
             await repo.set_status(
                 session, job_id, JobStatus.FAILED, error_code=code, error_message=text
             )

@@ -269,6 +269,17 @@ async def set_progress(session: AsyncSession, job_id: str, progress: float) -> N
     )
 
 
+async def note(session: AsyncSession, job_id: str, message: str) -> None:
+    """Set a job's human-readable message without changing its state (e.g. the last error
+    of a delivery that goes back to the queue)."""
+    await session.execute(update(JobRow).where(JobRow.id == job_id).values(message=message))
+
+
+async def ping(session: AsyncSession) -> None:
+    """Raise unless the database answers."""
+    await session.execute(select(1))
+
+
 async def stuck_jobs(session: AsyncSession, status: JobStatus) -> list[Job]:
     rows = (await session.scalars(select(JobRow).where(JobRow.status == status.value))).all()
     return [_job(r) for r in rows]
