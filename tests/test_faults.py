@@ -332,8 +332,11 @@ def test_postgres_restart_loses_no_job(tmp_path: Path) -> None:
             capture_output=True,
         )
         census.wait(ids, _terminal(60), timeout=300)
+        # The API reconnected too: new submissions go through without a restart.
+        ids += asyncio.run(_submit_many(stack.url, file_id, 5))
+        census.wait(ids, _terminal(65), timeout=120)
         figures = asyncio.run(census.report(ids))
-        assert figures["succeeded"] == 60, figures
+        assert figures["succeeded"] == 65, figures
         assert figures["lost"] == 0 and figures["not_terminal"] == 0
         assert figures["duplicates"] == 0
     finally:
