@@ -46,7 +46,12 @@ class Settings(BaseSettings):
     in_flight_extra: int = Field(1, ge=0, description="Jobs in flight beyond the pool size.")
     block_frames: int = Field(65536, ge=256, description="Frames per block read from the input.")
     ir_cache_bytes: int = Field(512 * 2**20, ge=0, description="Per-actor impulse-response cache.")
-    job_timeout_s: float = Field(3600.0, gt=0, description="Wall-clock limit of one job.")
+    job_timeout_s: float = Field(
+        1500.0,
+        gt=0,
+        description="Wall-clock limit of one job; keep it under RabbitMQ's consumer_timeout "
+        "(30 min by default), which closes the channel of a consumer holding a message longer.",
+    )
     max_attempts: int = Field(3, ge=1, description="Tries of a job whose actor died.")
     progress_interval_s: float = Field(
         0.1, ge=0, description="Minimum gap between progress events."
