@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +45,26 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[None]:
+    """One local Ray for the whole session (actors and bridge tests share it)."""
+    import ray
+
+    owner = not ray.is_initialized()
+    if owner:
+        # With the dashboard: the observability tests read its state API and metrics.
+        ray.init(
+            num_cpus=2,
+            namespace="audio-engine",
+            include_dashboard=True,
+            dashboard_host="127.0.0.1",
+            dashboard_port=free_port(),
+        )
+    yield
+    if owner:
+        ray.shutdown()
 
 
 @pytest.fixture

@@ -7,32 +7,13 @@ Actors reserve half a CPU each so the bridge tests' pools fit next to this one.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-import ray
 
 from actors.pool import ActorPool
 from jobs.settings import Settings
-from tests.conftest import free_port
-
-
-@pytest.fixture(scope="session")
-def ray_cluster() -> Iterator[None]:
-    owner = not ray.is_initialized()
-    if owner:
-        # With the dashboard: the observability tests read its state API and metrics.
-        ray.init(
-            num_cpus=2,
-            namespace="audio-engine",
-            include_dashboard=True,
-            dashboard_host="127.0.0.1",
-            dashboard_port=free_port(),
-        )
-    yield
-    if owner:
-        ray.shutdown()
 
 
 @pytest.fixture(scope="session")

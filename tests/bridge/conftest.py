@@ -8,13 +8,12 @@ a 2-CPU Ray.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aio_pika
 import pytest
-import ray
 
 from actors.pool import ActorPool
 from bridge.service import Bridge
@@ -26,24 +25,6 @@ from jobs.models import AudioFile, Job
 from jobs.probe import probe
 from jobs.settings import Settings
 from jobs.states import JobStatus
-from tests.conftest import free_port
-
-
-@pytest.fixture(scope="session")
-def ray_cluster() -> Iterator[None]:
-    owner = not ray.is_initialized()
-    if owner:
-        # With the dashboard: the observability tests read its state API and metrics.
-        ray.init(
-            num_cpus=2,
-            namespace="audio-engine",
-            include_dashboard=True,
-            dashboard_host="127.0.0.1",
-            dashboard_port=free_port(),
-        )
-    yield
-    if owner:
-        ray.shutdown()
 
 
 @pytest.fixture(scope="session")
