@@ -6,7 +6,8 @@
 
 Back-pressure: the job queue is consumed with `prefetch_count = pool capacity +
 in_flight_extra`, so RabbitMQ keeps every other message; a second bridge (on the same Ray
-cluster or another) simply shares the queue.
+cluster or another) simply shares the queue. While it runs, a bridge publishes heartbeats
+(`bridge.heartbeat`) from which the API's `/readyz` learns that Ray is reachable.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from actors.pool import ActorPool
 from bridge.consumer import JobConsumer
 from bridge.control import ControlConsumer
 from bridge.deadletters import DeadLetterConsumer
+from bridge.heartbeat import Heartbeat, new_bridge_id
 from bridge.recovery import orphaned_jobs, recover_orphans
 from jobs.broker import Broker, declare
 from jobs.db import Database
@@ -61,6 +63,8 @@ class Bridge:
         self._stop_requested = asyncio.Event()
         self._stopped = False
         self.jobs: JobConsumer | None = None
+        self.bridge_id = new_bridge_id()
+        self._heartbeat: Heartbeat | None = None
 
     @property
     def pool(self) -> ActorPool:
@@ -98,6 +102,8 @@ class Bridge:
         await self._consume(topology.dead, dead.handle)
         await self._consume(topology.jobs, self.jobs.handle)
         log.info("bridge consuming %s (prefetch %d)", settings.jobs_queue, self.prefetch)
+        self._heartbeat = Heartbeat(settings, self._broker, self._pool, self.bridge_id)
+        self._heartbeat.start()
         if orphans:
             self._recovery = asyncio.create_task(self._recover(orphans), name="recovery")
 
@@ -140,6 +146,8 @@ class Bridge:
         if self._stopped:
             return
         self._stopped = True
+        if self._heartbeat is not None:
+            await self._heartbeat.stop()
         for queue, tag in self._consumers:
             with contextlib.suppress(Exception):
                 await queue.cancel(tag)

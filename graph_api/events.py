@@ -4,6 +4,9 @@ Every API process binds its own exclusive, auto-deleting queue to the `<prefix>.
 fanout exchange, so every replica sees every event; each event then goes to the asyncio queues
 of the subscriptions watching that job. The queue lives on the broker's robust connection, so
 aio-pika re-declares, re-binds and re-consumes it after a broker restart.
+
+Bridge heartbeats (AMQP type `heartbeat`) arrive on the same queue; the relay keeps the
+latest one per bridge for `/readyz`, and forgets a bridge silent for `FORGET_AFTER_S`.
 """
 
 from __future__ import annotations
@@ -14,15 +17,18 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustChannel
 from pydantic import ValidationError
 
 from graph_api.logging import job_context
-from jobs.broker import Broker
-from jobs.contract import JobEvent
+from jobs.broker import HEARTBEAT_TYPE, Broker
+from jobs.contract import BridgeHeartbeat, JobEvent
 
 log = logging.getLogger(__name__)
+
+FORGET_AFTER_S = 3600.0
 
 
 class EventRelay:
@@ -37,6 +43,7 @@ class EventRelay:
         self._subscribers: defaultdict[str, set[asyncio.Queue[JobEvent]]] = defaultdict(set)
         self._everything: set[asyncio.Queue[JobEvent]] = set()
         self.listeners: list[Callable[[JobEvent], None]] = []
+        self._bridges: dict[str, BridgeHeartbeat] = {}
         self._channel: AbstractRobustChannel | None = None
         self._queue: AbstractQueue | None = None
         self.attached = asyncio.Event()
@@ -83,6 +90,19 @@ class EventRelay:
                 except Exception:
                     log.exception("event listener failed")
 
+    def bridges(self) -> list[BridgeHeartbeat]:
+        """The latest heartbeat of every bridge heard from recently, newest first."""
+        return sorted(self._bridges.values(), key=lambda h: h.at, reverse=True)
+
+    def record_heartbeat(self, heartbeat: BridgeHeartbeat) -> None:
+        known = self._bridges.get(heartbeat.bridge_id)
+        if known is None or heartbeat.at >= known.at:
+            self._bridges[heartbeat.bridge_id] = heartbeat
+        now = datetime.now(UTC)
+        for bridge_id, seen in list(self._bridges.items()):
+            if (now - seen.at).total_seconds() > FORGET_AFTER_S:
+                del self._bridges[bridge_id]
+
     async def attach(self, broker: Broker) -> None:
         channel = await broker.connection.channel()
         assert isinstance(channel, AbstractRobustChannel)
@@ -93,6 +113,14 @@ class EventRelay:
         self.attached.set()
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        if message.type == HEARTBEAT_TYPE:
+            try:
+                heartbeat = BridgeHeartbeat.decode(message.body)
+            except ValidationError as exc:
+                log.warning("dropping an undecodable bridge heartbeat: %s", exc)
+                return
+            self.record_heartbeat(heartbeat)
+            return
         try:
             event = JobEvent.decode(message.body)
         except ValidationError as exc:

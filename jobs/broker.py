@@ -5,8 +5,9 @@ Topology (declared idempotently by every process that connects):
 - `<prefix>.jobs`: quorum queue of job messages (`jobs.contract.JobMessage`), delivery limit
   `Settings.delivery_limit`, dead-lettering to exchange `<prefix>.dlx` (direct), which routes
   to queue `<prefix>.jobs.dead`.
-- `<prefix>.events`: fanout exchange of `JobEvent`s; every API replica binds its own
-  exclusive queue, so all replicas see every event.
+- `<prefix>.events`: fanout exchange of `JobEvent`s, and of `BridgeHeartbeat`s (AMQP message
+  type `heartbeat`); every API replica binds its own exclusive queue, so all replicas see
+  every event and every bridge.
 - `<prefix>.control`: fanout exchange of `ControlMessage`s (cancel) from the API to every
   bridge; the bridge running the job acts.
 
@@ -28,11 +29,14 @@ from aio_pika.abc import (
     AbstractRobustConnection,
 )
 
-from jobs.contract import ControlMessage, JobEvent
+from jobs.contract import BridgeHeartbeat, ControlMessage, JobEvent
 from jobs.errors import BrokerUnavailable
 from jobs.settings import Settings
 
 log = logging.getLogger(__name__)
+
+HEARTBEAT_TYPE = "heartbeat"
+"""AMQP message type of a `BridgeHeartbeat` on the events exchange (job events have none)."""
 
 
 @dataclass(slots=True)
@@ -130,6 +134,16 @@ class Broker:
         """Publish a status event; events are transient, the job row is the record."""
         await self.topology.events.publish(
             aio_pika.Message(event.encode(), content_type="application/json"),
+            routing_key="",
+            timeout=10,
+        )
+
+    async def publish_heartbeat(self, heartbeat: BridgeHeartbeat) -> None:
+        """Publish a bridge heartbeat on the events exchange, typed so relays tell it apart."""
+        await self.topology.events.publish(
+            aio_pika.Message(
+                heartbeat.encode(), content_type="application/json", type=HEARTBEAT_TYPE
+            ),
             routing_key="",
             timeout=10,
         )

@@ -3,7 +3,8 @@
 A job message (queue `<prefix>.jobs`) carries everything a worker needs, so a worker never
 reads the API's database to learn what to do; it is versioned, and a worker dead-letters a
 version it does not know instead of guessing. Status events (fanout exchange
-`<prefix>.events`) tell every API replica what happened to a job.
+`<prefix>.events`) tell every API replica what happened to a job; bridge heartbeats travel on
+the same exchange with AMQP message type `heartbeat` (`jobs.broker.HEARTBEAT_TYPE`).
 
 Job message, version 1 (JSON, content type `application/json`, persistent)::
 
@@ -21,7 +22,7 @@ import math
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from jobs.errors import ContractError
 from jobs.states import JobStatus
@@ -81,6 +82,27 @@ class JobEvent(BaseModel):
 
     @classmethod
     def decode(cls, body: bytes) -> JobEvent:
+        return cls.model_validate_json(body)
+
+
+class BridgeHeartbeat(BaseModel):
+    """A bridge's periodic sign of life: how many pool actors answered it. The API judges
+    from these whether Ray is reachable, without talking to Ray itself."""
+
+    model_config = ConfigDict(frozen=True)
+
+    bridge_id: str
+    hostname: str
+    ray_address: str
+    actors_alive: int = Field(ge=0)
+    capacity: int = Field(ge=0)
+    at: AwareDatetime = Field(default_factory=lambda: datetime.now(UTC))
+
+    def encode(self) -> bytes:
+        return self.model_dump_json().encode()
+
+    @classmethod
+    def decode(cls, body: bytes) -> BridgeHeartbeat:
         return cls.model_validate_json(body)
 
 

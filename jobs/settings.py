@@ -56,6 +56,12 @@ class Settings(BaseSettings):
     progress_interval_s: float = Field(
         0.1, ge=0, description="Minimum gap between progress events."
     )
+    heartbeat_interval_s: float = Field(
+        5.0,
+        gt=0,
+        description="Gap between a bridge's heartbeats; /readyz wants one younger than 3 times "
+        "this that reports a live actor.",
+    )
     api_host: str = Field("127.0.0.1", description="Address the API listens on.")
     api_port: int = Field(8000, description="Port the API listens on.")
     max_upload_bytes: int = Field(200 * 2**20, ge=1, description="Largest accepted upload.")

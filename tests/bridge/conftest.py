@@ -17,8 +17,8 @@ import pytest
 
 from actors.pool import ActorPool
 from bridge.service import Bridge
-from jobs.broker import Broker
-from jobs.contract import JobEvent, JobMessage
+from jobs.broker import HEARTBEAT_TYPE, Broker
+from jobs.contract import BridgeHeartbeat, JobEvent, JobMessage
 from jobs.db import Database
 from jobs.db import repository as repo
 from jobs.models import AudioFile, Job
@@ -53,7 +53,7 @@ def bridge_settings(settings: Settings, shared_storage: Path) -> Settings:
 
 class Harness:
     """A running bridge plus what a test needs around it: the database, a publisher and
-    the events the bridge published."""
+    the events and heartbeats the bridge published."""
 
     def __init__(self, settings: Settings, bridge: Bridge, db: Database, broker: Broker) -> None:
         self.settings = settings
@@ -61,6 +61,7 @@ class Harness:
         self.db = db
         self.broker = broker
         self.events: list[JobEvent] = []
+        self.heartbeats: list[BridgeHeartbeat] = []
 
     @property
     def storage(self) -> Path:
@@ -167,7 +168,10 @@ class RunningBridge:
         await events.bind(self.broker.topology.events)
 
         async def collect(message: aio_pika.abc.AbstractIncomingMessage) -> None:
-            self.harness.events.append(JobEvent.decode(message.body))
+            if message.type == HEARTBEAT_TYPE:
+                self.harness.heartbeats.append(BridgeHeartbeat.decode(message.body))
+            else:
+                self.harness.events.append(JobEvent.decode(message.body))
 
         await events.consume(collect, no_ack=True)
         if self.start:

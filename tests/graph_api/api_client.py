@@ -7,6 +7,7 @@ import contextlib
 import json
 import socket
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,9 @@ import uvicorn
 from fastapi import FastAPI
 
 from graph_api.app import create_app
+from graph_api.runtime import Runtime
+from jobs.broker import Broker
+from jobs.contract import BridgeHeartbeat
 from jobs.settings import Settings
 
 PREFLIGHT = {"Apollo-Require-Preflight": "true"}
@@ -115,6 +119,48 @@ async def make_key(
     finally:
         await db.close()
     return key
+
+
+async def publish_heartbeat(
+    settings: Settings,
+    *,
+    actors: int = 1,
+    at: datetime | None = None,
+    bridge_id: str = "test-bridge",
+) -> BridgeHeartbeat:
+    """Publish one bridge heartbeat on the settings' events exchange."""
+    beat = BridgeHeartbeat(
+        bridge_id=bridge_id,
+        hostname="test-host",
+        ray_address="local",
+        actors_alive=actors,
+        capacity=max(actors, 1),
+        **({"at": at} if at is not None else {}),
+    )
+    broker = await Broker.connect(settings)
+    try:
+        await broker.publish_heartbeat(beat)
+    finally:
+        await broker.close()
+    return beat
+
+
+async def heartbeat(
+    app: FastAPI,
+    settings: Settings,
+    *,
+    actors: int = 1,
+    at: datetime | None = None,
+    bridge_id: str = "test-bridge",
+) -> BridgeHeartbeat:
+    """Publish a bridge heartbeat as a running bridge would (`/readyz` needs one), and return
+    once the app's event relay holds it."""
+    beat = await publish_heartbeat(settings, actors=actors, at=at, bridge_id=bridge_id)
+    runtime: Runtime = app.state.runtime
+    async with asyncio.timeout(10):
+        while beat not in runtime.events.bridges():
+            await asyncio.sleep(0.02)
+    return beat
 
 
 def auth(key: str) -> dict[str, str]:

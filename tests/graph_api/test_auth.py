@@ -9,7 +9,18 @@ from typing import Any
 
 import httpx
 import pytest
-from api_client import as_key, auth, codes, gql, make_key, running, serving, upload, uploaded
+from api_client import (
+    as_key,
+    auth,
+    codes,
+    gql,
+    heartbeat,
+    make_key,
+    running,
+    serving,
+    upload,
+    uploaded,
+)
 from websockets.asyncio.client import connect
 from websockets.typing import Subprotocol
 
@@ -51,7 +62,8 @@ async def test_every_operation_but_the_probes_needs_a_key(
     secure_settings: Settings, wav_file: Path
 ) -> None:
     await make_key(secure_settings, "alice")
-    async with running(secure_settings) as (_, client):
+    async with running(secure_settings) as (app, client):
+        await heartbeat(app, secure_settings)
         for query in (
             VIEWER,
             "{ effects { name } }",

@@ -13,9 +13,11 @@ from typing import Any
 import httpx
 import numpy as np
 import soundfile as sf
-from api_client import PREFLIGHT, UPLOAD, gql, uploaded
+from api_client import PREFLIGHT, UPLOAD, gql, heartbeat, uploaded
+from fastapi import FastAPI
 
 from jobs.effects import SPECS
+from jobs.settings import Settings
 
 SEED = 20240611
 UPLOADS = 300
@@ -172,8 +174,9 @@ def _document(rng: random.Random) -> str:
 
 
 async def test_random_graphql_documents_and_inputs(
-    client: httpx.AsyncClient, wav_file: Any
+    api: tuple[FastAPI, httpx.AsyncClient], settings: Settings, wav_file: Any
 ) -> None:
+    client = api[1]
     rng = random.Random(SEED + 1)
     file = await uploaded(client, wav_file)
     for _ in range(QUERIES):
@@ -196,5 +199,6 @@ async def test_random_graphql_documents_and_inputs(
         body = response.json()
         check_graphql(body)
     # Still healthy afterwards.
+    await heartbeat(api[0], settings)
     assert (await client.get("/readyz")).status_code == 200
     assert "errors" not in await gql(client, "{ effects { name } }")

@@ -7,10 +7,11 @@ import asyncio
 import threading
 from collections.abc import Iterator
 
+import httpx
 import pytest
 import schemathesis
 import uvicorn
-from api_client import free_port, make_key
+from api_client import free_port, make_key, publish_heartbeat
 from hypothesis import HealthCheck, given, settings
 from schemathesis import Case
 from schemathesis.checks import (
@@ -35,7 +36,9 @@ EXAMPLES = 25
 
 @pytest.fixture
 def server(secure_settings: Settings) -> Iterator[tuple[str, str]]:
-    """A uvicorn server in its own thread and loop; yields its URL and an API key."""
+    """A uvicorn server in its own thread and loop, ready (one heartbeat that stays fresh for
+    the whole test stands in for a bridge); yields its URL and an API key."""
+    secure_settings = secure_settings.model_copy(update={"heartbeat_interval_s": 3600.0})
     key = asyncio.run(make_key(secure_settings, "fuzzer"))
     port = free_port()
     config = uvicorn.Config(
@@ -47,8 +50,16 @@ def server(secure_settings: Settings) -> Iterator[tuple[str, str]]:
     while not server.started:
         assert thread.is_alive(), "the server did not start"
         threading.Event().wait(0.02)
+    url = f"http://127.0.0.1:{port}"
     try:
-        yield f"http://127.0.0.1:{port}", key
+        for _ in range(100):
+            asyncio.run(publish_heartbeat(secure_settings))
+            if httpx.get(f"{url}/readyz").status_code == 200:
+                break
+            threading.Event().wait(0.1)
+        else:
+            pytest.fail(f"{url}/readyz never became ready")
+        yield url, key
     finally:
         server.should_exit = True
         thread.join(15)

@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from api_client import free_port, gql, running, uploaded
+from api_client import free_port, gql, heartbeat, running, uploaded
 from test_jobs import next_message
 
 from graph_api.runtime import Runtime
@@ -63,4 +63,5 @@ async def test_jobs_submitted_while_broker_is_down_go_out_when_it_comes_up(
             assert message.job_id == job["id"]
             async with runtime.db.transaction() as session:
                 assert await repo.pending_outbox(session) == []
+            await heartbeat(app, settings)
             assert (await client.get("/readyz")).status_code == 200
