@@ -131,28 +131,30 @@ class JobConsumer:
 
         running: asyncio.Task[None] | None = None
 
-        async def record_running(actor: str) -> None:
+        async def record_running(actor: str, event: JobEvent) -> None:
             async with self.db.transaction() as session:
                 if not await repo.start_attempt(session, job_id, f"running on {actor}"):
                     current = await repo.get_job(session, job_id)
                     await repo.set_status(session, job_id, JobStatus.RUNNING)  # raises why
                     log.warning("job %s was %s, not QUEUED", job_id, current.status)
-            await self.broker.publish_event(JobEvent(job_id=job_id, status=JobStatus.RUNNING))
+            await self.broker.publish_event(event)
 
         async def started(actor: str) -> None:
             # The job may have waited in the pool for an actor: it is RUNNING only now. That
             # is recorded while the actor already works (a short job is over in a few ms);
             # progress and the outcome wait for it, so events keep their order.
             nonlocal running
+            # Events are stamped when the throttle lets them through, not when they are
+            # published after a database write, so their `at` keeps the throttle's spacing.
+            event = JobEvent(job_id=job_id, status=JobStatus.RUNNING)
             throttle.mark()  # the first progress event comes an interval after this one
-            running = asyncio.create_task(record_running(actor))
+            running = asyncio.create_task(record_running(actor, event))
 
         async def report(progress: float) -> None:
+            event = JobEvent(job_id=job_id, status=JobStatus.RUNNING, progress=progress)
             if running is not None:
                 await running
-            await self.broker.publish_event(
-                JobEvent(job_id=job_id, status=JobStatus.RUNNING, progress=progress)
-            )
+            await self.broker.publish_event(event)
             async with self.db.transaction() as session:
                 await repo.set_progress(session, job_id, progress)
 
