@@ -30,6 +30,11 @@ class Database:
         kwargs: dict[str, Any] = {"pool_pre_ping": True}
         if self.is_sqlite:
             kwargs["connect_args"] = {"timeout": 30}
+            # SQLite has one writer at a time; concurrent sessions of one process would wait
+            # on each other in SQLite's sleeping busy handler. One connection per process
+            # makes them queue on the pool instead, without the sleeps.
+            kwargs["pool_size"] = 1
+            kwargs["max_overflow"] = 0
             db_file = url.split(":///", 1)[-1]
             if db_file and db_file != ":memory:":
                 Path(db_file).parent.mkdir(parents=True, exist_ok=True)
