@@ -41,6 +41,15 @@ def _services_up() -> None:
         )
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _broker_left_clean() -> Iterator[None]:
+    """Leave the shared RabbitMQ without this run's queues."""
+    yield
+    from tests.processes import purge_test_queues
+
+    purge_test_queues()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -59,8 +59,12 @@ class Stack:
         args = ["keys", "create", "--name", name] + (["--admin"] if admin else [])
         result = subprocess.run(
             [sys.executable, "-m", "cli.main", *args],
-            cwd=ROOT, env=self.env(), capture_output=True, text=True, check=True,
-        )  # fmt: skip
+            cwd=ROOT,
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         match = re.search(r"\b(ae_\S+)", result.stdout)
         assert match, result.stdout
         return match.group(1)
@@ -126,3 +130,40 @@ class Service:
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
+
+
+def purge_test_queues(prefixes: tuple[str, ...] = ("test-", "e2e-")) -> int:
+    """Delete the queues earlier tests left on the shared broker (quorum queues are not
+    free: hundreds of them slow RabbitMQ's restart down). Returns how many went."""
+    import asyncio
+    import threading
+
+    import aio_pika
+
+    listed = subprocess.run(
+        ["rabbitmqctl", "list_queues", "-q", "name"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    names = [n.strip() for n in listed.stdout.splitlines() if n.strip().startswith(prefixes)]
+    deleted = 0
+
+    async def delete() -> None:
+        nonlocal deleted
+        connection = await aio_pika.connect("amqp://guest:guest@127.0.0.1/", timeout=20)
+        async with connection:
+            channel = await connection.channel()
+            for name in names:
+                try:
+                    await channel.queue_delete(name)
+                    deleted += 1
+                except aio_pika.exceptions.AMQPError:
+                    channel = await connection.channel()
+
+    # Its own thread and loop: callers may be inside pytest-asyncio's running loop.
+    thread = threading.Thread(target=lambda: asyncio.run(delete()))
+    thread.start()
+    thread.join(120)
+    return deleted

@@ -27,7 +27,7 @@ from cli.client import SUBMIT, graphql, job_events, upload
 from jobs.db import Database
 from jobs.db.tables import FileRow, JobRow
 from tests.conftest import POSTGRES_URL, _admin, write_wav
-from tests.processes import Service, Stack
+from tests.processes import Service, Stack, purge_test_queues
 
 pytestmark = pytest.mark.slow
 
@@ -149,6 +149,12 @@ class Census:
 
 def _terminal(n: int) -> Callable[[Counter[str]], bool]:
     return lambda c: c["SUCCEEDED"] + c["FAILED"] + c["CANCELLED"] >= n
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _few_queues() -> None:
+    """These tests restart the broker: first drop the queues earlier tests left behind."""
+    purge_test_queues()
 
 
 @pytest.fixture
