@@ -24,6 +24,11 @@ from jobs.models import AudioFile
 router = APIRouter(tags=["files"])
 
 
+def download_url(public_url: str, file_id: str) -> str:
+    """Where `GET /files/{id}` serves a file, as both the REST and the GraphQL shapes say."""
+    return f"{public_url.rstrip('/')}/files/{file_id}"
+
+
 class AudioFileOut(BaseModel):
     """The same fields as GraphQL's `AudioFile`, in the same camelCase."""
 
@@ -53,7 +58,7 @@ class AudioFileOut(BaseModel):
             frames=file.frames,
             duration_seconds=file.duration_seconds,
             size_bytes=file.size_bytes,
-            download_url=f"{public_url.rstrip('/')}/files/{file.id}",
+            download_url=download_url(public_url, file.id),
             created_at=file.created_at,
         )
 

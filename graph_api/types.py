@@ -13,6 +13,7 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from graph_api.context import Context
+from graph_api.files import download_url
 from jobs import models
 from jobs.db import repository as repo
 from jobs.formats import AudioFormat as _AudioFormat
@@ -72,7 +73,7 @@ class AudioFile:
             frames=file.frames,
             duration_seconds=file.duration_seconds,
             size_bytes=file.size_bytes,
-            download_url=f"{public_url.rstrip('/')}/files/{file.id}",
+            download_url=download_url(public_url, file.id),
             created_at=file.created_at,
         )
 
