@@ -11,7 +11,6 @@ import asyncio
 import logging
 import time
 from pathlib import PurePath
-from typing import Any
 
 from aio_pika.abc import AbstractIncomingMessage
 
@@ -20,12 +19,12 @@ from bridge.outcomes import Disposition, disposition, terminal_status
 from bridge.progress import ProgressThrottle
 from jobs.broker import Broker
 from jobs.contract import JobEvent, JobMessage, JobResult
-from jobs.db import Database
+from jobs.db import Database, lifecycle
 from jobs.db import repository as repo
-from jobs.errors import ContractError, EngineError
+from jobs.errors import ContractError, EngineError, JobNotFound
 from jobs.formats import output_format
 from jobs.logs import job_context
-from jobs.models import AudioFile, Job
+from jobs.models import AudioFile
 from jobs.settings import Settings
 from jobs.states import JobStatus
 from jobs.storage import LocalStorage
@@ -122,9 +121,10 @@ class JobConsumer:
 
     async def _run(self, message: JobMessage) -> None:
         job_id = message.job_id
-        async with self.db.transaction() as session:
-            job = await repo.get_job(session, job_id)
-            source = await repo.get_file(session, job.input_file_id)
+        async with self.db.connect() as conn:
+            job = await lifecycle.load(conn, job_id)
+        if job is None:
+            raise JobNotFound(job_id)
         if job.status.terminal:
             log.info("job %s is already %s; acking without running", job_id, job.status)
             return
@@ -132,8 +132,10 @@ class JobConsumer:
         running: asyncio.Task[None] | None = None
 
         async def record_running(actor: str, event: JobEvent) -> None:
-            async with self.db.transaction() as session:
-                if not await repo.start_attempt(session, job_id, f"running on {actor}"):
+            async with self.db.connect() as conn:
+                started = await lifecycle.start(conn, job_id, f"running on {actor}", event.at)
+            if not started:
+                async with self.db.transaction() as session:
                     current = await repo.get_job(session, job_id)
                     await repo.set_status(session, job_id, JobStatus.RUNNING)  # raises why
                     log.warning("job %s was %s, not QUEUED", job_id, current.status)
@@ -155,8 +157,8 @@ class JobConsumer:
             if running is not None:
                 await running
             await self.broker.publish_event(event)
-            async with self.db.transaction() as session:
-                await repo.set_progress(session, job_id, progress)
+            async with self.db.connect() as conn:
+                await lifecycle.set_progress(conn, job_id, progress)
 
         throttle = ProgressThrottle(self.settings.progress_interval_s, report)
         try:
@@ -164,16 +166,17 @@ class JobConsumer:
         finally:
             if running is not None:
                 await running
-        await self._record_success(message, job, source, result)
+        await self._record_success(message, job, result)
         log.info("job %s succeeded on %s (%.3f s of DSP)", job_id, result.actor, result.dsp_seconds)
 
     async def _record_success(
-        self, message: JobMessage, job: Job, source: AudioFile, result: JobResult
+        self, message: JobMessage, job: lifecycle.JobToRun, result: JobResult
     ) -> None:
         fmt = output_format(message.output_format, message.output_subtype)
+        at = repo.now()
         output = AudioFile(
             id=repo.new_id(),
-            filename=f"{PurePath(source.filename).stem}.processed.{fmt.extension}",
+            filename=f"{PurePath(job.input_filename).stem}.processed.{fmt.extension}",
             format=result.format,
             subtype=result.subtype,
             sample_rate=result.sample_rate,
@@ -183,24 +186,29 @@ class JobConsumer:
             storage_key=result.output_key,
             role="output",
             owner=job.owner,
-            created_at=repo.now(),
+            created_at=at,
         )
-        outcome: dict[str, Any] = {
-            "output_file_id": output.id,
-            "progress": 1.0,
-            "dsp_seconds": result.dsp_seconds,
-            "node_id": result.node_id or None,
-            "actor": result.actor or None,
-            "error_code": None,
-            "error_message": None,
-        }
-        async with self.db.transaction() as session:
-            await repo.add_file(session, output, result.output_analysis)
-            if result.input_analysis is not None:
-                await repo.set_file_analysis(session, source.id, result.input_analysis)
-            if not await repo.transition(session, job.id, JobStatus.SUCCEEDED, **outcome):
-                # Cancelled (or otherwise ended) meanwhile: raises InvalidTransition.
-                await repo.set_status(session, job.id, JobStatus.SUCCEEDED, **outcome)
+        try:
+            async with self.db.connect() as conn:
+                if result.input_analysis is not None:
+                    await lifecycle.set_analysis(conn, job.input_file_id, result.input_analysis)
+                ended = await lifecycle.succeed(
+                    conn,
+                    message.job_id,
+                    output,
+                    result.output_analysis,
+                    dsp_seconds=result.dsp_seconds,
+                    node_id=result.node_id or None,
+                    actor=result.actor or None,
+                    at=at,
+                )
+                if not ended:
+                    raise _NotSucceeded  # roll the output row back
+        except _NotSucceeded:
+            # Cancelled (or otherwise ended) meanwhile: raises InvalidTransition.
+            async with self.db.transaction() as session:
+                await repo.set_status(session, message.job_id, JobStatus.SUCCEEDED)
+            raise
         await self.broker.publish_event(
             JobEvent(job_id=message.job_id, status=JobStatus.SUCCEEDED, progress=1.0)
         )
@@ -238,6 +246,10 @@ class JobConsumer:
         except Exception as exc:
             log.warning("job %s: cannot mark it queued again: %s", message.job_id, exc)
         await _settle(delivery, Disposition.REQUEUE)
+
+
+class _NotSucceeded(Exception):
+    """The success statement matched no job; caught in `_record_success` only."""
 
 
 async def _settle(message: AbstractIncomingMessage, outcome: Disposition) -> None:

@@ -4,8 +4,8 @@
   every replica reports the same totals: aggregate with `max`, not `sum`).
 - `audio_engine_jobs_queue_depth`: messages ready in `<prefix>.jobs` (a passive declare at
   scrape time; NaN while RabbitMQ is unreachable).
-- `audio_engine_job_duration_seconds{status}`: `finished_at - started_at` of SUCCEEDED and
-  FAILED jobs, fed by the events this process relays. Every replica sees every event, so
+- `audio_engine_job_duration_seconds{status}`: RUNNING to SUCCEEDED or FAILED, from the
+  events this process relays. Every replica sees every event, so
   each replica's histogram covers all jobs: again aggregate with `max`.
 - `audio_engine_http_request_duration_seconds{method,route,status}`: by route template
   (`/files/{file_id}`), never the raw path, so ids do not explode the label set.
@@ -19,6 +19,7 @@ import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
+from datetime import datetime
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import Response
@@ -66,6 +67,7 @@ class Metrics:
             registry=self.registry,
         )
         self._seen: OrderedDict[str, None] = OrderedDict()
+        self._running: OrderedDict[str, datetime] = OrderedDict()
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def render(self, runtime: Runtime) -> tuple[bytes, str]:
@@ -78,9 +80,18 @@ class Metrics:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
     def watch(self, runtime: Runtime) -> None:
-        """Observe job durations from the events `runtime` relays."""
+        """Observe job durations from the events `runtime` relays: the time between a job's
+        first RUNNING event and its terminal one, both stamped by the bridge. A replica that
+        started while a job ran has not seen its RUNNING event and reads the row instead."""
 
         def on_event(event: JobEvent) -> None:
+            if event.status is JobStatus.RUNNING:
+                if event.job_id not in self._running:
+                    self._running[event.job_id] = event.at
+                    if len(self._running) > _SEEN:
+                        self._running.popitem(last=False)
+                return
+            started = self._running.pop(event.job_id, None)
             if event.status not in (JobStatus.SUCCEEDED, JobStatus.FAILED):
                 return
             if event.job_id in self._seen:
@@ -88,6 +99,10 @@ class Metrics:
             self._seen[event.job_id] = None
             if len(self._seen) > _SEEN:
                 self._seen.popitem(last=False)
+            if started is not None:
+                seconds = (event.at - started).total_seconds()
+                self.job_duration.labels(status=event.status.value).observe(max(seconds, 0.0))
+                return
             task = asyncio.create_task(self._observe(runtime, event.job_id))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)

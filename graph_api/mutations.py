@@ -27,6 +27,7 @@ from graph_api.permissions import AUTHENTICATED
 from graph_api.types import AudioFile, Job, Preset
 from graph_api.uploads import store_upload
 from jobs.contract import ControlMessage, JobEvent, JobMessage
+from jobs.db import lifecycle
 from jobs.db import repository as repo
 from jobs.effects import EffectCall, chain_json, parse_chain, referenced_files
 from jobs.errors import BadInput, FileInUse, InvalidTransition, QuotaExceeded
@@ -60,9 +61,10 @@ async def _enqueue(
     settings = runtime.settings
     wanted = referenced_files(calls)
     impulses: dict[str, AudioFileRecord] = {}
-    async with runtime.db.transaction() as session:
-        for file_id in wanted:
-            impulses[file_id] = await repo.visible_file(session, file_id, scope)
+    if wanted:
+        async with runtime.db.transaction() as session:
+            for file_id in wanted:
+                impulses[file_id] = await repo.visible_file(session, file_id, scope)
     for file_id, ir in impulses.items():
         if ir.duration_seconds > settings.max_ir_seconds:
             raise BadInput(
@@ -81,15 +83,16 @@ async def _enqueue(
         impulses={i: impulses[i].storage_key for i in wanted},
         timeout_s=settings.job_timeout_s,
     )
-    async with runtime.db.transaction() as session:
-        unfinished = await repo.count_unfinished_jobs(session, owner)
+    at = repo.now()
+    async with runtime.db.connect() as conn:
+        unfinished = await lifecycle.count_unfinished(conn, owner)
         if unfinished >= settings.max_queued_jobs_per_owner:
             raise QuotaExceeded(
                 f"{unfinished} of your jobs are QUEUED or RUNNING, the most allowed is "
                 f"{settings.max_queued_jobs_per_owner}: wait for some to finish or cancel them"
             )
-        job = await repo.create_job(
-            session,
+        job = await lifecycle.insert_job(
+            conn,
             job_id=job_id,
             input_file_id=source.id,
             effects=effects,
@@ -97,6 +100,7 @@ async def _enqueue(
             output_subtype=fmt.subtype,
             message=message.encode(),
             owner=owner,
+            at=at,
         )
     runtime.notify_outbox()
     return job

@@ -3,13 +3,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from strawberry.extensions import (
+    AddValidationRules,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    ValidationCache,
+)
 
 from graph_api.errors import EngineErrors
 from graph_api.limits import MAX_QUERY_ALIASES, MAX_QUERY_DEPTH, MAX_QUERY_TOKENS
@@ -26,15 +35,39 @@ class Schema(strawberry.Schema):
         server faults, and unexpected ones are logged there with their traceback."""
 
 
+class CachedParser(ParserCache):
+    """`ParserCache` that leaves a document it cannot parse to Strawberry's own parse step:
+    an error raised in an extension's hook would skip `EngineErrors` and reach the client
+    without its code. Only good documents are cached, which is all a cache is for."""
+
+    def on_parse(self) -> Iterator[None]:
+        context = self.execution_context
+        with contextlib.suppress(GraphQLError):
+            context.graphql_document = self.cached_parse_document(
+                context.query, **context.parse_options
+            )
+        yield
+
+
+# Parsing and validating a document cost more than running a mutation: both are cached by
+# query text (clients send the same few documents). The limiters' rules are built once, since
+# the validation cache is keyed by the rule classes and a limiter makes new ones per instance.
+_LIMIT_RULES = [
+    *QueryDepthLimiter(max_depth=MAX_QUERY_DEPTH).validation_rules,
+    *MaxAliasesLimiter(max_alias_count=MAX_QUERY_ALIASES).validation_rules,
+]
+CACHED_DOCUMENTS = 256
+
 schema = Schema(
     query=Query,
     mutation=Mutation,
     subscription=Subscription,
     extensions=[
         EngineErrors,
-        lambda: QueryDepthLimiter(max_depth=MAX_QUERY_DEPTH),
         lambda: MaxTokensLimiter(max_token_count=MAX_QUERY_TOKENS),
-        lambda: MaxAliasesLimiter(max_alias_count=MAX_QUERY_ALIASES),
+        lambda: AddValidationRules(_LIMIT_RULES),
+        lambda: CachedParser(maxsize=CACHED_DOCUMENTS),
+        lambda: ValidationCache(maxsize=CACHED_DOCUMENTS),
     ],
 )
 

@@ -13,7 +13,7 @@ import contextlib
 import logging
 
 from jobs.broker import Broker
-from jobs.db import Database
+from jobs.db import Database, lifecycle
 from jobs.db import repository as repo
 
 log = logging.getLogger(__name__)
@@ -53,8 +53,8 @@ class OutboxRelay:
 
     async def publish_pending(self, batch: int = 100) -> int:
         """Publish one batch; return how many went out."""
-        async with self.db.transaction() as session:
-            pending = await repo.pending_outbox(session, batch)
+        async with self.db.connect() as conn:
+            pending = await lifecycle.pending_outbox(conn, batch)
         sent: list[int] = []
         try:
             for row_id, body in pending:
@@ -62,6 +62,6 @@ class OutboxRelay:
                 sent.append(row_id)
         finally:
             if sent:
-                async with self.db.transaction() as session:
-                    await repo.mark_sent(session, sent)
+                async with self.db.connect() as conn:
+                    await lifecycle.mark_sent(conn, sent, repo.now())
         return len(sent)

@@ -11,6 +11,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, event
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -27,7 +28,9 @@ class Database:
     def __init__(self, url: str) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
-        kwargs: dict[str, Any] = {"pool_pre_ping": True}
+        # A server restart leaves dead connections in the pool: ping on checkout. A SQLite
+        # file has no server to lose, and a ping would cost a round trip per transaction.
+        kwargs: dict[str, Any] = {"pool_pre_ping": not self.is_sqlite}
         if self.is_sqlite:
             kwargs["connect_args"] = {"timeout": 30}
             # SQLite has one writer at a time; concurrent sessions of one process would wait
@@ -48,6 +51,13 @@ class Database:
         """A session whose work commits on success and rolls back on error."""
         async with self.sessions() as session, session.begin():
             yield session
+
+    @asynccontextmanager
+    async def connect(self) -> AsyncIterator[AsyncConnection]:
+        """A Core connection in a transaction (commit on success), for `lifecycle`'s
+        statements on the hot path: no ORM session to build and flush."""
+        async with self.engine.begin() as conn:
+            yield conn
 
     async def migrate(self) -> None:
         """Bring the schema to the newest Alembic revision (idempotent, safe on every start)."""

@@ -14,6 +14,7 @@ from sqlalchemy import String, and_, cast, delete, exists, func, or_, select, up
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from jobs.contract import AudioAnalysis
+from jobs.db import lifecycle
 from jobs.db.tables import ApiKeyRow, FileRow, JobRow, OutboxRow, PresetRow
 from jobs.errors import ApiKeyNotFound, BadInput, FileNotFound, JobNotFound, PresetNotFound
 from jobs.models import AudioFile, Job
@@ -131,27 +132,17 @@ async def create_job(
 ) -> Job:
     """Write the job row and its outgoing message in the caller's transaction, so a job is
     never stored without its message or published without its row."""
-    at = now()
-    row = JobRow(
-        id=job_id,
-        status=JobStatus.QUEUED.value,
-        progress=0.0,
+    return await lifecycle.insert_job(
+        await session.connection(),
+        job_id=job_id,
         input_file_id=input_file_id,
-        output_file_id=None,
         effects=effects,
         output_format=output_format,
         output_subtype=output_subtype,
-        error_code=None,
-        error_message=None,
-        message="",
-        attempts=0,
+        message=message,
         owner=owner,
-        created_at=at,
+        at=now(),
     )
-    session.add(row)
-    session.add(OutboxRow(job_id=job_id, body=message, created_at=at, sent_at=None))
-    await session.flush()
-    return _job(row)
 
 
 async def get_job(session: AsyncSession, job_id: str, *, for_update: bool = False) -> Job:
@@ -285,23 +276,6 @@ async def stuck_jobs(session: AsyncSession, status: JobStatus) -> list[Job]:
     return [_job(r) for r in rows]
 
 
-async def pending_outbox(session: AsyncSession, limit: int = 100) -> list[tuple[int, bytes]]:
-    rows = (
-        await session.execute(
-            select(OutboxRow.id, OutboxRow.body)
-            .where(OutboxRow.sent_at.is_(None))
-            .order_by(OutboxRow.id)
-            .limit(limit)
-        )
-    ).all()
-    return [(int(r[0]), bytes(r[1])) for r in rows]
-
-
-async def mark_sent(session: AsyncSession, ids: Sequence[int]) -> None:
-    if ids:
-        await session.execute(update(OutboxRow).where(OutboxRow.id.in_(ids)).values(sent_at=now()))
-
-
 async def enqueue_again(session: AsyncSession, job_id: str, body: bytes) -> None:
     """Put a job's message back in the outbox (recovery of a job whose message was lost)."""
     session.add(OutboxRow(job_id=job_id, body=body, created_at=now(), sent_at=None))
@@ -366,17 +340,6 @@ def _uses_impulse(effects: list[dict[str, Any]], file_id: str) -> bool:
         isinstance(step.get("reverb"), dict) and step["reverb"].get("impulse") == file_id
         for step in effects
     )
-
-
-async def count_unfinished_jobs(session: AsyncSession, owner: str | None) -> int:
-    """QUEUED or RUNNING jobs of `owner` (None: the jobs nobody owns)."""
-    who = JobRow.owner.is_(None) if owner is None else JobRow.owner == owner
-    stmt = (
-        select(func.count())
-        .select_from(JobRow)
-        .where(who, JobRow.status.in_([JobStatus.QUEUED.value, JobStatus.RUNNING.value]))
-    )
-    return int((await session.scalar(stmt)) or 0)
 
 
 async def count_jobs_by_status(session: AsyncSession) -> dict[JobStatus, int]:

@@ -13,6 +13,7 @@ import soundfile as sf
 
 from actors.pool import ActorPool
 from jobs.contract import ControlMessage
+from jobs.db import lifecycle
 from jobs.db import repository as repo
 from jobs.settings import Settings
 from jobs.states import JobStatus
@@ -152,7 +153,7 @@ async def test_recovery_leaves_a_job_whose_message_comes_back(
         async with harness.db.transaction() as s:
             # Only the row create_job wrote (the test published it itself): a re-queue would
             # have added a second one and the relay would have sent both.
-            assert len(await repo.pending_outbox(s)) == 1
+            assert len(await lifecycle.pending_outbox(await s.connection())) == 1
         await harness.bridge.stop()
         assert await harness.ready_messages(harness.settings.jobs_queue) == 0
 

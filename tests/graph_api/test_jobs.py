@@ -13,6 +13,7 @@ from api_client import codes, free_port, gql, running, uploaded
 
 from graph_api.runtime import Runtime
 from jobs.contract import ControlMessage, JobMessage
+from jobs.db import lifecycle
 from jobs.db import repository as repo
 from jobs.effects import SPECS
 from jobs.settings import Settings
@@ -55,7 +56,7 @@ async def queued_messages(settings: Settings) -> int:
 async def nothing_written(runtime: Runtime, settings: Settings) -> None:
     async with runtime.db.transaction() as session:
         assert await repo.count_jobs(session) == 0
-        assert await repo.pending_outbox(session) == []
+        assert await lifecycle.pending_outbox(await session.connection()) == []
     assert await queued_messages(settings) == 0
 
 
@@ -182,7 +183,7 @@ async def test_submit_succeeds_while_rabbitmq_is_down(settings: Settings, wav_fi
         body = await submit(client, fileId=file["id"], effects=[{"gain": {"db": -1}}])
         assert body["data"]["submitJob"]["status"] == "QUEUED", body
         async with runtime.db.transaction() as session:
-            pending = await repo.pending_outbox(session)
+            pending = await lifecycle.pending_outbox(await session.connection())
         assert [JobMessage.decode(b).job_id for _, b in pending] == [
             body["data"]["submitJob"]["id"]
         ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -45,10 +46,20 @@ async def test_metrics(
     async with runtime.db.transaction() as session:
         await repo.set_status(session, ids[0], JobStatus.RUNNING)
         await repo.set_status(session, ids[0], JobStatus.SUCCEEDED, progress=1.0)
+    # A second job's duration comes from its RUNNING and SUCCEEDED events alone (its row
+    # says QUEUED still: the API does not read it).
+    t0 = datetime.now(UTC)
     broker = await Broker.connect(settings)
     try:
         await broker.publish_event(JobEvent(job_id=ids[0], status=JobStatus.SUCCEEDED))
         await broker.publish_event(JobEvent(job_id=ids[0], status=JobStatus.SUCCEEDED))  # again
+        await broker.publish_event(JobEvent(job_id=ids[1], status=JobStatus.RUNNING, at=t0))
+        later = t0 + timedelta(seconds=2.5)
+        await broker.publish_event(
+            JobEvent(job_id=ids[1], status=JobStatus.RUNNING, progress=0.5, at=later)
+        )
+        done = JobEvent(job_id=ids[1], status=JobStatus.SUCCEEDED, at=t0 + timedelta(seconds=3))
+        await broker.publish_event(done)
     finally:
         await broker.close()
 
@@ -57,11 +68,14 @@ async def test_metrics(
             response = await client.get("/metrics")
             got = samples(response.text)
             key = ("audio_engine_job_duration_seconds_count", (("status", "SUCCEEDED"),))
-            if got.get(key):
+            if got.get(key) == 2:
                 break
             await asyncio.sleep(0.05)
     assert response.headers["content-type"].startswith("text/plain")
-    assert got[key] == 1  # the duplicate event is counted once
+    assert got[key] == 2  # the duplicate event is counted once
+    bucket = "audio_engine_job_duration_seconds_bucket"
+    assert got[(bucket, (("le", "2.0"), ("status", "SUCCEEDED")))] == 1  # from the row: ~0 s
+    assert got[(bucket, (("le", "5.0"), ("status", "SUCCEEDED")))] == 2  # 3 s from the events
     assert got[("audio_engine_jobs", (("status", "QUEUED"),))] == 2
     assert got[("audio_engine_jobs", (("status", "SUCCEEDED"),))] == 1
     assert got[("audio_engine_jobs", (("status", "FAILED"),))] == 0

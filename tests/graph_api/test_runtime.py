@@ -12,7 +12,7 @@ from test_jobs import next_message
 
 from graph_api.runtime import Runtime
 from jobs.contract import JobMessage
-from jobs.db import repository as repo
+from jobs.db import lifecycle
 from jobs.settings import Settings
 
 
@@ -62,6 +62,6 @@ async def test_jobs_submitted_while_broker_is_down_go_out_when_it_comes_up(
             message = JobMessage.decode((await next_message(settings, settings.jobs_queue)).body)
             assert message.job_id == job["id"]
             async with runtime.db.transaction() as session:
-                assert await repo.pending_outbox(session) == []
+                assert await lifecycle.pending_outbox(await session.connection()) == []
             await heartbeat(app, settings)
             assert (await client.get("/readyz")).status_code == 200

@@ -3,37 +3,16 @@
 from __future__ import annotations
 
 import pytest
+from job_records import stored_file
 
-from jobs.db import Database
+from jobs.db import Database, lifecycle
 from jobs.db import repository as repo
 from jobs.errors import InvalidTransition, JobNotFound
-from jobs.models import AudioFile
 from jobs.states import JobStatus
 
 
-async def _file(db: Database) -> AudioFile:
-    async with db.transaction() as s:
-        return await repo.add_file(
-            s,
-            AudioFile(
-                repo.new_id(),
-                "a.wav",
-                "WAV",
-                "FLOAT",
-                48000,
-                2,
-                48000,
-                1000,
-                "in/a.wav",
-                "input",
-                None,
-                repo.now(),
-            ),
-        )
-
-
 async def test_job_and_outbox_written_together(database: Database) -> None:
-    f = await _file(database)
+    f = await stored_file(database)
     async with database.transaction() as s:
         job = await repo.create_job(
             s,
@@ -46,15 +25,15 @@ async def test_job_and_outbox_written_together(database: Database) -> None:
         )
     async with database.transaction() as s:
         assert (await repo.get_job(s, job.id)).status is JobStatus.QUEUED
-        pending = await repo.pending_outbox(s)
+        pending = await lifecycle.pending_outbox(await s.connection())
         assert [body for _, body in pending] == [b"m1"]
-        await repo.mark_sent(s, [pending[0][0]])
+        await lifecycle.mark_sent(await s.connection(), [pending[0][0]], repo.now())
     async with database.transaction() as s:
-        assert await repo.pending_outbox(s) == []
+        assert await lifecycle.pending_outbox(await s.connection()) == []
 
 
 async def test_rolled_back_job_leaves_no_message(database: Database) -> None:
-    f = await _file(database)
+    f = await stored_file(database)
     with pytest.raises(RuntimeError):
         async with database.transaction() as s:
             await repo.create_job(
@@ -68,12 +47,12 @@ async def test_rolled_back_job_leaves_no_message(database: Database) -> None:
             )
             raise RuntimeError("boom")
     async with database.transaction() as s:
-        assert await repo.pending_outbox(s) == []
+        assert await lifecycle.pending_outbox(await s.connection()) == []
         assert await repo.count_jobs(s) == 0
 
 
 async def test_transitions_are_checked_and_stamped(database: Database) -> None:
-    f = await _file(database)
+    f = await stored_file(database)
     async with database.transaction() as s:
         job = await repo.create_job(
             s,
@@ -98,7 +77,7 @@ async def test_transitions_are_checked_and_stamped(database: Database) -> None:
 
 
 async def test_jobs_page_newest_first(database: Database) -> None:
-    f = await _file(database)
+    f = await stored_file(database)
     ids = []
     for _ in range(5):
         async with database.transaction() as s:

@@ -2,52 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
+from job_records import queued_job, stored_file
 
-from jobs.db import Database
+from jobs.db import Database, lifecycle
 from jobs.db import repository as repo
 from jobs.errors import ApiKeyNotFound, BadInput, FileNotFound, PresetNotFound
-from jobs.models import AudioFile, Job
 from jobs.states import JobStatus
-
-
-async def _file(db: Database, owner: str | None, role: str = "input") -> AudioFile:
-    async with db.transaction() as s:
-        return await repo.add_file(
-            s,
-            AudioFile(
-                repo.new_id(),
-                "a.wav",
-                "WAV",
-                "FLOAT",
-                48000,
-                2,
-                48000,
-                1000,
-                "in/a.wav",
-                role,
-                owner,
-                repo.now(),
-            ),
-        )
-
-
-async def _job(
-    db: Database, file_id: str, owner: str | None, effects: list[dict[str, Any]] | None = None
-) -> Job:
-    async with db.transaction() as s:
-        return await repo.create_job(
-            s,
-            job_id=repo.new_id(),
-            input_file_id=file_id,
-            effects=effects or [],
-            output_format="WAV",
-            output_subtype="FLOAT",
-            message=b"m",
-            owner=owner,
-        )
 
 
 async def test_api_keys(database: Database) -> None:
@@ -91,9 +52,9 @@ async def test_presets(database: Database) -> None:
 
 
 async def test_visibility_deletion_and_quota(database: Database) -> None:
-    mine = await _file(database, "alice")
-    output = await _file(database, None, role="output")
-    job = await _job(database, mine.id, "alice", [{"reverb": {"impulse": output.id}}])
+    mine = await stored_file(database, "alice")
+    output = await stored_file(database, None, role="output")
+    job = await queued_job(database, mine.id, "alice", [{"reverb": {"impulse": output.id}}])
     async with database.transaction() as s:
         assert (await repo.visible_file(s, mine.id, "alice")).id == mine.id
         assert (await repo.visible_file(s, mine.id, None)).id == mine.id
@@ -103,8 +64,8 @@ async def test_visibility_deletion_and_quota(database: Database) -> None:
             await repo.visible_file(s, output.id, "alice")
         assert [j.id for j in await repo.unfinished_jobs_using(s, output.id)] == [job.id]
         assert [j.id for j in await repo.unfinished_jobs_using(s, mine.id)] == [job.id]
-        assert await repo.count_unfinished_jobs(s, "alice") == 1
-        assert await repo.count_unfinished_jobs(s, "bob") == 0
+        assert await lifecycle.count_unfinished(await s.connection(), "alice") == 1
+        assert await lifecycle.count_unfinished(await s.connection(), "bob") == 0
         await repo.set_status(s, job.id, JobStatus.RUNNING)
         await repo.set_status(s, job.id, JobStatus.SUCCEEDED, output_file_id=output.id)
     async with database.transaction() as s:
@@ -112,7 +73,7 @@ async def test_visibility_deletion_and_quota(database: Database) -> None:
         with pytest.raises(FileNotFound):
             await repo.visible_file(s, output.id, "bob")
         assert await repo.unfinished_jobs_using(s, mine.id) == []
-        assert await repo.count_unfinished_jobs(s, "alice") == 0
+        assert await lifecycle.count_unfinished(await s.connection(), "alice") == 0
         counts = await repo.count_jobs_by_status(s)
         assert counts[JobStatus.SUCCEEDED] == 1 and counts[JobStatus.QUEUED] == 0
         await repo.mark_file_deleted(s, mine.id)

@@ -1,0 +1,258 @@
+"""The statements every job runs through: submit, outbox, start, progress, success.
+
+They run once or twice per job in the API and the bridge, so they skip the ORM: Core
+statements on the tables, built once at import (their cache keys are computed once too), run
+on a plain connection (`Database.connect`). Everything else goes through `repository`, whose
+`set_status` stays the one place that explains an illegal transition.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import DateTime, Table, bindparam, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from jobs.contract import AudioAnalysis
+from jobs.db.tables import FileRow, JobRow, OutboxRow
+from jobs.models import AudioFile, Job
+from jobs.states import JobStatus, can_transition
+
+_jobs = cast(Table, JobRow.__table__)
+_files = cast(Table, FileRow.__table__)
+_outbox = cast(Table, OutboxRow.__table__)
+_TS = DateTime(timezone=True)
+
+
+def _sources(status: JobStatus) -> list[str]:
+    """The states a job may be in to move to `status` (per `jobs.states`)."""
+    return [s.value for s in JobStatus if s is status or can_transition(s, status)]
+
+
+_UNFINISHED = [JobStatus.QUEUED.value, JobStatus.RUNNING.value]
+
+_COUNT_UNFINISHED = (
+    select(func.count())
+    .select_from(_jobs)
+    .where(_jobs.c.owner == bindparam("b_owner"), _jobs.c.status.in_(_UNFINISHED))
+)
+_COUNT_UNFINISHED_UNOWNED = (
+    select(func.count())
+    .select_from(_jobs)
+    .where(_jobs.c.owner.is_(None), _jobs.c.status.in_(_UNFINISHED))
+)
+_INSERT_JOB = insert(_jobs)
+_JOB_COLUMNS = [c for c in Job.__slots__ if c in _jobs.c]
+_INSERT_OUTBOX = insert(_outbox)
+_INSERT_FILE = insert(_files)
+_PENDING = (
+    select(_outbox.c.id, _outbox.c.body)
+    .where(_outbox.c.sent_at.is_(None))
+    .order_by(_outbox.c.id)
+    .limit(bindparam("b_limit"))
+)
+_MARK_SENT = (
+    update(_outbox)
+    .where(_outbox.c.id.in_(bindparam("b_ids", expanding=True)))
+    .values(sent_at=bindparam("b_at", type_=_TS))
+)
+_LOAD = (
+    select(_jobs.c.status, _jobs.c.owner, _jobs.c.input_file_id, _files.c.filename)
+    .join(_files, _files.c.id == _jobs.c.input_file_id)
+    .where(_jobs.c.id == bindparam("b_id"))
+)
+_START = (
+    update(_jobs)
+    .where(_jobs.c.id == bindparam("b_id"), _jobs.c.status.in_(_sources(JobStatus.RUNNING)))
+    .values(
+        status=JobStatus.RUNNING.value,
+        progress=0.0,
+        attempts=_jobs.c.attempts + 1,
+        message=bindparam("b_message"),
+        started_at=func.coalesce(_jobs.c.started_at, bindparam("b_at", type_=_TS)),
+    )
+)
+_PROGRESS = (
+    update(_jobs)
+    .where(_jobs.c.id == bindparam("b_id"), _jobs.c.status == JobStatus.RUNNING.value)
+    .values(progress=bindparam("b_progress"))
+)
+_SUCCEED = (
+    update(_jobs)
+    .where(_jobs.c.id == bindparam("b_id"), _jobs.c.status.in_(_sources(JobStatus.SUCCEEDED)))
+    .values(
+        status=JobStatus.SUCCEEDED.value,
+        progress=1.0,
+        output_file_id=bindparam("b_output"),
+        dsp_seconds=bindparam("b_dsp"),
+        node_id=bindparam("b_node"),
+        actor=bindparam("b_actor"),
+        error_code=None,
+        error_message=None,
+        finished_at=bindparam("b_at", type_=_TS),
+    )
+)
+_ANALYSE = (
+    update(_files)
+    .where(_files.c.id == bindparam("b_id"))
+    .values(
+        analysis_peak_db=bindparam("b_peak"),
+        analysis_rms_db=bindparam("b_rms"),
+        analysis_loudness_lufs=bindparam("b_lufs"),
+        analysis_duration_s=bindparam("b_duration"),
+        analysis_clipping=bindparam("b_clipping"),
+    )
+)
+
+
+async def count_unfinished(conn: AsyncConnection, owner: str | None) -> int:
+    """QUEUED or RUNNING jobs of `owner` (None: the jobs nobody owns)."""
+    if owner is None:
+        return int((await conn.scalar(_COUNT_UNFINISHED_UNOWNED)) or 0)
+    return int((await conn.scalar(_COUNT_UNFINISHED, {"b_owner": owner})) or 0)
+
+
+async def insert_job(
+    conn: AsyncConnection,
+    *,
+    job_id: str,
+    input_file_id: str,
+    effects: list[dict[str, Any]],
+    output_format: str,
+    output_subtype: str,
+    message: bytes,
+    owner: str | None,
+    at: datetime,
+) -> Job:
+    """The job row and its outgoing message, in the caller's transaction (the outbox)."""
+    job = Job(
+        id=job_id,
+        status=JobStatus.QUEUED,
+        progress=0.0,
+        input_file_id=input_file_id,
+        output_file_id=None,
+        effects=effects,
+        output_format=output_format,
+        output_subtype=output_subtype,
+        error_code=None,
+        error_message=None,
+        message="",
+        attempts=0,
+        owner=owner,
+        created_at=at,
+        started_at=None,
+        finished_at=None,
+        dsp_seconds=None,
+    )
+    row = {f: getattr(job, f) for f in _JOB_COLUMNS}
+    await conn.execute(_INSERT_JOB, {**row, "status": job.status.value})
+    await conn.execute(
+        _INSERT_OUTBOX, {"job_id": job_id, "body": message, "created_at": at, "sent_at": None}
+    )
+    return job
+
+
+async def pending_outbox(conn: AsyncConnection, limit: int = 100) -> list[tuple[int, bytes]]:
+    rows = (await conn.execute(_PENDING, {"b_limit": limit})).all()
+    return [(int(r[0]), bytes(r[1])) for r in rows]
+
+
+async def mark_sent(conn: AsyncConnection, ids: list[int], at: datetime) -> None:
+    if ids:
+        await conn.execute(_MARK_SENT, {"b_ids": ids, "b_at": at})
+
+
+@dataclass(frozen=True, slots=True)
+class JobToRun:
+    """What the bridge reads of a job before running it."""
+
+    status: JobStatus
+    owner: str | None
+    input_file_id: str
+    input_filename: str
+
+
+async def load(conn: AsyncConnection, job_id: str) -> JobToRun | None:
+    row = (await conn.execute(_LOAD, {"b_id": job_id})).one_or_none()
+    if row is None:
+        return None
+    return JobToRun(JobStatus(row[0]), row[1], str(row[2]), str(row[3]))
+
+
+async def start(conn: AsyncConnection, job_id: str, message: str, at: datetime) -> bool:
+    """RUNNING, one more attempt, progress 0; False if the job may not start (it ended, or
+    there is no such job)."""
+    result = await conn.execute(_START, {"b_id": job_id, "b_message": message, "b_at": at})
+    return bool(result.rowcount)
+
+
+async def set_progress(conn: AsyncConnection, job_id: str, progress: float) -> None:
+    await conn.execute(_PROGRESS, {"b_id": job_id, "b_progress": progress})
+
+
+async def succeed(
+    conn: AsyncConnection,
+    job_id: str,
+    output: AudioFile,
+    output_analysis: AudioAnalysis | None,
+    *,
+    dsp_seconds: float,
+    node_id: str | None,
+    actor: str | None,
+    at: datetime,
+) -> bool:
+    """Store the output file and end the job SUCCEEDED with it. False if the job may not
+    succeed (it was cancelled meanwhile): the caller must roll back (the file row is in)."""
+    await conn.execute(_INSERT_FILE, _file_values(output, output_analysis))
+    result = await conn.execute(
+        _SUCCEED,
+        {
+            "b_id": job_id,
+            "b_output": output.id,
+            "b_dsp": dsp_seconds,
+            "b_node": node_id,
+            "b_actor": actor,
+            "b_at": at,
+        },
+    )
+    return bool(result.rowcount)
+
+
+async def set_analysis(conn: AsyncConnection, file_id: str, analysis: AudioAnalysis) -> None:
+    """The levels an actor measured reading or writing `file_id` (the latest wins)."""
+    await conn.execute(
+        _ANALYSE,
+        {
+            "b_id": file_id,
+            "b_peak": analysis.peak_db,
+            "b_rms": analysis.rms_db,
+            "b_lufs": analysis.loudness_lufs,
+            "b_duration": analysis.duration_seconds,
+            "b_clipping": analysis.clipping,
+        },
+    )
+
+
+def _file_values(file: AudioFile, analysis: AudioAnalysis | None) -> dict[str, Any]:
+    return {
+        "id": file.id,
+        "filename": file.filename,
+        "format": file.format,
+        "subtype": file.subtype,
+        "sample_rate": file.sample_rate,
+        "channels": file.channels,
+        "frames": file.frames,
+        "size_bytes": file.size_bytes,
+        "storage_key": file.storage_key,
+        "role": file.role,
+        "owner": file.owner,
+        "created_at": file.created_at,
+        "deleted_at": None,
+        "analysis_peak_db": analysis.peak_db if analysis else None,
+        "analysis_rms_db": analysis.rms_db if analysis else None,
+        "analysis_loudness_lufs": analysis.loudness_lufs if analysis else None,
+        "analysis_duration_s": analysis.duration_seconds if analysis else None,
+        "analysis_clipping": analysis.clipping if analysis else None,
+    }
