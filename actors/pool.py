@@ -85,8 +85,6 @@ class ActorPool:
         self._changed = asyncio.Condition()
         self._waiting: set[str] = set()
         self._cancelled: set[str] = set()
-        # Ray Client (ray://) carries no streaming methods: jobs are then polled for progress.
-        self._streaming = not settings.ray_address.startswith("ray://")
 
     @classmethod
     async def start(cls, settings: Settings) -> ActorPool:
@@ -233,11 +231,11 @@ class ActorPool:
 
     async def _polled(
         self, slot: _Slot, job_id: str, body: dict[str, Any], on_progress: ProgressCallback
-    ) -> JobResult:
-        """The job as one plain call, its progress polled (Ray Client has no streaming)."""
-        done: asyncio.Task[Any] = asyncio.create_task(
-            _value(slot.handle.run_collected.remote(body))
-        )
+    ) -> JobResult | None:
+        """The job as one plain call, its progress polled every `progress_interval_s` from the
+        first interval on. A plain call costs half of a Ray streaming generator (which Ray
+        Client does not carry anyway), and a short job ends before the first poll."""
+        done: asyncio.Task[Any] = asyncio.create_task(_value(slot.handle.run.remote(body)))
         interval_s = max(self.settings.progress_interval_s, 0.05)
         poller = asyncio.create_task(_poll_progress(slot, job_id, done, interval_s, on_progress))
         try:
@@ -245,7 +243,7 @@ class ActorPool:
         finally:
             poller.cancel()
             await asyncio.gather(poller, return_exceptions=True)
-        return JobResult.model_validate(value)
+        return JobResult.model_validate(value) if value else None
 
     async def _run_on(
         self, slot: _Slot, message: JobMessage, on_progress: ProgressCallback
@@ -256,19 +254,9 @@ class ActorPool:
             raise JobCancelled("cancelled before it started")
         limit_s = min(message.timeout_s, self.settings.job_timeout_s)
         body = message.model_dump(mode="json")
-        result: JobResult | None = None
         try:
             async with asyncio.timeout(limit_s):
-                if self._streaming:
-                    gen: Any = slot.handle.run.remote(body)
-                    async for ref in gen:
-                        value = await ref
-                        if isinstance(value, dict):
-                            result = JobResult.model_validate(value)
-                        else:
-                            await on_progress(float(value))
-                else:
-                    result = await self._polled(slot, job_id, body, on_progress)
+                result = await self._polled(slot, job_id, body, on_progress)
         except TimeoutError:
             await _quiet(slot.handle.cancel.remote(job_id))
             raise JobTimeout(f"the job ran longer than its limit of {limit_s:g} s") from None

@@ -1,9 +1,10 @@
 """`DspWorker`: the Ray actor that owns warm kernels and an impulse-response cache.
 
 Each actor runs one job at a time (the pool never gives it two; a lock makes sure), but has
-`max_concurrency` > 1 so `cancel` and `stats` are answered while a job runs. `run` is a Ray
-streaming generator: progress floats, then the `JobResult` as a dict. The output is written to
-a temporary name and renamed into place, so a cancelled or failed job leaves no file.
+`max_concurrency` > 1 so `cancel`, `progress` and `stats` are answered while a job runs.
+`run` returns the `JobResult` as a dict; the progress it records per block is polled by the
+pool. The output is written to a temporary name and renamed into place, so a cancelled or
+failed job leaves no file.
 """
 
 from __future__ import annotations
@@ -84,11 +85,18 @@ class DspWorker:
         self._doomed.add(job_id)
         return False
 
-    @ray.method(num_returns="streaming")
-    def run(self, message_json: dict[str, Any]) -> Iterator[float | dict[str, Any]]:
-        """Process one job: yields progress in 0..1 (coalesced, at most one per block), then
-        `JobResult.model_dump()`. Failures raise `RemoteJobError`."""
-        yield from self._run(message_json)
+    def run(self, message_json: dict[str, Any]) -> dict[str, Any]:
+        """Process one job; returns `JobResult.model_dump()`, failures raise `RemoteJobError`.
+        Progress (0..1, per block) waits in `progress()` for the caller to poll: a plain call
+        costs half of a streaming one, and a short job is over before anyone asks."""
+        self._progress = 0.0
+        result: dict[str, Any] = {}
+        for value in self._run(message_json):
+            if isinstance(value, dict):
+                result = value
+            else:
+                self._progress = value
+        return result
 
     def _run(self, message_json: dict[str, Any]) -> Iterator[float | dict[str, Any]]:
         message = JobMessage.model_validate(message_json)
@@ -134,20 +142,8 @@ class DspWorker:
             )
             yield result.model_dump(mode="json")
 
-    def run_collected(self, message_json: dict[str, Any]) -> dict[str, Any]:
-        """`run` for a caller that cannot take a streaming method (Ray Client does not carry
-        them): returns the result; progress waits in `progress()` for the caller to poll."""
-        self._progress = 0.0
-        result: dict[str, Any] = {}
-        for value in self._run(message_json):
-            if isinstance(value, dict):
-                result = value
-            else:
-                self._progress = value
-        return result
-
     def progress(self, job_id: str) -> float | None:
-        """Progress of `job_id` in 0..1 if it is the job running here (see `run_collected`)."""
+        """Progress of `job_id` in 0..1 if it is the job running here (see `run`)."""
         return self._progress if self._current == job_id else None
 
     def _render(self, message: JobMessage) -> Generator[float, None, RenderInfo]:

@@ -84,6 +84,7 @@ async def _enqueue(
         timeout_s=settings.job_timeout_s,
     )
     at = repo.now()
+    body = message.encode()
     async with runtime.db.connect() as conn:
         unfinished = await lifecycle.count_unfinished(conn, owner)
         if unfinished >= settings.max_queued_jobs_per_owner:
@@ -91,18 +92,18 @@ async def _enqueue(
                 f"{unfinished} of your jobs are QUEUED or RUNNING, the most allowed is "
                 f"{settings.max_queued_jobs_per_owner}: wait for some to finish or cancel them"
             )
-        job = await lifecycle.insert_job(
+        job, outbox_id = await lifecycle.insert_job(
             conn,
             job_id=job_id,
             input_file_id=source.id,
             effects=effects,
             output_format=fmt.format,
             output_subtype=fmt.subtype,
-            message=message.encode(),
+            message=body,
             owner=owner,
             at=at,
         )
-    runtime.notify_outbox()
+    runtime.notify_outbox((outbox_id, body))
     return job
 
 

@@ -90,10 +90,11 @@ class Runtime:
     def broker_connected(self) -> bool:
         return self.broker is not None and self.broker.connected
 
-    def notify_outbox(self) -> None:
-        """Publish freshly committed job messages now; a no-op until the broker is up."""
+    def notify_outbox(self, row: tuple[int, bytes]) -> None:
+        """Publish a freshly committed outbox row (id, body) now; until the broker is up,
+        the relay's first poll finds it."""
         if self.relay is not None:
-            self.relay.notify()
+            self.relay.notify(row)
 
     async def announce(self, event: JobEvent) -> None:
         """Tell every API replica about a change this process made; local subscribers get

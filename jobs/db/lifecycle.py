@@ -125,8 +125,9 @@ async def insert_job(
     message: bytes,
     owner: str | None,
     at: datetime,
-) -> Job:
-    """The job row and its outgoing message, in the caller's transaction (the outbox)."""
+) -> tuple[Job, int]:
+    """The job row and its outgoing message, in the caller's transaction (the outbox);
+    returns the job and the id of its outbox row."""
     job = Job(
         id=job_id,
         status=JobStatus.QUEUED,
@@ -148,10 +149,12 @@ async def insert_job(
     )
     row = {f: getattr(job, f) for f in _JOB_COLUMNS}
     await conn.execute(_INSERT_JOB, {**row, "status": job.status.value})
-    await conn.execute(
+    result = await conn.execute(
         _INSERT_OUTBOX, {"job_id": job_id, "body": message, "created_at": at, "sent_at": None}
     )
-    return job
+    key = result.inserted_primary_key
+    assert key is not None
+    return job, int(key[0])
 
 
 async def pending_outbox(conn: AsyncConnection, limit: int = 100) -> list[tuple[int, bytes]]:

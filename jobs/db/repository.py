@@ -132,7 +132,7 @@ async def create_job(
 ) -> Job:
     """Write the job row and its outgoing message in the caller's transaction, so a job is
     never stored without its message or published without its row."""
-    return await lifecycle.insert_job(
+    job, _outbox_id = await lifecycle.insert_job(
         await session.connection(),
         job_id=job_id,
         input_file_id=input_file_id,
@@ -143,6 +143,7 @@ async def create_job(
         owner=owner,
         at=now(),
     )
+    return job
 
 
 async def get_job(session: AsyncSession, job_id: str, *, for_update: bool = False) -> Job:

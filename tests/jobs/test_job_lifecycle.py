@@ -22,7 +22,7 @@ async def test_submit_counts_and_reads_back(database: Database) -> None:
     f = await stored_file(database, "alice")
     async with database.connect() as conn:
         assert await lifecycle.count_unfinished(conn, "alice") == 0
-        written = await lifecycle.insert_job(
+        written, outbox_id = await lifecycle.insert_job(
             conn,
             job_id=repo.new_id(),
             input_file_id=f.id,
@@ -40,7 +40,7 @@ async def test_submit_counts_and_reads_back(database: Database) -> None:
         assert await repo.get_job(s, written.id) == written
     async with database.connect() as conn:
         pending = await lifecycle.pending_outbox(conn)
-        assert [body for _, body in pending] == [b"body"]
+        assert pending == [(outbox_id, b"body")]
         await lifecycle.mark_sent(conn, [pending[0][0]], repo.now())
         assert await lifecycle.pending_outbox(conn) == []
         job = await lifecycle.load(conn, written.id)
