@@ -121,8 +121,7 @@ class JobConsumer:
 
     async def _run(self, message: JobMessage) -> None:
         job_id = message.job_id
-        async with self.db.connect() as conn:
-            job = await lifecycle.load(conn, job_id)
+        job = await self.db.run(lifecycle.load, job_id)
         if job is None:
             raise JobNotFound(job_id)
         if job.status.terminal:
@@ -132,8 +131,7 @@ class JobConsumer:
         running: asyncio.Task[None] | None = None
 
         async def record_running(actor: str, event: JobEvent) -> None:
-            async with self.db.connect() as conn:
-                started = await lifecycle.start(conn, job_id, f"running on {actor}", event.at)
+            started = await self.db.run(lifecycle.start, job_id, f"running on {actor}", event.at)
             if not started:
                 async with self.db.transaction() as session:
                     current = await repo.get_job(session, job_id)
@@ -157,8 +155,7 @@ class JobConsumer:
             if running is not None:
                 await running
             await self.broker.publish_event(event)
-            async with self.db.connect() as conn:
-                await lifecycle.set_progress(conn, job_id, progress)
+            await self.db.run(lifecycle.set_progress, job_id, progress)
 
         throttle = ProgressThrottle(self.settings.progress_interval_s, report)
         try:
@@ -188,27 +185,19 @@ class JobConsumer:
             owner=job.owner,
             created_at=at,
         )
-        try:
-            async with self.db.connect() as conn:
-                if result.input_analysis is not None:
-                    await lifecycle.set_analysis(conn, job.input_file_id, result.input_analysis)
-                ended = await lifecycle.succeed(
-                    conn,
-                    message.job_id,
-                    output,
-                    result.output_analysis,
-                    dsp_seconds=result.dsp_seconds,
-                    node_id=result.node_id or None,
-                    actor=result.actor or None,
-                    at=at,
-                )
-                if not ended:
-                    raise _NotSucceeded  # roll the output row back
-        except _NotSucceeded:
-            # Cancelled (or otherwise ended) meanwhile: raises InvalidTransition.
-            async with self.db.transaction() as session:
-                await repo.set_status(session, message.job_id, JobStatus.SUCCEEDED)
-            raise
+        # Cancelled (or otherwise ended) meanwhile: raises InvalidTransition, keeps nothing.
+        await self.db.run(
+            lifecycle.succeed,
+            message.job_id,
+            output,
+            result.output_analysis,
+            input_file_id=job.input_file_id,
+            input_analysis=result.input_analysis,
+            dsp_seconds=result.dsp_seconds,
+            node_id=result.node_id or None,
+            actor=result.actor or None,
+            at=at,
+        )
         await self.broker.publish_event(
             JobEvent(job_id=message.job_id, status=JobStatus.SUCCEEDED, progress=1.0)
         )
@@ -246,10 +235,6 @@ class JobConsumer:
         except Exception as exc:
             log.warning("job %s: cannot mark it queued again: %s", message.job_id, exc)
         await _settle(delivery, Disposition.REQUEUE)
-
-
-class _NotSucceeded(Exception):
-    """The success statement matched no job; caught in `_record_success` only."""
 
 
 async def _settle(message: AbstractIncomingMessage, outcome: Disposition) -> None:

@@ -20,7 +20,6 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustChannel
-from sqlalchemy import event
 
 from actors.pool import ActorPool
 from bridge.consumer import JobConsumer
@@ -80,7 +79,7 @@ class Bridge:
         settings = self.settings
         self._db = Database(settings.sqlalchemy_url)
         if self._db.is_sqlite:
-            event.listen(self._db.engine.sync_engine, "connect", _sqlite_commit_without_fsync)
+            self._db.on_connect(_sqlite_commit_without_fsync)
         await self._db.migrate()
         self._broker = await Broker.connect(settings)
         if self._pool is None:

@@ -30,7 +30,7 @@ from jobs.contract import ControlMessage, JobEvent, JobMessage
 from jobs.db import lifecycle
 from jobs.db import repository as repo
 from jobs.effects import EffectCall, chain_json, parse_chain, referenced_files
-from jobs.errors import BadInput, FileInUse, InvalidTransition, QuotaExceeded
+from jobs.errors import BadInput, FileInUse, InvalidTransition
 from jobs.formats import OutputFormat, output_format
 from jobs.models import AudioFile as AudioFileRecord
 from jobs.models import Job as JobRecord
@@ -85,24 +85,18 @@ async def _enqueue(
     )
     at = repo.now()
     body = message.encode()
-    async with runtime.db.connect() as conn:
-        unfinished = await lifecycle.count_unfinished(conn, owner)
-        if unfinished >= settings.max_queued_jobs_per_owner:
-            raise QuotaExceeded(
-                f"{unfinished} of your jobs are QUEUED or RUNNING, the most allowed is "
-                f"{settings.max_queued_jobs_per_owner}: wait for some to finish or cancel them"
-            )
-        job, outbox_id = await lifecycle.insert_job(
-            conn,
-            job_id=job_id,
-            input_file_id=source.id,
-            effects=effects,
-            output_format=fmt.format,
-            output_subtype=fmt.subtype,
-            message=body,
-            owner=owner,
-            at=at,
-        )
+    job, outbox_id = await runtime.db.run(
+        lifecycle.submit,
+        most_unfinished=settings.max_queued_jobs_per_owner,
+        job_id=job_id,
+        input_file_id=source.id,
+        effects=effects,
+        output_format=fmt.format,
+        output_subtype=fmt.subtype,
+        message=body,
+        owner=owner,
+        at=at,
+    )
     runtime.notify_outbox((outbox_id, body))
     return job
 

@@ -68,8 +68,7 @@ class OutboxRelay:
 
     async def publish_pending(self, batch: int = 100) -> int:
         """Publish one batch of unsent rows; return how many went out."""
-        async with self.db.connect() as conn:
-            pending = await lifecycle.pending_outbox(conn, batch)
+        pending = await self.db.run(lifecycle.pending_outbox, batch)
         return await self._publish(pending)
 
     async def _publish(self, rows: list[tuple[int, bytes]]) -> int:
@@ -85,6 +84,5 @@ class OutboxRelay:
                     self._published.popitem(last=False)
         finally:
             if sent:
-                async with self.db.connect() as conn:
-                    await lifecycle.mark_sent(conn, sent, repo.now())
+                await self.db.run(lifecycle.mark_sent, sent, repo.now())
         return len(sent)

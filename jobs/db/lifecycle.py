@@ -1,24 +1,24 @@
 """The statements every job runs through: submit, outbox, start, progress, success.
 
 They run once or twice per job in the API and the bridge, so they skip the ORM: Core
-statements on the tables, built once at import (their cache keys are computed once too), run
-on a plain connection (`Database.connect`). Everything else goes through `repository`, whose
-`set_status` stays the one place that explains an illegal transition.
+statements on the tables, built once at import (their cache keys are computed once too).
+Each function is one transaction's work on a plain connection: call it through
+`Database.run(fn, ...)`, which commits, or rolls back when it raises.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, NoReturn, cast
 
-from sqlalchemy import DateTime, Table, bindparam, func, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection, DateTime, Table, bindparam, func, insert, select, update
 
 from jobs.contract import AudioAnalysis
 from jobs.db.tables import FileRow, JobRow, OutboxRow
+from jobs.errors import InvalidTransition, JobNotFound, QuotaExceeded
 from jobs.models import AudioFile, Job
-from jobs.states import JobStatus, can_transition
+from jobs.states import JobStatus, can_transition, check_transition
 
 _jobs = cast(Table, JobRow.__table__)
 _files = cast(Table, FileRow.__table__)
@@ -74,6 +74,7 @@ _START = (
         started_at=func.coalesce(_jobs.c.started_at, bindparam("b_at", type_=_TS)),
     )
 )
+_STATUS = select(_jobs.c.status).where(_jobs.c.id == bindparam("b_id"))
 _PROGRESS = (
     update(_jobs)
     .where(_jobs.c.id == bindparam("b_id"), _jobs.c.status == JobStatus.RUNNING.value)
@@ -107,15 +108,49 @@ _ANALYSE = (
 )
 
 
-async def count_unfinished(conn: AsyncConnection, owner: str | None) -> int:
+def submit(
+    conn: Connection,
+    *,
+    most_unfinished: int,
+    job_id: str,
+    input_file_id: str,
+    effects: list[dict[str, Any]],
+    output_format: str,
+    output_subtype: str,
+    message: bytes,
+    owner: str | None,
+    at: datetime,
+) -> tuple[Job, int]:
+    """`insert_job` unless `owner` has `most_unfinished` jobs QUEUED or RUNNING already
+    (`QuotaExceeded`)."""
+    unfinished = count_unfinished(conn, owner)
+    if unfinished >= most_unfinished:
+        raise QuotaExceeded(
+            f"{unfinished} of your jobs are QUEUED or RUNNING, the most allowed is "
+            f"{most_unfinished}: wait for some to finish or cancel them"
+        )
+    return insert_job(
+        conn,
+        job_id=job_id,
+        input_file_id=input_file_id,
+        effects=effects,
+        output_format=output_format,
+        output_subtype=output_subtype,
+        message=message,
+        owner=owner,
+        at=at,
+    )
+
+
+def count_unfinished(conn: Connection, owner: str | None) -> int:
     """QUEUED or RUNNING jobs of `owner` (None: the jobs nobody owns)."""
     if owner is None:
-        return int((await conn.scalar(_COUNT_UNFINISHED_UNOWNED)) or 0)
-    return int((await conn.scalar(_COUNT_UNFINISHED, {"b_owner": owner})) or 0)
+        return int((conn.scalar(_COUNT_UNFINISHED_UNOWNED)) or 0)
+    return int((conn.scalar(_COUNT_UNFINISHED, {"b_owner": owner})) or 0)
 
 
-async def insert_job(
-    conn: AsyncConnection,
+def insert_job(
+    conn: Connection,
     *,
     job_id: str,
     input_file_id: str,
@@ -148,8 +183,8 @@ async def insert_job(
         dsp_seconds=None,
     )
     row = {f: getattr(job, f) for f in _JOB_COLUMNS}
-    await conn.execute(_INSERT_JOB, {**row, "status": job.status.value})
-    result = await conn.execute(
+    conn.execute(_INSERT_JOB, {**row, "status": job.status.value})
+    result = conn.execute(
         _INSERT_OUTBOX, {"job_id": job_id, "body": message, "created_at": at, "sent_at": None}
     )
     key = result.inserted_primary_key
@@ -157,14 +192,14 @@ async def insert_job(
     return job, int(key[0])
 
 
-async def pending_outbox(conn: AsyncConnection, limit: int = 100) -> list[tuple[int, bytes]]:
-    rows = (await conn.execute(_PENDING, {"b_limit": limit})).all()
+def pending_outbox(conn: Connection, limit: int = 100) -> list[tuple[int, bytes]]:
+    rows = (conn.execute(_PENDING, {"b_limit": limit})).all()
     return [(int(r[0]), bytes(r[1])) for r in rows]
 
 
-async def mark_sent(conn: AsyncConnection, ids: list[int], at: datetime) -> None:
+def mark_sent(conn: Connection, ids: list[int], at: datetime) -> None:
     if ids:
-        await conn.execute(_MARK_SENT, {"b_ids": ids, "b_at": at})
+        conn.execute(_MARK_SENT, {"b_ids": ids, "b_at": at})
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,39 +212,43 @@ class JobToRun:
     input_filename: str
 
 
-async def load(conn: AsyncConnection, job_id: str) -> JobToRun | None:
-    row = (await conn.execute(_LOAD, {"b_id": job_id})).one_or_none()
+def load(conn: Connection, job_id: str) -> JobToRun | None:
+    row = (conn.execute(_LOAD, {"b_id": job_id})).one_or_none()
     if row is None:
         return None
     return JobToRun(JobStatus(row[0]), row[1], str(row[2]), str(row[3]))
 
 
-async def start(conn: AsyncConnection, job_id: str, message: str, at: datetime) -> bool:
+def start(conn: Connection, job_id: str, message: str, at: datetime) -> bool:
     """RUNNING, one more attempt, progress 0; False if the job may not start (it ended, or
     there is no such job)."""
-    result = await conn.execute(_START, {"b_id": job_id, "b_message": message, "b_at": at})
+    result = conn.execute(_START, {"b_id": job_id, "b_message": message, "b_at": at})
     return bool(result.rowcount)
 
 
-async def set_progress(conn: AsyncConnection, job_id: str, progress: float) -> None:
-    await conn.execute(_PROGRESS, {"b_id": job_id, "b_progress": progress})
+def set_progress(conn: Connection, job_id: str, progress: float) -> None:
+    conn.execute(_PROGRESS, {"b_id": job_id, "b_progress": progress})
 
 
-async def succeed(
-    conn: AsyncConnection,
+def succeed(
+    conn: Connection,
     job_id: str,
     output: AudioFile,
     output_analysis: AudioAnalysis | None,
     *,
+    input_file_id: str,
+    input_analysis: AudioAnalysis | None,
     dsp_seconds: float,
     node_id: str | None,
     actor: str | None,
     at: datetime,
-) -> bool:
-    """Store the output file and end the job SUCCEEDED with it. False if the job may not
-    succeed (it was cancelled meanwhile): the caller must roll back (the file row is in)."""
-    await conn.execute(_INSERT_FILE, _file_values(output, output_analysis))
-    result = await conn.execute(
+) -> None:
+    """Store the output file and the levels measured, and end the job SUCCEEDED with it.
+    Raises `InvalidTransition` if it may not succeed (cancelled meanwhile): nothing is kept."""
+    if input_analysis is not None:
+        set_analysis(conn, input_file_id, input_analysis)
+    conn.execute(_INSERT_FILE, _file_values(output, output_analysis))
+    result = conn.execute(
         _SUCCEED,
         {
             "b_id": job_id,
@@ -220,12 +259,23 @@ async def succeed(
             "b_at": at,
         },
     )
-    return bool(result.rowcount)
+    if not result.rowcount:
+        _refuse(conn, job_id, JobStatus.SUCCEEDED)
 
 
-async def set_analysis(conn: AsyncConnection, file_id: str, analysis: AudioAnalysis) -> None:
+def _refuse(conn: Connection, job_id: str, status: JobStatus) -> NoReturn:
+    """Raise why `job_id` cannot move to `status` (a statement guarded by its state did not
+    match it)."""
+    current = conn.scalar(_STATUS, {"b_id": job_id})
+    if current is None:
+        raise JobNotFound(job_id)
+    check_transition(JobStatus(current), status)
+    raise InvalidTransition(f"job {job_id} is {current}; it could not become {status.value}")
+
+
+def set_analysis(conn: Connection, file_id: str, analysis: AudioAnalysis) -> None:
     """The levels an actor measured reading or writing `file_id` (the latest wins)."""
-    await conn.execute(
+    conn.execute(
         _ANALYSE,
         {
             "b_id": file_id,

@@ -132,16 +132,18 @@ async def create_job(
 ) -> Job:
     """Write the job row and its outgoing message in the caller's transaction, so a job is
     never stored without its message or published without its row."""
-    job, _outbox_id = await lifecycle.insert_job(
-        await session.connection(),
-        job_id=job_id,
-        input_file_id=input_file_id,
-        effects=effects,
-        output_format=output_format,
-        output_subtype=output_subtype,
-        message=message,
-        owner=owner,
-        at=now(),
+    job, _outbox_id = await session.run_sync(
+        lambda sync: lifecycle.insert_job(
+            sync.connection(),
+            job_id=job_id,
+            input_file_id=input_file_id,
+            effects=effects,
+            output_format=output_format,
+            output_subtype=output_subtype,
+            message=message,
+            owner=owner,
+            at=now(),
+        )
     )
     return job
 

@@ -153,7 +153,7 @@ async def test_recovery_leaves_a_job_whose_message_comes_back(
         async with harness.db.transaction() as s:
             # Only the row create_job wrote (the test published it itself): a re-queue would
             # have added a second one and the relay would have sent both.
-            assert len(await lifecycle.pending_outbox(await s.connection())) == 1
+            assert len(await harness.db.run(lifecycle.pending_outbox)) == 1
         await harness.bridge.stop()
         assert await harness.ready_messages(harness.settings.jobs_queue) == 0
 

@@ -56,7 +56,7 @@ async def queued_messages(settings: Settings) -> int:
 async def nothing_written(runtime: Runtime, settings: Settings) -> None:
     async with runtime.db.transaction() as session:
         assert await repo.count_jobs(session) == 0
-        assert await lifecycle.pending_outbox(await session.connection()) == []
+        assert await runtime.db.run(lifecycle.pending_outbox) == []
     assert await queued_messages(settings) == 0
 
 
@@ -182,8 +182,7 @@ async def test_submit_succeeds_while_rabbitmq_is_down(settings: Settings, wav_fi
         file = await uploaded(client, wav_file)
         body = await submit(client, fileId=file["id"], effects=[{"gain": {"db": -1}}])
         assert body["data"]["submitJob"]["status"] == "QUEUED", body
-        async with runtime.db.transaction() as session:
-            pending = await lifecycle.pending_outbox(await session.connection())
+        pending = await runtime.db.run(lifecycle.pending_outbox)
         assert [JobMessage.decode(b).job_id for _, b in pending] == [
             body["data"]["submitJob"]["id"]
         ]

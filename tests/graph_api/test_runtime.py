@@ -61,7 +61,6 @@ async def test_jobs_submitted_while_broker_is_down_go_out_when_it_comes_up(
                     await asyncio.sleep(0.05)
             message = JobMessage.decode((await next_message(settings, settings.jobs_queue)).body)
             assert message.job_id == job["id"]
-            async with runtime.db.transaction() as session:
-                assert await lifecycle.pending_outbox(await session.connection()) == []
+            assert await runtime.db.run(lifecycle.pending_outbox) == []
             await heartbeat(app, settings)
             assert (await client.get("/readyz")).status_code == 200

@@ -1,5 +1,5 @@
 """The hot-path statements against real SQLite and PostgreSQL: each does what the ORM
-repository would, and refuses what `jobs.states` refuses."""
+repository would, and refuses what `jobs.states` refuses, keeping nothing when it does."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from job_records import queued_job, stored_file
 from jobs.contract import AudioAnalysis
 from jobs.db import Database, lifecycle
 from jobs.db import repository as repo
+from jobs.errors import InvalidTransition, JobNotFound, QuotaExceeded
 from jobs.states import JobStatus
 
 LEVELS = AudioAnalysis(
@@ -18,43 +19,61 @@ LEVELS = AudioAnalysis(
 )
 
 
+async def _submit(db: Database, file_id: str, owner: str | None, most: int = 10) -> int:
+    _job, outbox_id = await db.run(
+        lifecycle.submit,
+        most_unfinished=most,
+        job_id=repo.new_id(),
+        input_file_id=file_id,
+        effects=[{"gain": {"db": -3.0}}],
+        output_format="WAV",
+        output_subtype="FLOAT",
+        message=b"body",
+        owner=owner,
+        at=repo.now(),
+    )
+    return outbox_id
+
+
 async def test_submit_counts_and_reads_back(database: Database) -> None:
     f = await stored_file(database, "alice")
-    async with database.connect() as conn:
-        assert await lifecycle.count_unfinished(conn, "alice") == 0
-        written, outbox_id = await lifecycle.insert_job(
-            conn,
-            job_id=repo.new_id(),
-            input_file_id=f.id,
-            effects=[{"gain": {"db": -3.0}}],
-            output_format="WAV",
-            output_subtype="FLOAT",
-            message=b"body",
-            owner="alice",
-            at=repo.now(),
-        )
-        assert await lifecycle.count_unfinished(conn, "alice") == 1
-        assert await lifecycle.count_unfinished(conn, None) == 0
+    assert await database.run(lifecycle.count_unfinished, "alice") == 0
+    written, outbox_id = await database.run(
+        lifecycle.submit,
+        most_unfinished=1,
+        job_id=repo.new_id(),
+        input_file_id=f.id,
+        effects=[{"gain": {"db": -3.0}}],
+        output_format="WAV",
+        output_subtype="FLOAT",
+        message=b"body",
+        owner="alice",
+        at=repo.now(),
+    )
+    assert await database.run(lifecycle.count_unfinished, "alice") == 1
+    assert await database.run(lifecycle.count_unfinished, None) == 0
     async with database.transaction() as s:
-        # What the ORM reads back is what insert_job returned (effects JSON included).
+        # What the ORM reads back is what submit returned (effects JSON included).
         assert await repo.get_job(s, written.id) == written
-    async with database.connect() as conn:
-        pending = await lifecycle.pending_outbox(conn)
-        assert pending == [(outbox_id, b"body")]
-        await lifecycle.mark_sent(conn, [pending[0][0]], repo.now())
-        assert await lifecycle.pending_outbox(conn) == []
-        job = await lifecycle.load(conn, written.id)
-        assert await lifecycle.load(conn, "nope") is None
+    with pytest.raises(QuotaExceeded, match="1 of your jobs"):
+        await _submit(database, f.id, "alice", most=1)
+    assert await _submit(database, f.id, "bob", most=1) > outbox_id  # per owner
+
+    pending = [row_id for row_id, _ in await database.run(lifecycle.pending_outbox)]
+    assert len(pending) == 2 and pending[0] == outbox_id
+    await database.run(lifecycle.mark_sent, [outbox_id], repo.now())
+    assert [row_id for row_id, _ in await database.run(lifecycle.pending_outbox)] == pending[1:]
+    job = await database.run(lifecycle.load, written.id)
     assert job == lifecycle.JobToRun(JobStatus.QUEUED, "alice", f.id, "a.wav")
+    assert await database.run(lifecycle.load, "nope") is None
 
 
 async def test_start_progress_succeed(database: Database) -> None:
     f = await stored_file(database)
     job = await queued_job(database, f.id)
     started_at = repo.now()
-    async with database.connect() as conn:
-        assert await lifecycle.start(conn, job.id, "running on dsp-0", started_at)
-        await lifecycle.set_progress(conn, job.id, 0.5)
+    assert await database.run(lifecycle.start, job.id, "running on dsp-0", started_at)
+    await database.run(lifecycle.set_progress, job.id, 0.5)
     async with database.transaction() as s:
         running = await repo.get_job(s, job.id)
     assert (running.status, running.attempts, running.progress) == (JobStatus.RUNNING, 1, 0.5)
@@ -62,11 +81,18 @@ async def test_start_progress_succeed(database: Database) -> None:
     assert running.message == "running on dsp-0"
 
     output = replace(f, id=repo.new_id(), filename="a.processed.wav", role="output")
-    async with database.connect() as conn:
-        await lifecycle.set_analysis(conn, f.id, LEVELS)
-        assert await lifecycle.succeed(
-            conn, job.id, output, LEVELS, dsp_seconds=0.25, node_id="n", actor="a", at=repo.now()
-        )
+    await database.run(
+        lifecycle.succeed,
+        job.id,
+        output,
+        LEVELS,
+        input_file_id=f.id,
+        input_analysis=LEVELS,
+        dsp_seconds=0.25,
+        node_id="n",
+        actor="a",
+        at=repo.now(),
+    )
     async with database.transaction() as s:
         done = await repo.get_job(s, job.id)
         analyses = await repo.file_analyses(s, [f.id, output.id])
@@ -74,34 +100,39 @@ async def test_start_progress_succeed(database: Database) -> None:
     assert (done.status, done.output_file_id, done.progress) == (JobStatus.SUCCEEDED, output.id, 1)
     assert done.dsp_seconds == 0.25 and done.finished_at is not None
     assert analyses == {f.id: LEVELS, output.id: LEVELS}
-    async with database.connect() as conn:
-        # Progress of a finished job is ignored; a finished job does not start again.
-        await lifecycle.set_progress(conn, job.id, 0.1)
-        assert not await lifecycle.start(conn, job.id, "again", repo.now())
+    # Progress of a finished job is ignored; a finished job does not start again.
+    await database.run(lifecycle.set_progress, job.id, 0.1)
+    assert not await database.run(lifecycle.start, job.id, "again", repo.now())
     async with database.transaction() as s:
         assert (await repo.get_job(s, job.id)).progress == 1
 
 
-async def test_a_cancelled_job_does_not_succeed(database: Database) -> None:
+async def test_a_cancelled_job_does_not_succeed_and_keeps_nothing(database: Database) -> None:
     f = await stored_file(database)
     job = await queued_job(database, f.id)
     async with database.transaction() as s:
         await repo.set_status(s, job.id, JobStatus.CANCELLED)
     output = replace(f, id=repo.new_id(), role="output")
-    with pytest.raises(RuntimeError):
-        async with database.connect() as conn:
-            ok = await lifecycle.succeed(
-                conn,
-                job.id,
-                output,
-                None,
-                dsp_seconds=0.1,
-                node_id=None,
-                actor=None,
-                at=f.created_at,
-            )
-            assert not ok
-            raise RuntimeError("roll back, as the bridge does")
+
+    async def succeed(job_id: str) -> None:
+        await database.run(
+            lifecycle.succeed,
+            job_id,
+            output,
+            LEVELS,
+            input_file_id=f.id,
+            input_analysis=LEVELS,
+            dsp_seconds=0.1,
+            node_id=None,
+            actor=None,
+            at=repo.now(),
+        )
+
+    with pytest.raises(InvalidTransition, match="CANCELLED job cannot become SUCCEEDED"):
+        await succeed(job.id)
+    with pytest.raises(JobNotFound):
+        await succeed("nope")
     async with database.transaction() as s:
         assert (await repo.get_job(s, job.id)).status is JobStatus.CANCELLED
-        assert await repo.get_files(s, [output.id]) == {}
+        assert await repo.get_files(s, [output.id]) == {}  # the output row was rolled back
+        assert await repo.file_analyses(s, [f.id]) == {}  # and so were the input's levels

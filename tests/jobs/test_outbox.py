@@ -39,8 +39,7 @@ async def _published(broker: Broker, settings: Settings, settle_s: float = 0.5) 
 
 
 async def _unsent(db: Database) -> list[tuple[int, bytes]]:
-    async with db.connect() as conn:
-        return await lifecycle.pending_outbox(conn)
+    return await db.run(lifecycle.pending_outbox)
 
 
 async def _until(predicate: object, timeout: float = 10.0) -> None:

@@ -25,11 +25,11 @@ async def test_job_and_outbox_written_together(database: Database) -> None:
         )
     async with database.transaction() as s:
         assert (await repo.get_job(s, job.id)).status is JobStatus.QUEUED
-        pending = await lifecycle.pending_outbox(await s.connection())
+        pending = await database.run(lifecycle.pending_outbox)
         assert [body for _, body in pending] == [b"m1"]
-        await lifecycle.mark_sent(await s.connection(), [pending[0][0]], repo.now())
+        await database.run(lifecycle.mark_sent, [pending[0][0]], repo.now())
     async with database.transaction() as s:
-        assert await lifecycle.pending_outbox(await s.connection()) == []
+        assert await database.run(lifecycle.pending_outbox) == []
 
 
 async def test_rolled_back_job_leaves_no_message(database: Database) -> None:
@@ -47,7 +47,7 @@ async def test_rolled_back_job_leaves_no_message(database: Database) -> None:
             )
             raise RuntimeError("boom")
     async with database.transaction() as s:
-        assert await lifecycle.pending_outbox(await s.connection()) == []
+        assert await database.run(lifecycle.pending_outbox) == []
         assert await repo.count_jobs(s) == 0
 
 

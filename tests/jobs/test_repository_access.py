@@ -64,8 +64,8 @@ async def test_visibility_deletion_and_quota(database: Database) -> None:
             await repo.visible_file(s, output.id, "alice")
         assert [j.id for j in await repo.unfinished_jobs_using(s, output.id)] == [job.id]
         assert [j.id for j in await repo.unfinished_jobs_using(s, mine.id)] == [job.id]
-        assert await lifecycle.count_unfinished(await s.connection(), "alice") == 1
-        assert await lifecycle.count_unfinished(await s.connection(), "bob") == 0
+        assert await database.run(lifecycle.count_unfinished, "alice") == 1
+        assert await database.run(lifecycle.count_unfinished, "bob") == 0
         await repo.set_status(s, job.id, JobStatus.RUNNING)
         await repo.set_status(s, job.id, JobStatus.SUCCEEDED, output_file_id=output.id)
     async with database.transaction() as s:
@@ -73,7 +73,7 @@ async def test_visibility_deletion_and_quota(database: Database) -> None:
         with pytest.raises(FileNotFound):
             await repo.visible_file(s, output.id, "bob")
         assert await repo.unfinished_jobs_using(s, mine.id) == []
-        assert await lifecycle.count_unfinished(await s.connection(), "alice") == 0
+        assert await database.run(lifecycle.count_unfinished, "alice") == 0
         counts = await repo.count_jobs_by_status(s)
         assert counts[JobStatus.SUCCEEDED] == 1 and counts[JobStatus.QUEUED] == 0
         await repo.mark_file_deleted(s, mine.id)
