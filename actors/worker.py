@@ -10,10 +10,8 @@ failed job leaves no file.
 from __future__ import annotations
 
 import os
-import queue
 import threading
 import time
-from collections.abc import Generator, Iterator
 from typing import Any
 
 import ray
@@ -89,19 +87,10 @@ class DspWorker:
         """Process one job; returns `JobResult.model_dump()`, failures raise `RemoteJobError`.
         Progress (0..1, per block) waits in `progress()` for the caller to poll: a plain call
         costs half of a streaming one, and a short job is over before anyone asks."""
-        self._progress = 0.0
-        result: dict[str, Any] = {}
-        for value in self._run(message_json):
-            if isinstance(value, dict):
-                result = value
-            else:
-                self._progress = value
-        return result
-
-    def _run(self, message_json: dict[str, Any]) -> Iterator[float | dict[str, Any]]:
         message = JobMessage.model_validate(message_json)
         with self._job_lock:
             self._current = message.job_id
+            self._progress = 0.0
             self._stop.clear()
             if message.job_id in self._doomed:
                 self._doomed.discard(message.job_id)
@@ -110,7 +99,7 @@ class DspWorker:
             hits, misses = self.cache.hits, self.cache.misses
             ok = False
             try:
-                info = yield from self._render(message)
+                info = self._render(message)
                 ok = True
             except RemoteJobError:
                 raise
@@ -140,60 +129,33 @@ class DspWorker:
                 input_analysis=info.input_analysis,
                 output_analysis=info.output_analysis,
             )
-            yield result.model_dump(mode="json")
+            return result.model_dump(mode="json")
 
     def progress(self, job_id: str) -> float | None:
         """Progress of `job_id` in 0..1 if it is the job running here (see `run`)."""
         return self._progress if self._current == job_id else None
 
-    def _render(self, message: JobMessage) -> Generator[float, None, RenderInfo]:
-        """Run `process_file` on a thread and relay its progress; returns its `RenderInfo`."""
+    def _render(self, message: JobMessage) -> RenderInfo:
+        """`process_file` on this call's thread; `cancel` stops it between blocks."""
         in_path = self.storage.path(message.input_key)
         with open_input(in_path) as probe:
             rate = probe.samplerate
         calls = parse_chain(message.effects, rate)
         fmt = output_format(message.output_format, message.output_subtype)
         uploads = {ir_id: self.storage.path(key) for ir_id, key in message.impulses.items()}
-        events: queue.Queue[tuple[str, Any]] = queue.Queue()
 
-        def work() -> None:
-            try:
-                with self.storage.writing(message.output_key) as tmp:
-                    info = process_file(
-                        in_path,
-                        tmp,
-                        calls,
-                        fmt.format,
-                        fmt.subtype,
-                        self.settings.block_frames,
-                        self.cache.for_job(uploads),
-                        progress=lambda p: events.put(("progress", p)),
-                        should_stop=self._stop.is_set,
-                    )
-                events.put(("done", info))
-            except BaseException as exc:
-                events.put(("error", exc))
+        def progress(value: float) -> None:
+            self._progress = value
 
-        thread = threading.Thread(target=work, name=f"job-{message.job_id}", daemon=True)
-        thread.start()
-        try:
-            while True:
-                kind, value = events.get()
-                latest: float | None = value if kind == "progress" else None
-                while kind == "progress" and not events.empty():
-                    kind, value = events.get_nowait()
-                    if kind == "progress":
-                        latest = value
-                if latest is not None:
-                    yield float(latest)
-                if kind == "done":
-                    assert isinstance(value, RenderInfo)
-                    return value
-                if kind == "error":
-                    raise value
-        finally:
-            # The caller may abandon the generator (ray.cancel, consumer gone): stop the job
-            # so the actor is free and the temporary output is removed.
-            if thread.is_alive():
-                self._stop.set()
-            thread.join()
+        with self.storage.writing(message.output_key) as tmp:
+            return process_file(
+                in_path,
+                tmp,
+                calls,
+                fmt.format,
+                fmt.subtype,
+                self.settings.block_frames,
+                self.cache.for_job(uploads),
+                progress=progress,
+                should_stop=self._stop.is_set,
+            )
