@@ -15,6 +15,7 @@ import sys
 from collections.abc import Iterator
 
 import uvicorn
+import uvloop
 
 from jobs.broker import Broker
 from jobs.errors import BrokerUnavailable
@@ -33,7 +34,10 @@ class _Server(uvicorn.Server):
 
 def run(command: str, settings: Settings) -> int:
     try:
-        return asyncio.run(_run(command, settings))
+        # uvloop: the API and the bridge are event-loop bound (HTTP, AMQP, Ray futures), and
+        # its loop costs a fraction of asyncio's own per callback.
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            return runner.run(_run(command, settings))
     except BrokerUnavailable as exc:
         print(f"audio-engine: {exc}", file=sys.stderr)
         return 2
