@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import sys
@@ -86,6 +87,9 @@ async def _run(command: str, settings: Settings) -> int:
             "API on http://%s:%s/graphql (GraphiQL there)", settings.api_host, settings.api_port
         )
 
+    # Everything built at start (schema, engines, Ray) lives as long as the process: keep it
+    # out of the garbage collector's scans, which otherwise cost a request a fraction of a ms.
+    gc.freeze()
     waiters: list[asyncio.Future[object]] = [asyncio.ensure_future(stop.wait())]
     if server_task is not None:
         waiters.append(server_task)  # type: ignore[arg-type]

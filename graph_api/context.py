@@ -14,6 +14,7 @@ from strawberry.fastapi import BaseContext
 
 from graph_api.auth import NOBODY, Principal, authenticate, bearer, key_from_params
 from graph_api.runtime import Runtime
+from jobs.db import lifecycle
 from jobs.db import repository as repo
 from jobs.errors import JobNotFound
 from jobs.models import AudioFile, Job
@@ -58,11 +59,12 @@ class Context(BaseContext):
     async def file(self, file_id: str) -> AudioFile:
         """A live file the caller may see (its own, or the output of its job)."""
         principal = await self.principal()
-        async with self.runtime.db.transaction() as session:
-            return await repo.visible_file(session, file_id, principal.scope)
+        return await self.runtime.db.run(lifecycle.visible_file, file_id, principal.scope)
 
 
-def get_runtime(connection: HTTPConnection) -> Runtime:
+async def get_runtime(connection: HTTPConnection) -> Runtime:
+    # async on purpose: FastAPI runs a plain `def` dependency on a worker thread, a thread
+    # round trip per request for an attribute lookup.
     runtime: Runtime = connection.app.state.runtime
     return runtime
 

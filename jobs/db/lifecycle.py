@@ -9,14 +9,25 @@ Each function is one transaction's work on a plain connection: call it through
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, NoReturn, cast
 
-from sqlalchemy import Connection, DateTime, Table, bindparam, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    DateTime,
+    Table,
+    bindparam,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 
 from jobs.contract import AudioAnalysis
 from jobs.db.tables import FileRow, JobRow, OutboxRow
-from jobs.errors import InvalidTransition, JobNotFound, QuotaExceeded
+from jobs.errors import FileNotFound, InvalidTransition, JobNotFound, QuotaExceeded
 from jobs.models import AudioFile, Job
 from jobs.states import JobStatus, can_transition, check_transition
 
@@ -75,6 +86,18 @@ _START = (
     )
 )
 _STATUS = select(_jobs.c.status).where(_jobs.c.id == bindparam("b_id"))
+_FILE_COLUMNS = [c for c in AudioFile.__slots__ if c in _files.c]
+_LIVE_FILE = select(*(_files.c[c] for c in _FILE_COLUMNS)).where(
+    _files.c.id == bindparam("b_id"), _files.c.deleted_at.is_(None)
+)
+_FILE_VISIBLE_TO = _LIVE_FILE.where(
+    or_(
+        _files.c.owner == bindparam("b_owner"),
+        exists().where(
+            _jobs.c.output_file_id == _files.c.id, _jobs.c.owner == bindparam("b_owner")
+        ),
+    )
+)
 _PROGRESS = (
     update(_jobs)
     .where(_jobs.c.id == bindparam("b_id"), _jobs.c.status == JobStatus.RUNNING.value)
@@ -140,6 +163,26 @@ def submit(
         owner=owner,
         at=at,
     )
+
+
+def aware(ts: datetime) -> datetime:
+    """SQLite hands back naive datetimes; everything stored is UTC."""
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts
+
+
+def visible_file(conn: Connection, file_id: str, owner: str | None) -> AudioFile:
+    """The live file `file_id` if `owner` may see it (`owner=None`: anyone's): its own, or
+    the output of one of its jobs. Else `FileNotFound`, which never tells "not yours" from
+    "not there"."""
+    if owner is None:
+        row = conn.execute(_LIVE_FILE, {"b_id": file_id}).one_or_none()
+    else:
+        row = conn.execute(_FILE_VISIBLE_TO, {"b_id": file_id, "b_owner": owner}).one_or_none()
+    if row is None:
+        raise FileNotFound(file_id)
+    values = row._asdict()
+    values["created_at"] = aware(values["created_at"])
+    return AudioFile(**values)
 
 
 def count_unfinished(conn: Connection, owner: str | None) -> int:

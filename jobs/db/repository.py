@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import String, and_, cast, delete, exists, func, or_, select, update
+from sqlalchemy import String, and_, cast, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from jobs.contract import AudioAnalysis
@@ -30,8 +30,7 @@ def now() -> datetime:
 
 
 def _aware(ts: datetime | None) -> datetime | None:
-    # SQLite hands back naive datetimes; everything stored is UTC.
-    return ts.replace(tzinfo=UTC) if ts is not None and ts.tzinfo is None else ts
+    return None if ts is None else lifecycle.aware(ts)
 
 
 def _file(row: FileRow) -> AudioFile:
@@ -304,16 +303,10 @@ async def last_message(session: AsyncSession, job_id: str) -> bytes | None:
 
 
 async def visible_file(session: AsyncSession, file_id: str, owner: str | None) -> AudioFile:
-    """The live file `file_id` if `owner` may see it (`owner=None`: anyone's), else
-    `FileNotFound`, which never tells "not yours" from "not there"."""
-    stmt = select(FileRow).where(FileRow.id == file_id, FileRow.deleted_at.is_(None))
-    if owner is not None:
-        of_owners_job = exists().where(JobRow.output_file_id == FileRow.id, JobRow.owner == owner)
-        stmt = stmt.where(or_(FileRow.owner == owner, of_owners_job))
-    row = (await session.scalars(stmt)).one_or_none()
-    if row is None:
-        raise FileNotFound(file_id)
-    return _file(row)
+    """See `lifecycle.visible_file`."""
+    return await session.run_sync(
+        lambda sync: lifecycle.visible_file(sync.connection(), file_id, owner)
+    )
 
 
 async def deleted_file_ids(session: AsyncSession, ids: Sequence[str]) -> set[str]:
