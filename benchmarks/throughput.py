@@ -327,6 +327,46 @@ def _plot(results: dict[int, list[Run]], path: Path, title: str) -> None:
     print(f"\nwrote {path}")
 
 
+def _render_long(path: str, jobs: int, rates: Any) -> None:
+    """In a bare process: the long chain over `path`, `jobs` times; puts jobs/s in `rates`."""
+    from actors.impulses import IRCache
+    from actors.runner import process_file
+    from dsp.warmup import warmup
+    from jobs.effects import parse_chain
+
+    warmup()
+    cache = IRCache(2**30)
+    cache.preload_presets((RATE,))
+    calls = parse_chain(LONG_CHAIN, RATE)
+    out = Path(path).with_name(f"bare-{time.time_ns()}.wav")
+    process_file(Path(path), out, calls, "WAV", "FLOAT", 65536, cache.for_job({}))  # warm
+    start = time.perf_counter()
+    for _ in range(jobs):
+        process_file(Path(path), out, calls, "WAV", "FLOAT", 65536, cache.for_job({}))
+    rates.put(jobs / (time.perf_counter() - start))
+    out.unlink()
+
+
+def _bare_scaling(path: Path, jobs: int = 4) -> tuple[float, float]:
+    """The machine's own ceiling for the long-job ratio: the same DSP in 1, then 2 bare
+    processes (no Ray, no broker, no database). Returns (jobs/s with 1, with 2)."""
+    import multiprocessing
+
+    found: list[float] = []
+    for procs in (1, 2):
+        rates: Any = multiprocessing.Queue()
+        workers = [
+            multiprocessing.Process(target=_render_long, args=(str(path), jobs, rates))
+            for _ in range(procs)
+        ]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        found.append(sum(rates.get() for _ in workers))
+    return found[0], found[1]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--short", type=int, default=500)
@@ -359,6 +399,13 @@ def main() -> None:
                 f"\n{size} actors vs 1: backlog x{drain:.2f}, live short burst x{short:.2f}, "
                 f"long jobs x{long:.2f}"
             )
+        with tempfile.TemporaryDirectory(prefix="ae-bare-") as tmp:
+            one, two = _bare_scaling(_tone(Path(tmp) / "long.wav", 60.0))
+        print(
+            f"reference: the same long-job DSP in bare processes (no Ray, broker or database): "
+            f"1 process {one:.2f} jobs/s, 2 processes {two:.2f} jobs/s, x{two / one:.2f}; the "
+            "engine's long-job ratio cannot beat this machine's own"
+        )
     _plot(results, args.plot, f"audio-engine end to end, {database}, 2-core machine")
     dsp_ms = statistics.median(results[min(results)][3].dsp) * 1e3
     print(f"(median DSP time of a short job inside the actor: {dsp_ms:.1f} ms)")
