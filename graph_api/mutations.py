@@ -85,17 +85,9 @@ async def _enqueue(
     )
     at = repo.now()
     body = message.encode()
+    new = lifecycle.NewJob(job_id, source.id, effects, fmt.format, fmt.subtype, body, owner)
     job, outbox_id = await runtime.db.run(
-        lifecycle.submit,
-        most_unfinished=settings.max_queued_jobs_per_owner,
-        job_id=job_id,
-        input_file_id=source.id,
-        effects=effects,
-        output_format=fmt.format,
-        output_subtype=fmt.subtype,
-        message=body,
-        owner=owner,
-        at=at,
+        lifecycle.submit, new, most_unfinished=settings.max_queued_jobs_per_owner, at=at
     )
     runtime.notify_outbox((outbox_id, body))
     return job

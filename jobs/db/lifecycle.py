@@ -131,38 +131,30 @@ _ANALYSE = (
 )
 
 
-def submit(
-    conn: Connection,
-    *,
-    most_unfinished: int,
-    job_id: str,
-    input_file_id: str,
-    effects: list[dict[str, Any]],
-    output_format: str,
-    output_subtype: str,
-    message: bytes,
-    owner: str | None,
-    at: datetime,
-) -> tuple[Job, int]:
-    """`insert_job` unless `owner` has `most_unfinished` jobs QUEUED or RUNNING already
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """A job as it is asked for, before it is stored; `message` is its encoded broker
+    message, stored with it (the outbox)."""
+
+    job_id: str
+    input_file_id: str
+    effects: list[dict[str, Any]]
+    output_format: str
+    output_subtype: str
+    message: bytes
+    owner: str | None = None
+
+
+def submit(conn: Connection, new: NewJob, *, most_unfinished: int, at: datetime) -> tuple[Job, int]:
+    """`insert_job` unless the owner has `most_unfinished` jobs QUEUED or RUNNING already
     (`QuotaExceeded`)."""
-    unfinished = count_unfinished(conn, owner)
+    unfinished = count_unfinished(conn, new.owner)
     if unfinished >= most_unfinished:
         raise QuotaExceeded(
             f"{unfinished} of your jobs are QUEUED or RUNNING, the most allowed is "
             f"{most_unfinished}: wait for some to finish or cancel them"
         )
-    return insert_job(
-        conn,
-        job_id=job_id,
-        input_file_id=input_file_id,
-        effects=effects,
-        output_format=output_format,
-        output_subtype=output_subtype,
-        message=message,
-        owner=owner,
-        at=at,
-    )
+    return insert_job(conn, new, at)
 
 
 def aware(ts: datetime) -> datetime:
@@ -192,34 +184,23 @@ def count_unfinished(conn: Connection, owner: str | None) -> int:
     return int((conn.scalar(_COUNT_UNFINISHED, {"b_owner": owner})) or 0)
 
 
-def insert_job(
-    conn: Connection,
-    *,
-    job_id: str,
-    input_file_id: str,
-    effects: list[dict[str, Any]],
-    output_format: str,
-    output_subtype: str,
-    message: bytes,
-    owner: str | None,
-    at: datetime,
-) -> tuple[Job, int]:
+def insert_job(conn: Connection, new: NewJob, at: datetime) -> tuple[Job, int]:
     """The job row and its outgoing message, in the caller's transaction (the outbox);
     returns the job and the id of its outbox row."""
     job = Job(
-        id=job_id,
+        id=new.job_id,
         status=JobStatus.QUEUED,
         progress=0.0,
-        input_file_id=input_file_id,
+        input_file_id=new.input_file_id,
         output_file_id=None,
-        effects=effects,
-        output_format=output_format,
-        output_subtype=output_subtype,
+        effects=new.effects,
+        output_format=new.output_format,
+        output_subtype=new.output_subtype,
         error_code=None,
         error_message=None,
         message="",
         attempts=0,
-        owner=owner,
+        owner=new.owner,
         created_at=at,
         started_at=None,
         finished_at=None,
@@ -228,7 +209,8 @@ def insert_job(
     row = {f: getattr(job, f) for f in _JOB_COLUMNS}
     conn.execute(_INSERT_JOB, {**row, "status": job.status.value})
     result = conn.execute(
-        _INSERT_OUTBOX, {"job_id": job_id, "body": message, "created_at": at, "sent_at": None}
+        _INSERT_OUTBOX,
+        {"job_id": new.job_id, "body": new.message, "created_at": at, "sent_at": None},
     )
     key = result.inserted_primary_key
     assert key is not None

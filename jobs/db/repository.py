@@ -118,31 +118,11 @@ async def get_files(session: AsyncSession, ids: Sequence[str]) -> dict[str, Audi
     return {r.id: _file(r) for r in rows}
 
 
-async def create_job(
-    session: AsyncSession,
-    *,
-    job_id: str,
-    input_file_id: str,
-    effects: list[dict[str, Any]],
-    output_format: str,
-    output_subtype: str,
-    message: bytes,
-    owner: str | None = None,
-) -> Job:
+async def create_job(session: AsyncSession, new: lifecycle.NewJob) -> Job:
     """Write the job row and its outgoing message in the caller's transaction, so a job is
     never stored without its message or published without its row."""
     job, _outbox_id = await session.run_sync(
-        lambda sync: lifecycle.insert_job(
-            sync.connection(),
-            job_id=job_id,
-            input_file_id=input_file_id,
-            effects=effects,
-            output_format=output_format,
-            output_subtype=output_subtype,
-            message=message,
-            owner=owner,
-            at=now(),
-        )
+        lambda sync: lifecycle.insert_job(sync.connection(), new, now())
     )
     return job
 

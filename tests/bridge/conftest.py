@@ -21,6 +21,7 @@ from jobs.broker import HEARTBEAT_TYPE, Broker
 from jobs.contract import BridgeHeartbeat, JobEvent, JobMessage
 from jobs.db import Database
 from jobs.db import repository as repo
+from jobs.db.lifecycle import NewJob
 from jobs.models import AudioFile, Job
 from jobs.probe import probe
 from jobs.settings import Settings
@@ -106,12 +107,14 @@ class Harness:
         async with self.db.transaction() as s:
             await repo.create_job(
                 s,
-                job_id=job_id,
-                input_file_id=file.id,
-                effects=effects,
-                output_format="WAV",
-                output_subtype="FLOAT",
-                message=message.encode(),
+                NewJob(
+                    job_id=job_id,
+                    input_file_id=file.id,
+                    effects=effects,
+                    output_format="WAV",
+                    output_subtype="FLOAT",
+                    message=message.encode(),
+                ),
             )
         return message
 

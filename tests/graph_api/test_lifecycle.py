@@ -10,6 +10,7 @@ from api_client import as_key, codes, gql, make_key, running, uploaded
 
 from graph_api.runtime import Runtime
 from jobs.db import repository as repo
+from jobs.db.lifecycle import NewJob
 from jobs.settings import Settings
 from jobs.states import JobStatus
 
@@ -38,12 +39,14 @@ async def test_retry_finished_jobs_only(
         async with runtime.db.transaction() as session:
             src = await repo.create_job(
                 session,
-                job_id=repo.new_id(),
-                input_file_id=file["id"],
-                effects=job["effects"],
-                output_format="FLAC",
-                output_subtype="PCM_16",
-                message=b"m",
+                NewJob(
+                    job_id=repo.new_id(),
+                    input_file_id=file["id"],
+                    effects=job["effects"],
+                    output_format="FLAC",
+                    output_subtype="PCM_16",
+                    message=b"m",
+                ),
             )
             if status is not JobStatus.CANCELLED:
                 await repo.set_status(session, src.id, JobStatus.RUNNING)

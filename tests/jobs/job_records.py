@@ -6,6 +6,7 @@ from typing import Any
 
 from jobs.db import Database
 from jobs.db import repository as repo
+from jobs.db.lifecycle import NewJob
 from jobs.models import AudioFile, Job
 
 
@@ -41,11 +42,13 @@ async def queued_job(
     async with db.transaction() as s:
         return await repo.create_job(
             s,
-            job_id=repo.new_id(),
-            input_file_id=file_id,
-            effects=effects or [],
-            output_format="WAV",
-            output_subtype="FLOAT",
-            message=message,
-            owner=owner,
+            NewJob(
+                job_id=repo.new_id(),
+                input_file_id=file_id,
+                effects=effects or [],
+                output_format="WAV",
+                output_subtype="FLOAT",
+                message=message,
+                owner=owner,
+            ),
         )

@@ -19,37 +19,23 @@ LEVELS = AudioAnalysis(
 )
 
 
-async def _submit(db: Database, file_id: str, owner: str | None, most: int = 10) -> int:
-    _job, outbox_id = await db.run(
-        lifecycle.submit,
-        most_unfinished=most,
-        job_id=repo.new_id(),
-        input_file_id=file_id,
-        effects=[{"gain": {"db": -3.0}}],
-        output_format="WAV",
-        output_subtype="FLOAT",
-        message=b"body",
-        owner=owner,
-        at=repo.now(),
+def _new(file_id: str, owner: str | None) -> lifecycle.NewJob:
+    return lifecycle.NewJob(
+        repo.new_id(), file_id, [{"gain": {"db": -3.0}}], "WAV", "FLOAT", b"body", owner
     )
+
+
+async def _submit(db: Database, file_id: str, owner: str | None, most: int = 10) -> int:
+    new = _new(file_id, owner)
+    _job, outbox_id = await db.run(lifecycle.submit, new, most_unfinished=most, at=repo.now())
     return outbox_id
 
 
 async def test_submit_counts_and_reads_back(database: Database) -> None:
     f = await stored_file(database, "alice")
     assert await database.run(lifecycle.count_unfinished, "alice") == 0
-    written, outbox_id = await database.run(
-        lifecycle.submit,
-        most_unfinished=1,
-        job_id=repo.new_id(),
-        input_file_id=f.id,
-        effects=[{"gain": {"db": -3.0}}],
-        output_format="WAV",
-        output_subtype="FLOAT",
-        message=b"body",
-        owner="alice",
-        at=repo.now(),
-    )
+    new = _new(f.id, "alice")
+    written, outbox_id = await database.run(lifecycle.submit, new, most_unfinished=1, at=repo.now())
     assert await database.run(lifecycle.count_unfinished, "alice") == 1
     assert await database.run(lifecycle.count_unfinished, None) == 0
     async with database.transaction() as s:

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from job_records import stored_file
 
 from jobs.db import Database, lifecycle
 from jobs.db import repository as repo
+from jobs.db.lifecycle import NewJob
 from jobs.errors import InvalidTransition, JobNotFound
 from jobs.states import JobStatus
+
+
+def _new(file_id: str, effects: list[Any] | None = None, message: bytes = b"m") -> NewJob:
+    return NewJob(repo.new_id(), file_id, effects or [], "WAV", "FLOAT", message)
 
 
 async def test_job_and_outbox_written_together(database: Database) -> None:
@@ -16,12 +23,7 @@ async def test_job_and_outbox_written_together(database: Database) -> None:
     async with database.transaction() as s:
         job = await repo.create_job(
             s,
-            job_id=repo.new_id(),
-            input_file_id=f.id,
-            effects=[{"gain": {"db": 1.0}}],
-            output_format="WAV",
-            output_subtype="FLOAT",
-            message=b"m1",
+            _new(f.id, effects=[{"gain": {"db": 1.0}}], message=b"m1"),
         )
     async with database.transaction() as s:
         assert (await repo.get_job(s, job.id)).status is JobStatus.QUEUED
@@ -38,12 +40,7 @@ async def test_rolled_back_job_leaves_no_message(database: Database) -> None:
         async with database.transaction() as s:
             await repo.create_job(
                 s,
-                job_id=repo.new_id(),
-                input_file_id=f.id,
-                effects=[],
-                output_format="WAV",
-                output_subtype="FLOAT",
-                message=b"m",
+                _new(f.id),
             )
             raise RuntimeError("boom")
     async with database.transaction() as s:
@@ -56,12 +53,7 @@ async def test_transitions_are_checked_and_stamped(database: Database) -> None:
     async with database.transaction() as s:
         job = await repo.create_job(
             s,
-            job_id=repo.new_id(),
-            input_file_id=f.id,
-            effects=[],
-            output_format="WAV",
-            output_subtype="FLOAT",
-            message=b"m",
+            _new(f.id),
         )
     async with database.transaction() as s:
         running = await repo.set_status(s, job.id, JobStatus.RUNNING)
@@ -83,12 +75,7 @@ async def test_jobs_page_newest_first(database: Database) -> None:
         async with database.transaction() as s:
             job = await repo.create_job(
                 s,
-                job_id=repo.new_id(),
-                input_file_id=f.id,
-                effects=[],
-                output_format="WAV",
-                output_subtype="FLOAT",
-                message=b"m",
+                _new(f.id),
             )
             ids.append(job.id)
     seen: list[str] = []
