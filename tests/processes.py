@@ -133,21 +133,25 @@ class Service:
 
 
 def purge_test_queues(prefixes: tuple[str, ...] = ("test-", "e2e-")) -> int:
-    """Delete the queues earlier tests left on the shared broker (quorum queues are not
-    free: hundreds of them slow RabbitMQ's restart down). Returns how many went."""
+    """Delete the queues and exchanges earlier tests left on the shared broker (quorum queues
+    are not free: hundreds of them slow RabbitMQ's restart down). Returns how many queues
+    went."""
     import asyncio
     import threading
 
     import aio_pika
 
-    listed = subprocess.run(
-        ["rabbitmqctl", "list_queues", "-q", "name"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    names = [n.strip() for n in listed.stdout.splitlines() if n.strip().startswith(prefixes)]
+    def listed(what: str) -> list[str]:
+        out = subprocess.run(
+            ["rabbitmqctl", f"list_{what}", "-q", "name"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        ).stdout
+        return [n.strip() for n in out.splitlines() if n.strip().startswith(prefixes)]
+
+    queues, exchanges = listed("queues"), listed("exchanges")
     deleted = 0
 
     async def delete() -> None:
@@ -155,10 +159,15 @@ def purge_test_queues(prefixes: tuple[str, ...] = ("test-", "e2e-")) -> int:
         connection = await aio_pika.connect("amqp://guest:guest@127.0.0.1/", timeout=20)
         async with connection:
             channel = await connection.channel()
-            for name in names:
+            for name in queues:
                 try:
                     await channel.queue_delete(name)
                     deleted += 1
+                except aio_pika.exceptions.AMQPError:
+                    channel = await connection.channel()
+            for name in exchanges:
+                try:
+                    await channel.exchange_delete(name)
                 except aio_pika.exceptions.AMQPError:
                     channel = await connection.channel()
 
