@@ -272,7 +272,7 @@ def succeed(
     Raises `InvalidTransition` if it may not succeed (cancelled meanwhile): nothing is kept."""
     if input_analysis is not None:
         set_analysis(conn, input_file_id, input_analysis)
-    conn.execute(_INSERT_FILE, _file_values(output, output_analysis))
+    insert_file(conn, output, output_analysis)
     result = conn.execute(
         _SUCCEED,
         {
@@ -311,6 +311,11 @@ def set_analysis(conn: Connection, file_id: str, analysis: AudioAnalysis) -> Non
             "b_clipping": analysis.clipping,
         },
     )
+
+
+def insert_file(conn: Connection, file: AudioFile, analysis: AudioAnalysis | None = None) -> None:
+    """A file row; `analysis`: the levels measured while a job wrote it."""
+    conn.execute(_INSERT_FILE, _file_values(file, analysis))
 
 
 def _file_values(file: AudioFile, analysis: AudioAnalysis | None) -> dict[str, Any]:

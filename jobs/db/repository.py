@@ -18,7 +18,7 @@ from jobs.db import lifecycle
 from jobs.db.tables import ApiKeyRow, FileRow, JobRow, OutboxRow, PresetRow
 from jobs.errors import ApiKeyNotFound, BadInput, FileNotFound, JobNotFound, PresetNotFound
 from jobs.models import AudioFile, Job
-from jobs.states import JobStatus, can_transition, check_transition
+from jobs.states import JobStatus, check_transition
 
 
 def new_id() -> str:
@@ -72,37 +72,8 @@ def _job(row: JobRow) -> Job:
     )
 
 
-async def add_file(
-    session: AsyncSession, file: AudioFile, analysis: AudioAnalysis | None = None
-) -> AudioFile:
-    """Insert a file row; `analysis`: the levels measured while a job wrote it."""
-    levels: dict[str, Any] = {}
-    if analysis is not None:
-        levels = {
-            "analysis_peak_db": analysis.peak_db,
-            "analysis_rms_db": analysis.rms_db,
-            "analysis_loudness_lufs": analysis.loudness_lufs,
-            "analysis_duration_s": analysis.duration_seconds,
-            "analysis_clipping": analysis.clipping,
-        }
-    session.add(
-        FileRow(
-            **levels,
-            id=file.id,
-            filename=file.filename,
-            format=file.format,
-            subtype=file.subtype,
-            sample_rate=file.sample_rate,
-            channels=file.channels,
-            frames=file.frames,
-            size_bytes=file.size_bytes,
-            storage_key=file.storage_key,
-            role=file.role,
-            owner=file.owner,
-            created_at=file.created_at,
-        )
-    )
-    await session.flush()
+async def add_file(session: AsyncSession, file: AudioFile) -> AudioFile:
+    await session.run_sync(lambda sync: lifecycle.insert_file(sync.connection(), file))
     return file
 
 
@@ -200,46 +171,6 @@ async def set_status(session: AsyncSession, job_id: str, status: JobStatus, **fi
         values["finished_at"] = now()
     await session.execute(update(JobRow).where(JobRow.id == job_id).values(**values))
     return await get_job(session, job_id)
-
-
-async def transition(session: AsyncSession, job_id: str, status: JobStatus, **fields: Any) -> bool:
-    """`set_status` in one statement, for the bridge's hot path: the update only matches a
-    job in a state that may become `status` (per `jobs.states`). False when nothing matched
-    (no such job, or an illegal move): call `set_status` then for the precise error."""
-    sources = [s.value for s in JobStatus if s is status or can_transition(s, status)]
-    values: dict[str, Any] = {"status": status.value, **fields}
-    if status is JobStatus.RUNNING:
-        values["started_at"] = func.coalesce(JobRow.started_at, now())
-    if status.terminal:
-        values["finished_at"] = now()
-    result = await session.execute(
-        update(JobRow)
-        .where(JobRow.id == job_id, JobRow.status.in_(sources))
-        .values(**values)
-        # No ORM objects of jobs live in these sessions: skip matching them in Python.
-        .execution_options(synchronize_session=False)
-    )
-    return bool(getattr(result, "rowcount", 0))
-
-
-async def start_attempt(session: AsyncSession, job_id: str, message: str) -> bool:
-    """RUNNING with one more attempt counted, progress 0 (see `transition`)."""
-    return await transition(
-        session,
-        job_id,
-        JobStatus.RUNNING,
-        progress=0.0,
-        attempts=JobRow.attempts + 1,
-        message=message,
-    )
-
-
-async def set_progress(session: AsyncSession, job_id: str, progress: float) -> None:
-    await session.execute(
-        update(JobRow)
-        .where(JobRow.id == job_id, JobRow.status == JobStatus.RUNNING.value)
-        .values(progress=progress)
-    )
 
 
 async def note(session: AsyncSession, job_id: str, message: str) -> None:
@@ -481,23 +412,6 @@ async def delete_preset(session: AsyncSession, owner: str | None, name: str) -> 
 
 
 # --- engine measurements ----------------------------------------------------------------
-
-
-async def set_file_analysis(session: AsyncSession, file_id: str, analysis: AudioAnalysis) -> None:
-    """Store the levels an actor measured while reading or writing `file_id` (the latest
-    measurement wins: every job reads its whole input)."""
-    await session.execute(
-        update(FileRow)
-        .where(FileRow.id == file_id)
-        .values(
-            analysis_peak_db=analysis.peak_db,
-            analysis_rms_db=analysis.rms_db,
-            analysis_loudness_lufs=analysis.loudness_lufs,
-            analysis_duration_s=analysis.duration_seconds,
-            analysis_clipping=analysis.clipping,
-        )
-        .execution_options(synchronize_session=False)
-    )
 
 
 async def file_analyses(session: AsyncSession, ids: Sequence[str]) -> dict[str, AudioAnalysis]:
