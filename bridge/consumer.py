@@ -131,12 +131,8 @@ class JobConsumer:
         running: asyncio.Task[None] | None = None
 
         async def record_running(actor: str, event: JobEvent) -> None:
-            started = await self.db.run(lifecycle.start, job_id, f"running on {actor}", event.at)
-            if not started:
-                async with self.db.transaction() as session:
-                    current = await repo.get_job(session, job_id)
-                    await repo.set_status(session, job_id, JobStatus.RUNNING)  # raises why
-                    log.warning("job %s was %s, not QUEUED", job_id, current.status)
+            # Raises why when the job may not start (cancelled while it waited, say).
+            await self.db.run(lifecycle.start, job_id, f"running on {actor}", event.at)
             await self.broker.publish_event(event)
 
         async def started(actor: str) -> None:

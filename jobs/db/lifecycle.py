@@ -244,11 +244,12 @@ def load(conn: Connection, job_id: str) -> JobToRun | None:
     return JobToRun(JobStatus(row[0]), row[1], str(row[2]), str(row[3]))
 
 
-def start(conn: Connection, job_id: str, message: str, at: datetime) -> bool:
-    """RUNNING, one more attempt, progress 0; False if the job may not start (it ended, or
-    there is no such job)."""
+def start(conn: Connection, job_id: str, message: str, at: datetime) -> None:
+    """RUNNING, one more attempt, progress 0. Raises `InvalidTransition` if the job may not
+    start (it ended), `JobNotFound` if there is no such job."""
     result = conn.execute(_START, {"b_id": job_id, "b_message": message, "b_at": at})
-    return bool(result.rowcount)
+    if not result.rowcount:
+        _refuse(conn, job_id, JobStatus.RUNNING)
 
 
 def set_progress(conn: Connection, job_id: str, progress: float) -> None:

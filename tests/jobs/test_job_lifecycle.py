@@ -58,7 +58,7 @@ async def test_start_progress_succeed(database: Database) -> None:
     f = await stored_file(database)
     job = await queued_job(database, f.id)
     started_at = repo.now()
-    assert await database.run(lifecycle.start, job.id, "running on dsp-0", started_at)
+    await database.run(lifecycle.start, job.id, "running on dsp-0", started_at)
     await database.run(lifecycle.set_progress, job.id, 0.5)
     async with database.transaction() as s:
         running = await repo.get_job(s, job.id)
@@ -88,7 +88,10 @@ async def test_start_progress_succeed(database: Database) -> None:
     assert analyses == {f.id: LEVELS, output.id: LEVELS}
     # Progress of a finished job is ignored; a finished job does not start again.
     await database.run(lifecycle.set_progress, job.id, 0.1)
-    assert not await database.run(lifecycle.start, job.id, "again", repo.now())
+    with pytest.raises(InvalidTransition, match="SUCCEEDED job cannot become RUNNING"):
+        await database.run(lifecycle.start, job.id, "again", repo.now())
+    with pytest.raises(JobNotFound):
+        await database.run(lifecycle.start, "nope", "again", repo.now())
     async with database.transaction() as s:
         assert (await repo.get_job(s, job.id)).progress == 1
 
