@@ -118,17 +118,8 @@ _SUCCEED = (
         finished_at=bindparam("b_at", type_=_TS),
     )
 )
-_ANALYSE = (
-    update(_files)
-    .where(_files.c.id == bindparam("b_id"))
-    .values(
-        analysis_peak_db=bindparam("b_peak"),
-        analysis_rms_db=bindparam("b_rms"),
-        analysis_loudness_lufs=bindparam("b_lufs"),
-        analysis_duration_s=bindparam("b_duration"),
-        analysis_clipping=bindparam("b_clipping"),
-    )
-)
+# Sets the columns its parameters name (`_levels`).
+_ANALYSE = update(_files).where(_files.c.id == bindparam("b_id"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,17 +292,7 @@ def _refuse(conn: Connection, job_id: str, status: JobStatus) -> NoReturn:
 
 def set_analysis(conn: Connection, file_id: str, analysis: AudioAnalysis) -> None:
     """The levels an actor measured reading or writing `file_id` (the latest wins)."""
-    conn.execute(
-        _ANALYSE,
-        {
-            "b_id": file_id,
-            "b_peak": analysis.peak_db,
-            "b_rms": analysis.rms_db,
-            "b_lufs": analysis.loudness_lufs,
-            "b_duration": analysis.duration_seconds,
-            "b_clipping": analysis.clipping,
-        },
-    )
+    conn.execute(_ANALYSE, {"b_id": file_id, **_levels(analysis)})
 
 
 def insert_file(conn: Connection, file: AudioFile, analysis: AudioAnalysis | None = None) -> None:
@@ -321,19 +302,15 @@ def insert_file(conn: Connection, file: AudioFile, analysis: AudioAnalysis | Non
 
 def _file_values(file: AudioFile, analysis: AudioAnalysis | None) -> dict[str, Any]:
     return {
-        "id": file.id,
-        "filename": file.filename,
-        "format": file.format,
-        "subtype": file.subtype,
-        "sample_rate": file.sample_rate,
-        "channels": file.channels,
-        "frames": file.frames,
-        "size_bytes": file.size_bytes,
-        "storage_key": file.storage_key,
-        "role": file.role,
-        "owner": file.owner,
-        "created_at": file.created_at,
+        **{c: getattr(file, c) for c in _FILE_COLUMNS},
         "deleted_at": None,
+        **_levels(analysis),
+    }
+
+
+def _levels(analysis: AudioAnalysis | None) -> dict[str, Any]:
+    """The file columns that hold `analysis` (all NULL without one)."""
+    return {
         "analysis_peak_db": analysis.peak_db if analysis else None,
         "analysis_rms_db": analysis.rms_db if analysis else None,
         "analysis_loudness_lufs": analysis.loudness_lufs if analysis else None,
