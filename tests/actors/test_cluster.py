@@ -210,17 +210,28 @@ async def _run_jobs(url: str, path: Path, count: int) -> list[dict[str, Any]]:
     return list(await asyncio.gather(*(last(i) for i in ids)))
 
 
-def test_pool_spreads_over_both_nodes_and_jobs_run_on_both(
-    cluster: TwoNodeCluster, tmp_path: Path
-) -> None:
-    stack = _stack(cluster, tmp_path / "data", shared=True)
+@contextlib.contextmanager
+def _serving(stack: Stack) -> Iterator[Service]:
+    """An API (`--dev`) and a bridge on `stack` until the block ends; yields the bridge,
+    which must then stop cleanly."""
     api = stack.start("api", "--dev")
     bridge: Service | None = None
     try:
         api.wait_http(f"{stack.url}/healthz")
         bridge = stack.start("bridge")
         bridge.wait_log("bridge consuming", timeout=180)
+        yield bridge
+    finally:
+        if bridge is not None:
+            assert bridge.stop() == 0, bridge.log()[-3000:]
+        api.stop()
 
+
+def test_pool_spreads_over_both_nodes_and_jobs_run_on_both(
+    cluster: TwoNodeCluster, tmp_path: Path
+) -> None:
+    stack = _stack(cluster, tmp_path / "data", shared=True)
+    with _serving(stack) as bridge:
         names = {f"{stack.prefix}-dsp-0", f"{stack.prefix}-dsp-1"}
         actors = {a["name"]: a for a in cluster.get("/api/v0/actors") if a.get("name") in names}
         assert {a["state"] for a in actors.values()} == {"ALIVE"}, actors
@@ -247,26 +258,13 @@ def test_pool_spreads_over_both_nodes_and_jobs_run_on_both(
         # The bridge logs JSON lines (cli.main -> configure_logging) carrying the job id.
         lines = [json.loads(x) for x in bridge.log().splitlines() if x.startswith('{"time"')]
         assert {line.get("job_id") for line in lines} >= set(ran_on)
-    finally:
-        if bridge is not None:
-            assert bridge.stop() == 0, bridge.log()[-3000:]
-        api.stop()
 
 
 def test_bridge_joins_through_ray_client(cluster: TwoNodeCluster, tmp_path: Path) -> None:
     stack = _stack(
         cluster, tmp_path / "data", shared=True, address=f"ray://127.0.0.1:{cluster.client_port}"
     )
-    api = stack.start("api", "--dev")
-    bridge: Service | None = None
-    try:
-        api.wait_http(f"{stack.url}/healthz")
-        bridge = stack.start("bridge")
-        bridge.wait_log("bridge consuming", timeout=180)
+    with _serving(stack) as bridge:
         path = write_wav(tmp_path / "in.wav", sine(440.0, 1.0))
         events = asyncio.run(_run_jobs(stack.url, path, 2))
         assert [e["status"] for e in events] == ["SUCCEEDED"] * 2, bridge.log()[-4000:]
-    finally:
-        if bridge is not None:
-            assert bridge.stop() == 0, bridge.log()[-3000:]
-        api.stop()
