@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -57,9 +58,27 @@ class _Slot:
         return self.job_id is not None
 
 
+JOIN_ATTEMPTS = 3
+JOIN_BACKOFF_S = 2.0
+
+
+def _join_ray(address: str) -> None:
+    """Join an existing cluster, trying again a few times: a `ray://` head starts a server
+    per client and may fail that start while it is busy or still coming up."""
+    for attempt in range(1, JOIN_ATTEMPTS + 1):
+        try:
+            ray.init(address=address, namespace=NAMESPACE)
+            return
+        except ConnectionAbortedError as exc:  # ray://: the head failed to start our server
+            if attempt == JOIN_ATTEMPTS:
+                raise
+            log.warning("joining Ray at %s failed (%s); trying again", address, exc)
+            time.sleep(JOIN_BACKOFF_S * attempt)
+
+
 def _init_ray(settings: Settings) -> None:
     if settings.ray_address:
-        ray.init(address=settings.ray_address, namespace=NAMESPACE)
+        _join_ray(settings.ray_address)
     else:
         ray.init(
             namespace=NAMESPACE,

@@ -88,6 +88,9 @@ class TwoNodeCluster:
         )
 
     def start(self) -> None:
+        # A local `ray.init()` makes the token on first use; `ray start` only reads it, so a
+        # machine that never ran Ray (or this module run alone) needs one made first.
+        subprocess.run([RAY, "get-auth-token", "--generate"], check=True, capture_output=True)
         self._start(
             "head",
             "--head",
@@ -133,6 +136,11 @@ class TwoNodeCluster:
 
     def logs(self) -> str:
         return "\n".join(p.read_text(errors="replace")[-3000:] for p in self.temp_dir.glob("*.log"))
+
+    def client_server_logs(self) -> str:
+        """The head's Ray client servers' own logs: why a `ray://` join was refused."""
+        found = sorted(self.temp_dir.glob("session_latest/logs/ray_client_server*"))
+        return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-2000:]}" for p in found)
 
     def stop(self) -> None:
         for proc in reversed(self.nodes):
@@ -264,7 +272,45 @@ def test_bridge_joins_through_ray_client(cluster: TwoNodeCluster, tmp_path: Path
     stack = _stack(
         cluster, tmp_path / "data", shared=True, address=f"ray://127.0.0.1:{cluster.client_port}"
     )
-    with _serving(stack) as bridge:
-        path = write_wav(tmp_path / "in.wav", sine(440.0, 1.0))
-        events = asyncio.run(_run_jobs(stack.url, path, 2))
-        assert [e["status"] for e in events] == ["SUCCEEDED"] * 2, bridge.log()[-4000:]
+    try:
+        with _serving(stack) as bridge:
+            path = write_wav(tmp_path / "in.wav", sine(440.0, 1.0))
+            events = asyncio.run(_run_jobs(stack.url, path, 2))
+            assert [e["status"] for e in events] == ["SUCCEEDED"] * 2, bridge.log()[-4000:]
+    except (AssertionError, RuntimeError) as exc:
+        raise AssertionError(f"{exc}\n{cluster.client_server_logs()}") from exc
+
+
+JOIN_ONCE_REFUSED = """
+import sys, ray
+from actors import pool
+
+real_init, calls = ray.init, []
+
+def init(*args, **kwargs):
+    calls.append(kwargs.get("address"))
+    if len(calls) == 1:  # what a ray:// head answers when it fails to start a client server
+        raise ConnectionAbortedError("Initialization failure from server")
+    return real_init(*args, **kwargs)
+
+ray.init = init
+pool.JOIN_BACKOFF_S = 0.1
+pool._join_ray(sys.argv[1])
+print(len(calls), int(ray.cluster_resources()["CPU"]))
+"""
+
+
+def test_joining_through_ray_client_tries_again_after_a_failed_server_start(
+    cluster: TwoNodeCluster,
+) -> None:
+    address = f"ray://127.0.0.1:{cluster.client_port}"
+    done = subprocess.run(
+        [sys.executable, "-c", JOIN_ONCE_REFUSED, address],
+        env={**os.environ, **AUTH_ENV},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split()[-2:] == ["2", "2"]  # second try joined both nodes' CPUs
+    assert "trying again" in done.stderr
