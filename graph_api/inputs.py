@@ -94,7 +94,11 @@ EffectInput: Any = _effect_input()
 @strawberry.input(description="How the output is written.")
 class OutputInput:
     format: AudioFormat = AudioFormat.WAV
-    subtype: SampleFormat = SampleFormat.FLOAT
+    subtype: SampleFormat | None = strawberry.field(
+        default=None,
+        description="Default: FLOAT for WAV, PCM_24 for FLAC (which has no float samples). "
+        "OGG and MP3 ignore it.",
+    )
 
 
 @strawberry.input(

@@ -387,6 +387,10 @@ function wire() {
   $("#job-form").addEventListener("submit", submit);
   $("#output-format").addEventListener("change", (e) => {
     $("#output-subtype").disabled = NO_SUBTYPE.has(e.target.value);
+    // FLAC has no float samples: offer its own default rather than a refusal.
+    if (e.target.value === "FLAC" && $("#output-subtype").value === "FLOAT") {
+      $("#output-subtype").value = "PCM_24";
+    }
   });
   $("#cancel").addEventListener("click", () => job && attempt(() => graphql(CANCEL, { id: job.id })));
   blobs.set($("#before"), []);

@@ -132,7 +132,6 @@ async def test_uploaded_impulse_goes_into_the_message(
             "UNSUPPORTED_FORMAT",
             "FLAC",
         ),
-        ([{"gain": {"db": 1}}], {"format": "FLAC"}, "UNSUPPORTED_FORMAT", "FLOAT"),
     ],
 )
 async def test_invalid_jobs_are_refused_before_anything_is_written(
@@ -150,6 +149,30 @@ async def test_invalid_jobs_are_refused_before_anything_is_written(
     assert codes(body) == [code], body
     assert words in body["errors"][0]["message"]
     await nothing_written(runtime, settings)
+
+
+@pytest.mark.parametrize(
+    ("output", "written"),
+    [
+        (None, ("WAV", "FLOAT")),
+        ({"format": "WAV"}, ("WAV", "FLOAT")),
+        ({"format": "FLAC"}, ("FLAC", "PCM_24")),  # FLAC has no float samples
+        ({"format": "FLAC", "subtype": "PCM_16"}, ("FLAC", "PCM_16")),
+        ({"format": "MP3", "subtype": "PCM_16"}, ("MP3", "MPEG_LAYER_III")),
+    ],
+)
+async def test_the_sample_format_defaults_to_what_the_container_holds(
+    client: httpx.AsyncClient,
+    settings: Settings,
+    wav_file: Path,
+    output: dict[str, str] | None,
+    written: tuple[str, str],
+) -> None:
+    file = await uploaded(client, wav_file)
+    body = await submit(client, fileId=file["id"], effects=[{"gain": {"db": 1}}], output=output)
+    assert "errors" not in body, body
+    message = JobMessage.decode((await next_message(settings, settings.jobs_queue)).body)
+    assert (message.output_format, message.output_subtype) == written
 
 
 async def test_unknown_input_file_is_not_found(

@@ -140,8 +140,12 @@ def test_upload_build_chain_watch_compare_download(
     band.get_by_label("frequency", exact=True).fill("1000")
     band.get_by_label("gainDb", exact=True).fill("6")
 
+    subtype = page.get_by_label("Sample format")
+    expect(subtype).to_have_value("FLOAT")
+    page.get_by_label("Format", exact=True).select_option("FLAC")
+    expect(subtype).to_have_value("PCM_24")  # FLAC holds no float samples
     page.get_by_label("Format", exact=True).select_option("WAV")
-    page.get_by_label("Sample format").select_option("PCM_24")
+    subtype.select_option("PCM_24")
     page.get_by_role("button", name="Process").click()
 
     status = page.get_by_role("status", name="Job status")
