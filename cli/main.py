@@ -56,7 +56,9 @@ def _parser() -> argparse.ArgumentParser:
     submit.add_argument("--server", default="http://127.0.0.1:8000")
     submit.add_argument("-o", "--output", type=Path, help="where to save (default: next to input)")
     submit.add_argument("--format", default="WAV")
-    submit.add_argument("--subtype", default="FLOAT")
+    submit.add_argument(
+        "--subtype", default=None, help="PCM_16, PCM_24, PCM_32, FLOAT (default: the format's)"
+    )
     submit.add_argument("--api-key", default=None, help="API key (default: AUDIO_ENGINE_API_KEY)")
     submit.add_argument("--quiet", action="store_true")
 

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import soundfile as sf
 
 from cli.client import SUBMIT, graphql, job_events, upload
 from tests.processes import ROOT, Stack, free_port
@@ -42,6 +43,20 @@ def test_serve_runs_the_whole_system(tmp_path: Path, wav_file: Path) -> None:
         assert last["status"] == "SUCCEEDED"
         assert (stack.data_dir / "audio-engine.db").is_file()
         assert any((stack.data_dir / "storage" / "out").iterdir())
+
+        # The CLI's round trip, FLAC without a sample format: the container's own default.
+        chain = tmp_path / "chain.json"
+        chain.write_text('[{"gain": {"db": -3}}]')
+        out = tmp_path / "cli-out.flac"
+        submitted = subprocess.run(
+            [sys.executable, "-m", "cli.main", "submit", str(wav_file), "--chain", str(chain),
+             "--server", stack.url, "--api-key", key, "--format", "FLAC", "-o", str(out),
+             "--quiet"],
+            cwd=ROOT, env=stack.env(), capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert submitted.returncode == 0, submitted.stderr[-3000:]
+        info = sf.info(str(out))
+        assert (info.format, info.subtype) == ("FLAC", "PCM_24")
     finally:
         code = service.stop()
     assert code == 0, service.log()[-3000:]
