@@ -19,12 +19,14 @@ from strawberry.extensions import (
     QueryDepthLimiter,
     ValidationCache,
 )
+from strawberry.schema.config import StrawberryConfig
 
 from graph_api.errors import EngineErrors
 from graph_api.limits import MAX_QUERY_ALIASES, MAX_QUERY_DEPTH, MAX_QUERY_TOKENS
 from graph_api.mutations import Mutation
 from graph_api.queries import Query
 from graph_api.subscriptions import Subscription
+from graph_api.types import BIG_INT, BigInt
 
 SDL_PATH = Path(__file__).with_name("schema.graphql")
 
@@ -62,6 +64,7 @@ schema = Schema(
     query=Query,
     mutation=Mutation,
     subscription=Subscription,
+    config=StrawberryConfig(scalar_map={BigInt: BIG_INT}),
     extensions=[
         EngineErrors,
         lambda: MaxTokensLimiter(max_token_count=MAX_QUERY_TOKENS),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
+from typing import NewType
 
 import strawberry
 from strawberry.scalars import JSON
@@ -19,6 +20,17 @@ from jobs.db import repository as repo
 from jobs.formats import AudioFormat as _AudioFormat
 from jobs.formats import SampleFormat as _SampleFormat
 from jobs.states import JobStatus as _JobStatus
+
+BigInt = NewType("BigInt", int)
+"""An integer past GraphQL's 32-bit `Int`: frame counts and byte sizes of long files. Sent
+as a plain JSON number (exact up to 2^53, as in JavaScript); `graph_api.schema` maps it."""
+
+BIG_INT = strawberry.scalar(
+    name="BigInt",
+    description="An integer beyond Int's 32 bits (frame counts, byte sizes), as a JSON number.",
+    serialize=int,
+    parse_value=int,
+)
 
 # The domain's own enums, registered with Strawberry (it returns the same classes).
 JobStatus = _JobStatus
@@ -55,9 +67,9 @@ class AudioFile:
     subtype: str = strawberry.field(description="libsndfile sample format, e.g. PCM_16.")
     sample_rate: int
     channels: int
-    frames: int
+    frames: BigInt
     duration_seconds: float
-    size_bytes: int
+    size_bytes: BigInt
     download_url: str
     created_at: datetime
 
@@ -70,9 +82,9 @@ class AudioFile:
             subtype=file.subtype,
             sample_rate=file.sample_rate,
             channels=file.channels,
-            frames=file.frames,
+            frames=BigInt(file.frames),
             duration_seconds=file.duration_seconds,
-            size_bytes=file.size_bytes,
+            size_bytes=BigInt(file.size_bytes),
             download_url=download_url(public_url, file.id),
             created_at=file.created_at,
         )

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Float,
@@ -33,8 +34,9 @@ class FileRow(Base):
     subtype: Mapped[str] = mapped_column(String(32))
     sample_rate: Mapped[int] = mapped_column(Integer)
     channels: Mapped[int] = mapped_column(Integer)
-    frames: Mapped[int] = mapped_column(Integer)
-    size_bytes: Mapped[int] = mapped_column(Integer)
+    # 64-bit: a 4 h stereo float output is about 5.5 GB, and 2.8 G frames at 192 kHz.
+    frames: Mapped[int] = mapped_column(BigInteger)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
     storage_key: Mapped[str] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(16))
     owner: Mapped[str | None] = mapped_column(String(64), index=True)

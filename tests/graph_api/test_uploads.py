@@ -10,6 +10,8 @@ from api_client import PREFLIGHT, codes, gql, running, upload, uploaded
 
 from graph_api.runtime import Runtime
 from graph_api.uploads import MAX_FILENAME, clean_filename
+from jobs.db import repository as repo
+from jobs.models import AudioFile
 from jobs.settings import Settings
 
 
@@ -126,3 +128,22 @@ async def test_downloaded_file_decodes(
     target = tmp_path / "back.wav"
     target.write_bytes((await client.get(file["downloadUrl"])).content)
     assert sf.info(str(target)).frames == 48_000
+
+
+async def test_sizes_past_32_bits_are_sent_whole(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    """GraphQL's Int stops at 2^31 - 1; frames and sizeBytes are BigInt."""
+    async with runtime.db.transaction() as session:
+        row = await repo.add_file(
+            session,
+            AudioFile(
+                repo.new_id(), "long.wav", "WAV", "FLOAT", 192_000, 2, 2_764_800_000,
+                22_118_400_044, "in/long.wav", "input", None, repo.now(),
+            ),
+        )  # fmt: skip
+    body = await gql(
+        client, "query ($id: ID!) { file(id: $id) { frames sizeBytes } }", {"id": row.id}
+    )
+    assert body.get("errors") is None, body
+    assert body["data"]["file"] == {"frames": 2_764_800_000, "sizeBytes": 22_118_400_044}

@@ -125,3 +125,28 @@ async def test_a_cancelled_job_does_not_succeed_and_keeps_nothing(database: Data
         assert (await repo.get_job(s, job.id)).status is JobStatus.CANCELLED
         assert await repo.get_files(s, [output.id]) == {}  # the output row was rolled back
         assert await repo.file_analyses(s, [f.id]) == {}  # and so were the input's levels
+
+
+async def test_outputs_past_2_gib_keep_their_sizes(database: Database) -> None:
+    """A 4 h stereo float output: 5.5 GB and 691 M frames; 192 kHz passes 2^31 frames."""
+    f = await stored_file(database)
+    job = await queued_job(database, f.id)
+    await database.run(lifecycle.start, job.id, "running", repo.now())
+    big = replace(
+        f, id=repo.new_id(), role="output", frames=14_400 * 192_000, size_bytes=5_529_600_044
+    )
+    await database.run(
+        lifecycle.succeed,
+        job.id,
+        big,
+        None,
+        input_file_id=f.id,
+        input_analysis=None,
+        dsp_seconds=1.0,
+        node_id=None,
+        actor=None,
+        at=repo.now(),
+    )
+    async with database.transaction() as s:
+        stored = await repo.get_file(s, big.id)
+    assert (stored.frames, stored.size_bytes) == (2_764_800_000, 5_529_600_044)
