@@ -14,6 +14,9 @@ finished_at - started_at (the bridge took the job to its outcome committed). Ove
 what is not DSP: per job of the unloaded probe, end-to-end minus DSP (API, outbox, RabbitMQ,
 bridge, Ray call, database, all included); under the burst, service time minus DSP (queue
 wait excluded, since a burst's latency is mostly waiting for the jobs ahead).
+The run ends with the machine's own references: the long-job DSP in one and two bare
+processes, and the floors an isolated job cannot go under here (RabbitMQ's publish to
+delivery for a job message and for an event, and a bare Ray actor call, at the probe's spacing).
 Writes `docs/throughput.png` (latency histograms, throughput by pool size).
 Needs RabbitMQ on 127.0.0.1:5672. The database is SQLite in a temporary folder, or with
 `--postgres postgresql+asyncpg://user@host:5432/db` a fresh PostgreSQL database per pool size
@@ -54,6 +57,7 @@ EQ = {"eq": {"bands": BANDS}}
 SHORT_CHAIN = [{"gain": {"db": -3.0}}, EQ]
 LONG_CHAIN = [EQ, {"reverb": {"impulse": "hall", "mix": 0.25}}]
 CLIENTS = 8
+PROBE_GAP_S = 0.05  # between probes, and between the floor measurements' round trips
 
 
 @dataclass
@@ -175,7 +179,7 @@ async def _probe(
                     seen.append(time.perf_counter() - sent)
                     break
             rows += await _rows(db, [job_id], timeout_s=60, poll_s=0.05)
-            await asyncio.sleep(0.05)  # let the stack settle between probes
+            await asyncio.sleep(PROBE_GAP_S)  # let the stack settle between probes
     return _run("probe", rows), seen
 
 
@@ -369,6 +373,87 @@ def _bare_scaling(path: Path, jobs: int = 4) -> tuple[float, float]:
     return found[0], found[1]
 
 
+async def _broker_floor(count: int, gap_s: float, job: bool) -> float:
+    """p50 ms from publishing a confirmed message to its delivery to a consumer, one message
+    every `gap_s`: `job`, persistent on a quorum queue (the outbox relay's); else transient
+    on an exclusive classic queue (a job event's way to an API replica)."""
+    import aio_pika
+
+    from jobs.settings import Settings
+
+    connection = await aio_pika.connect_robust(Settings().rabbitmq_url)
+    try:
+        publisher = await connection.channel(publisher_confirms=True)
+        consumer = await connection.channel()
+        if job:
+            queue = await consumer.declare_queue(
+                f"bench-floor-{time.time_ns()}", durable=True, arguments={"x-queue-type": "quorum"}
+            )
+        else:
+            queue = await consumer.declare_queue(exclusive=True, auto_delete=True)
+        mode = aio_pika.DeliveryMode.PERSISTENT if job else aio_pika.DeliveryMode.NOT_PERSISTENT
+        arrived: asyncio.Queue[float] = asyncio.Queue()
+
+        async def on_message(message: Any) -> None:
+            arrived.put_nowait(time.perf_counter())
+            await message.ack()
+
+        await queue.consume(on_message)
+        times = []
+        for _ in range(count):
+            sent = time.perf_counter()
+            body = aio_pika.Message(b"x" * 600, delivery_mode=mode)
+            await publisher.default_exchange.publish(body, routing_key=queue.name)
+            times.append(await arrived.get() - sent)
+            await asyncio.sleep(gap_s)
+        await queue.delete(if_unused=False, if_empty=False)
+        return statistics.median(times) * 1e3
+    finally:
+        await connection.close()
+
+
+def _ray_floor(count: int, gap_s: float) -> float:
+    """p50 ms of an awaited call to a trivial threaded Ray actor (as the pool's actors are),
+    one call every `gap_s`, on a local Ray of this process."""
+    import ray
+
+    ray.init(num_cpus=1, include_dashboard=False, logging_level="ERROR")
+    try:
+
+        class Echo:
+            def call(self, value: int) -> int:
+                return value
+
+        actor: Any = ray.remote(Echo).options(max_concurrency=4).remote()
+
+        async def calls() -> float:
+            await actor.call.remote(0)
+            times = []
+            for i in range(count):
+                start = time.perf_counter()
+                await actor.call.remote(i)
+                times.append(time.perf_counter() - start)
+                await asyncio.sleep(gap_s)
+            return statistics.median(times) * 1e3
+
+        return asyncio.run(calls())
+    finally:
+        ray.shutdown()
+
+
+def _floors(count: int = 100) -> None:
+    job = asyncio.run(_broker_floor(count, PROBE_GAP_S, job=True))
+    event = asyncio.run(_broker_floor(count, PROBE_GAP_S, job=False))
+    actor = _ray_floor(count, PROBE_GAP_S)
+    print(
+        f"floors, at the probe's spacing ({PROBE_GAP_S * 1e3:.0f} ms between round trips), "
+        f"p50: RabbitMQ publish to delivery, a job message (quorum, persistent) {job:.2f} ms, "
+        f"an event (transient) {event:.2f} ms; a Ray actor call {actor:.2f} ms. One isolated "
+        f"job pays the three: {job + event + actor:.1f} ms before any HTTP, GraphQL, database "
+        "or DSP work"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--short", type=int, default=500)
@@ -408,6 +493,7 @@ def main() -> None:
             f"1 process {one:.2f} jobs/s, 2 processes {two:.2f} jobs/s, x{two / one:.2f} (two "
             "cores share the memory bandwidth this DSP needs)"
         )
+    _floors()
     _plot(results, args.plot, f"audio-engine end to end, {database}, 2-core machine")
     dsp_ms = statistics.median(results[min(results)][3].dsp) * 1e3
     print(f"(median DSP time of a short job inside the actor: {dsp_ms:.1f} ms)")

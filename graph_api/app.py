@@ -29,6 +29,7 @@ from graph_api.limits import BodyLimit
 from graph_api.metrics import Metrics, RequestTimer
 from graph_api.runtime import Runtime
 from graph_api.schema import schema
+from graph_api.upload_gate import AuthenticateUploads
 from jobs.errors import EngineError
 from jobs.settings import Settings
 
@@ -80,6 +81,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(metrics.router)
     app.include_router(web.router)
     app.add_exception_handler(EngineError, engine_error_response)
+    app.add_middleware(AuthenticateUploads, auth_enabled=settings.auth_enabled)
     app.add_middleware(RequirePreflight)
     app.add_middleware(BodyLimit, max_upload_bytes=settings.max_upload_bytes)
     app.add_middleware(
