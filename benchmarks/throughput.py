@@ -7,7 +7,9 @@ Per pool size: `--short` short jobs (1 s stereo 48 kHz, gain + EQ) queued throug
 before the bridge starts (a backlog: the engine's sustained rate, whatever the API's submit
 rate), then a live burst of as many submitted by 8 clients while the bridge runs, then
 `--long` long jobs (60 s stereo, EQ + hall reverb), then `--probe` short jobs one at a time
-(no queueing). Figures come from the job
+(no queueing), 50 ms apart (an isolated job: every process idle when it comes), then as many
+back to back (a client that waits for each job before it sends the next). Figures come from
+the job
 rows the bridge wrote: end-to-end latency = finished_at - created_at (submit to SUCCEEDED);
 DSP time = dsp_seconds, measured inside the actor around the render; service time =
 finished_at - started_at (the bridge took the job to its outcome committed). Overhead is
@@ -16,7 +18,7 @@ bridge, Ray call, database, all included); under the burst, service time minus D
 wait excluded, since a burst's latency is mostly waiting for the jobs ahead).
 The run ends with the machine's own references: the long-job DSP in one and two bare
 processes, and the floors an isolated job cannot go under here (RabbitMQ's publish to
-delivery for a job message and for an event, and a bare Ray actor call, at the probe's spacing).
+delivery for a job message and for an event, and a bare Ray actor call, at both spacings).
 Writes `docs/throughput.png` (latency histograms, throughput by pool size).
 Needs RabbitMQ on 127.0.0.1:5672. The database is SQLite in a temporary folder, or with
 `--postgres postgresql+asyncpg://user@host:5432/db` a fresh PostgreSQL database per pool size
@@ -44,6 +46,7 @@ from websockets.typing import Subprotocol
 from cli.client import SUBMIT, graphql, upload
 from jobs.db import Database
 from jobs.db.tables import JobRow
+from jobs.settings import Settings
 from tests.processes import Stack
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,7 +60,7 @@ EQ = {"eq": {"bands": BANDS}}
 SHORT_CHAIN = [{"gain": {"db": -3.0}}, EQ]
 LONG_CHAIN = [EQ, {"reverb": {"impulse": "hall", "mix": 0.25}}]
 CLIENTS = 8
-PROBE_GAP_S = 0.05  # between probes, and between the floor measurements' round trips
+PROBE_GAP_S = 0.05  # between isolated probes (then again back to back), and floors' round trips
 
 
 @dataclass
@@ -156,11 +159,12 @@ EVENTS = "subscription { myJobUpdates { jobId status } }"
 
 
 async def _probe(
-    http: httpx.AsyncClient, db: Database, server: str, file_id: str, count: int
+    http: httpx.AsyncClient, db: Database, server: str, file_id: str, count: int, gap_s: float
 ) -> tuple[Run, list[float]]:
     """One job at a time, as a client sees it: from sending `submitJob` to receiving the
-    job's SUCCEEDED event over a `myJobUpdates` subscription (opened once, beforehand).
-    Returns the jobs' rows and those client-side latencies."""
+    job's SUCCEEDED event over a `myJobUpdates` subscription (opened once, beforehand); the
+    next job goes `gap_s` after the previous one's row is read. Returns the jobs' rows and
+    those client-side latencies."""
     url = server.replace("http", "ws", 1).rstrip("/") + "/graphql"
     rows: list[JobRow] = []
     seen: list[float] = []
@@ -179,7 +183,7 @@ async def _probe(
                     seen.append(time.perf_counter() - sent)
                     break
             rows += await _rows(db, [job_id], timeout_s=60, poll_s=0.05)
-            await asyncio.sleep(PROBE_GAP_S)  # let the stack settle between probes
+            await asyncio.sleep(gap_s)
     return _run("probe", rows), seen
 
 
@@ -221,9 +225,10 @@ async def _measure(
         async with httpx.AsyncClient(base_url=stack.url, timeout=120) as http:
             runs = [drained, await _batch(http, db, short_file, SHORT_CHAIN, short, "short")]
             runs.append(await _batch(http, db, long_file, LONG_CHAIN, long, "long"))
-            probed, client_e2e = await _probe(http, db, stack.url, short_file, probe)
-            runs.append(probed)
-            runs.append(Run("probe, client", client_e2e, probed.dsp, probed.service, 0.0, 0.0, 0.0))
+            for gap_s in (PROBE_GAP_S, 0.0):
+                probed, client_e2e = await _probe(http, db, stack.url, short_file, probe, gap_s)
+                runs.append(probed)
+                runs.append(Run("client", client_e2e, probed.dsp, probed.service, 0, 0, 0))
             return runs
     finally:
         await db.close()
@@ -245,6 +250,8 @@ def _with_stack(
             # --dev puts every job under one owner: let the whole burst queue.
             "AUDIO_ENGINE_MAX_QUEUED_JOBS_PER_OWNER": str(10 * (2 * short + long + probe)),
             "DATABASE_URL": db_url,
+            # The service's default, not the tests' faster one (tests.processes.Stack).
+            "AUDIO_ENGINE_PROGRESS_INTERVAL_S": str(Settings().progress_interval_s),
         },
     )
     api = stack.start("api", "--dev")
@@ -266,7 +273,7 @@ def _with_stack(
 
 
 def _report(pool_size: int, runs: list[Run]) -> None:
-    drain, short, long, probe, client = runs
+    drain, short, long, *probes = runs
     print(f"\npool size {pool_size}")
     print(
         f"  drain {len(drain.e2e):4d} short jobs queued before the bridge started: "
@@ -284,19 +291,22 @@ def _report(pool_size: int, runs: list[Run]) -> None:
             f"overhead (service - dsp) p50 {_pct(run.overhead(True), 50) * 1e3:6.1f} ms "
             f"p95 {_pct(run.overhead(True), 95) * 1e3:6.1f} ms"
         )
-    print(
-        f"  probe {len(probe.e2e):4d} jobs one at a time: "
-        f"e2e p50 {_pct(probe.e2e, 50) * 1e3:6.1f} ms "
-        f"p95 {_pct(probe.e2e, 95) * 1e3:6.1f} ms  dsp p50 {_pct(probe.dsp, 50) * 1e3:5.1f} ms  "
-        f"overhead (e2e - dsp) p50 {_pct(probe.overhead(False), 50) * 1e3:6.1f} ms  "
-        f"(service - dsp) p50 {_pct(probe.overhead(True), 50) * 1e3:6.1f} ms"
-    )
-    print(
-        f"  probe as the client sees it (submitJob sent -> SUCCEEDED event received): "
-        f"e2e p50 {_pct(client.e2e, 50) * 1e3:6.1f} ms p95 {_pct(client.e2e, 95) * 1e3:6.1f} ms"
-        f"  overhead (e2e - dsp) p50 {_pct(client.overhead(False), 50) * 1e3:6.1f} ms "
-        f"p95 {_pct(client.overhead(False), 95) * 1e3:6.1f} ms"
-    )
+    for gap_s, probe, client in zip((PROBE_GAP_S, 0.0), probes[::2], probes[1::2], strict=True):
+        print(
+            f"  probe {len(probe.e2e):4d} jobs one at a time, {gap_s * 1e3:2.0f} ms apart: "
+            f"e2e p50 {_pct(probe.e2e, 50) * 1e3:6.1f} ms "
+            f"p95 {_pct(probe.e2e, 95) * 1e3:6.1f} ms  "
+            f"dsp p50 {_pct(probe.dsp, 50) * 1e3:5.1f} ms  "
+            f"overhead (e2e - dsp) p50 {_pct(probe.overhead(False), 50) * 1e3:6.1f} ms  "
+            f"(service - dsp) p50 {_pct(probe.overhead(True), 50) * 1e3:6.1f} ms"
+        )
+        print(
+            f"        as the client sees it (submitJob sent -> SUCCEEDED event received): "
+            f"e2e p50 {_pct(client.e2e, 50) * 1e3:6.1f} ms "
+            f"p95 {_pct(client.e2e, 95) * 1e3:6.1f} ms  "
+            f"overhead (e2e - dsp) p50 {_pct(client.overhead(False), 50) * 1e3:6.1f} ms "
+            f"p95 {_pct(client.overhead(False), 95) * 1e3:6.1f} ms"
+        )
 
 
 def _plot(results: dict[int, list[Run]], path: Path, title: str) -> None:
@@ -309,6 +319,7 @@ def _plot(results: dict[int, list[Run]], path: Path, title: str) -> None:
     for size, runs in results.items():
         axes[0].hist([v * 1e3 for v in runs[1].e2e], bins=40, alpha=0.6, label=f"{size} actor(s)")
         axes[1].hist([v * 1e3 for v in runs[4].e2e], bins=30, alpha=0.6, label=f"{size} actor(s)")
+        # runs[4]: the probe 50 ms apart, as the client sees it
     axes[0].set(title="short jobs (burst): end-to-end latency", xlabel="ms", ylabel="jobs")
     axes[1].set(
         title="one job at a time: submitJob sent to SUCCEEDED event", xlabel="ms", ylabel="jobs"
@@ -379,8 +390,6 @@ async def _broker_floor(count: int, gap_s: float, job: bool) -> float:
     on an exclusive classic queue (a job event's way to an API replica)."""
     import aio_pika
 
-    from jobs.settings import Settings
-
     connection = await aio_pika.connect_robust(Settings().rabbitmq_url)
     try:
         publisher = await connection.channel(publisher_confirms=True)
@@ -398,7 +407,7 @@ async def _broker_floor(count: int, gap_s: float, job: bool) -> float:
             arrived.put_nowait(time.perf_counter())
             await message.ack()
 
-        await queue.consume(on_message)
+        tag = await queue.consume(on_message)
         times = []
         for _ in range(count):
             sent = time.perf_counter()
@@ -406,6 +415,7 @@ async def _broker_floor(count: int, gap_s: float, job: bool) -> float:
             await publisher.default_exchange.publish(body, routing_key=queue.name)
             times.append(await arrived.get() - sent)
             await asyncio.sleep(gap_s)
+        await queue.cancel(tag)
         await queue.delete(if_unused=False, if_empty=False)
         return statistics.median(times) * 1e3
     finally:
@@ -442,16 +452,16 @@ def _ray_floor(count: int, gap_s: float) -> float:
 
 
 def _floors(count: int = 100) -> None:
-    job = asyncio.run(_broker_floor(count, PROBE_GAP_S, job=True))
-    event = asyncio.run(_broker_floor(count, PROBE_GAP_S, job=False))
-    actor = _ray_floor(count, PROBE_GAP_S)
-    print(
-        f"floors, at the probe's spacing ({PROBE_GAP_S * 1e3:.0f} ms between round trips), "
-        f"p50: RabbitMQ publish to delivery, a job message (quorum, persistent) {job:.2f} ms, "
-        f"an event (transient) {event:.2f} ms; a Ray actor call {actor:.2f} ms. One isolated "
-        f"job pays the three: {job + event + actor:.1f} ms before any HTTP, GraphQL, database "
-        "or DSP work"
-    )
+    for gap_s in (PROBE_GAP_S, 0.0):
+        job = asyncio.run(_broker_floor(count, gap_s, job=True))
+        event = asyncio.run(_broker_floor(count, gap_s, job=False))
+        actor = _ray_floor(count, gap_s)
+        print(
+            f"floors, {gap_s * 1e3:2.0f} ms between round trips, p50: RabbitMQ publish to "
+            f"delivery, a job message (quorum, persistent) {job:.2f} ms, an event (transient) "
+            f"{event:.2f} ms; a Ray actor call {actor:.2f} ms. A job pays the three: "
+            f"{job + event + actor:.1f} ms before any HTTP, GraphQL, database or DSP work"
+        )
 
 
 def main() -> None:
