@@ -118,6 +118,10 @@ _SUCCEED = (
         finished_at=bindparam("b_at", type_=_TS),
     )
 )
+# PostgreSQL: one owner's submits take turns until commit, so two API replicas (or two pooled
+# connections of one) cannot both count room for the last job of a quota. SQLite needs none:
+# a process has one connection, and its writers queue on the file's lock.
+_OWNER_TURN = select(func.pg_advisory_xact_lock(func.hashtext(bindparam("b_owner"))))
 # Sets the columns its parameters name (`_levels`).
 _ANALYSE = update(_files).where(_files.c.id == bindparam("b_id"))
 
@@ -139,6 +143,8 @@ class NewJob:
 def submit(conn: Connection, new: NewJob, *, most_unfinished: int, at: datetime) -> tuple[Job, int]:
     """`insert_job` unless the owner has `most_unfinished` jobs QUEUED or RUNNING already
     (`QuotaExceeded`)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(_OWNER_TURN, {"b_owner": new.owner or ""})
     unfinished = count_unfinished(conn, new.owner)
     if unfinished >= most_unfinished:
         raise QuotaExceeded(

@@ -3,6 +3,7 @@ repository would, and refuses what `jobs.states` refuses, keeping nothing when i
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 
 import pytest
@@ -150,3 +151,20 @@ async def test_outputs_past_2_gib_keep_their_sizes(database: Database) -> None:
     async with database.transaction() as s:
         stored = await repo.get_file(s, big.id)
     assert (stored.frames, stored.size_bytes) == (2_764_800_000, 5_529_600_044)
+
+
+async def test_concurrent_submits_never_pass_the_quota(database: Database) -> None:
+    """Twenty submits at once for a quota of five, each in its own transaction (pooled
+    connections on PostgreSQL): exactly five get in."""
+    f = await stored_file(database, "alice")
+
+    async def one() -> bool:
+        try:
+            await _submit(database, f.id, "alice", most=5)
+        except QuotaExceeded:
+            return False
+        return True
+
+    accepted = await asyncio.gather(*(one() for _ in range(20)))
+    assert sum(accepted) == 5
+    assert await database.run(lifecycle.count_unfinished, "alice") == 5
