@@ -4,6 +4,7 @@ exist (`NOT_FOUND` / null), so ids of other owners' things cannot be probed."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 from fastapi import Depends
@@ -26,6 +27,7 @@ class Context(BaseContext):
         self.runtime = runtime
         self.authorization = authorization
         self._principal: Principal | None = None
+        self._checked_at = 0.0
         # Files never change once stored, so one cache per request or connection is safe.
         # Unfiltered: only for files reached through a job the caller may see.
         self.files: DataLoader[str, AudioFile | None] = DataLoader(load_fn=self._load_files)
@@ -44,7 +46,18 @@ class Context(BaseContext):
             else:
                 key = key_from_params(self.connection_params) or bearer(self.authorization)
                 self._principal = await authenticate(self.runtime.db, key)
+                self._checked_at = time.monotonic()
         return self._principal
+
+    async def still_authenticated(self) -> None:
+        """For what outlives a request (a subscription): `Unauthenticated` once the caller's
+        key is revoked, asked of the database at most every `Settings.key_recheck_s`."""
+        if self._principal is None or self._principal is NOBODY:
+            return
+        if time.monotonic() - self._checked_at < self.runtime.settings.key_recheck_s:
+            return
+        self._principal = None
+        await self.principal()
 
     async def job(self, job_id: str) -> Job:
         """The job as stored now (jobs change, so this is never cached); `JobNotFound` when

@@ -11,6 +11,7 @@ NOT_FOUND, and `myJobUpdates` filters every event by the owner of its job.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator
 
 import strawberry
@@ -32,6 +33,19 @@ _RANK = {_JobStatus.QUEUED: 0, _JobStatus.RUNNING: 1}
 def _order(status: _JobStatus, progress: float) -> tuple[int, float]:
     """Events only move forward: QUEUED < RUNNING (by progress) < a terminal status."""
     return _RANK.get(status, 2), progress
+
+
+async def _next(context: Context, queue: asyncio.Queue[contract.JobEvent]) -> contract.JobEvent:
+    """The next event for a subscription whose key is still live: a revoked key ends it
+    with `UNAUTHENTICATED` within `Settings.key_recheck_s`, even while no event comes."""
+    while True:
+        try:
+            event = await asyncio.wait_for(queue.get(), context.runtime.settings.key_recheck_s)
+        except TimeoutError:
+            await context.still_authenticated()
+            continue
+        await context.still_authenticated()
+        return event
 
 
 def _from_job(job: JobRecord) -> JobEvent:
@@ -72,7 +86,7 @@ class Subscription:
             last = _order(job.status, job.progress)
             finished = job.status.terminal
             while not finished:
-                event = await queue.get()
+                event = await _next(context, queue)
                 key = _order(event.status, event.progress)
                 if key <= last:
                     continue
@@ -90,7 +104,7 @@ class Subscription:
         owners: dict[str, str | None] = {}  # a job's owner never changes
         with context.runtime.events.subscribe_all() as queue:
             while True:
-                event = await queue.get()
+                event = await _next(context, queue)
                 if len(owners) > OWNER_CACHE:
                     owners.clear()
                 if not principal.admin:

@@ -71,6 +71,9 @@ class Settings(BaseSettings):
         description="Require an API key (Authorization: Bearer ...) for every operation but "
         "the probes; False (`--dev`) makes everything visible to everyone: insecure.",
     )
+    key_recheck_s: float = Field(
+        5.0, gt=0, description="Longest an open subscription outlives the revocation of its key."
+    )
     max_duration_s: float = Field(4 * 3600.0, gt=0, description="Longest accepted upload.")
     max_channels: int = Field(8, ge=1, description="Most channels an upload may have.")
     min_sample_rate: int = Field(8_000, ge=1, description="Lowest accepted upload sample rate.")

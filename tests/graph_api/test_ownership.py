@@ -20,6 +20,7 @@ from websockets.typing import Subprotocol
 
 from graph_api.runtime import Runtime
 from jobs.contract import JobEvent
+from jobs.db import Database
 from jobs.db import repository as repo
 from jobs.models import AudioFile
 from jobs.settings import Settings
@@ -247,3 +248,39 @@ async def test_event_relay_feeds_my_updates_only_with_my_jobs(
         with w.runtime.events.subscribe_all() as queue:
             w.runtime.events.dispatch(JobEvent(job_id=w.job["id"], status=JobStatus.RUNNING))
             assert (await asyncio.wait_for(queue.get(), 5)).job_id == w.job["id"]
+
+
+async def test_a_revoked_key_ends_its_open_subscriptions(
+    secure_settings: Settings, wav_file: Path
+) -> None:
+    """Revoked while subscribed: the next re-check (here every 0.2 s) ends both kinds of
+    subscription with UNAUTHENTICATED, with or without an event coming."""
+    settings = secure_settings.model_copy(update={"key_recheck_s": 0.2})
+    key = await make_key(settings, "alice")
+    async with serving(settings) as base:
+        async with httpx.AsyncClient(
+            base_url=f"http://{base}", headers={"Authorization": f"Bearer {key}"}
+        ) as alice:
+            file = await uploaded(alice, wav_file)
+            job_id = (await gql(alice, SUBMIT, {"i": {"fileId": file["id"], "effects": []}}))[
+                "data"
+            ]["submitJob"]["id"]
+        updates = "subscription($id: ID!) { jobUpdates(jobId: $id) { jobId status } }"
+        mine = "subscription { myJobUpdates { jobId status } }"
+        async with (
+            _subscribe(base, key, updates, {"id": job_id}) as ws_job,
+            _subscribe(base, key, mine, {}) as ws_mine,
+        ):
+            first = (await _recv(ws_job))["payload"]["data"]["jobUpdates"]
+            assert first["status"] == "QUEUED"
+            db = Database(settings.sqlalchemy_url)
+            try:
+                async with db.transaction() as session:
+                    await repo.revoke_api_key(session, "alice")
+            finally:
+                await db.close()
+            for ws in (ws_job, ws_mine):
+                message = await _recv(ws)
+                errors = message["payload"].get("errors") or message["payload"]
+                assert errors[0]["extensions"]["code"] == "UNAUTHENTICATED", message
+                assert "revoked" in errors[0]["message"]
