@@ -36,6 +36,8 @@ StartCallback = Callable[[str], Awaitable[None]]
 
 MAX_CONCURRENCY = 4  # one job plus control calls (cancel, stats) answered while it runs
 MAX_RESTARTS = 5
+REVIVE_TRIES = 5
+REVIVE_BACKOFF_S = 1.0
 
 
 class StorageNotShared(EngineError):
@@ -52,10 +54,11 @@ class _Slot:
     job_id: str | None = None
     jobs_started: int = 0
     irs: set[str] = field(default_factory=set)
+    reviving: bool = False
 
     @property
     def busy(self) -> bool:
-        return self.job_id is not None
+        return self.job_id is not None or self.reviving
 
 
 JOIN_ATTEMPTS = 3
@@ -104,6 +107,7 @@ class ActorPool:
         self._changed = asyncio.Condition()
         self._waiting: set[str] = set()
         self._cancelled: set[str] = set()
+        self._reviving: set[asyncio.Task[None]] = set()
 
     @classmethod
     async def start(cls, settings: Settings) -> ActorPool:
@@ -202,6 +206,9 @@ class ActorPool:
 
     async def shutdown(self) -> None:
         """Kill the actors, and Ray itself if this pool started it."""
+        for task in list(self._reviving):
+            task.cancel()
+        await asyncio.gather(*self._reviving, return_exceptions=True)
         for slot in self._slots:
             await asyncio.to_thread(ray.kill, slot.handle)
         if self._owns_ray:
@@ -226,27 +233,41 @@ class ActorPool:
             self._waiting.discard(job_id)
 
     async def _release(self, slot: _Slot, revive: bool = False) -> None:
-        if revive:
-            await self._revive(slot)
         async with self._changed:
             slot.job_id = None
+            slot.reviving = revive
             self._changed.notify_all()
+        if revive:
+            # No job goes to the actor until it answers again; the job that lost it retries
+            # on another one meanwhile instead of spending its attempts on a restart.
+            task = asyncio.create_task(self._revive(slot), name=f"revive-{slot.name}")
+            self._reviving.add(task)
+            task.add_done_callback(self._reviving.discard)
 
     async def _revive(self, slot: _Slot) -> None:
-        """Replace an actor Ray will not restart (killed for good, restarts exhausted); an
-        actor Ray is restarting is left alone and answers once warm again."""
+        """Wait until the actor answers again, then free its slot: Ray restarts a killed
+        actor (it answers once warm), and one Ray will not restart (killed for good,
+        restarts exhausted) is replaced."""
         try:
-            await asyncio.to_thread(ray.get_actor, slot.name, NAMESPACE)
-            return
-        except ValueError:
-            pass
-        log.warning("actor %s is gone for good; creating a new one", slot.name)
-        slot.handle = _create(self.settings, slot.index)
-        slot.irs.clear()
-        try:
-            await slot.handle.ready.remote()
-        except RayError as exc:
-            log.error("replacement actor %s failed to start: %s", slot.name, exc)
+            for _ in range(REVIVE_TRIES):
+                try:
+                    await asyncio.to_thread(ray.get_actor, slot.name, NAMESPACE)
+                except ValueError:
+                    log.warning("actor %s is gone for good; creating a new one", slot.name)
+                    slot.handle = _create(self.settings, slot.index)
+                    slot.irs.clear()
+                try:
+                    async with asyncio.timeout(self.settings.job_timeout_s):
+                        await slot.handle.ready.remote()
+                    return
+                except (RayError, TimeoutError) as exc:
+                    log.warning("actor %s not back yet: %s", slot.name, _reason_of(exc))
+                    await asyncio.sleep(REVIVE_BACKOFF_S)
+            log.error("actor %s did not come back; freeing its slot anyway", slot.name)
+        finally:
+            async with self._changed:
+                slot.reviving = False
+                self._changed.notify_all()
 
     async def _polled(
         self, slot: _Slot, job_id: str, body: dict[str, Any], on_progress: ProgressCallback
@@ -336,6 +357,10 @@ def _preference(slot: _Slot, wanted: Iterable[str], avoid: set[str]) -> tuple[in
     most of the job's uploaded IRs, then the one that ran fewest jobs (spread the work)."""
     held = len(slot.irs.intersection(wanted))
     return (slot.name in avoid, -held, slot.jobs_started)
+
+
+def _reason_of(exc: BaseException) -> str:
+    return _reason(exc) if isinstance(exc, RayError) else type(exc).__name__
 
 
 def _reason(exc: RayError) -> str:
