@@ -9,18 +9,14 @@ the route would have: 401 `UNAUTHENTICATED` on REST, a GraphQL error on `/graphq
 
 from __future__ import annotations
 
-from starlette.responses import JSONResponse
+from starlette.datastructures import Headers
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from graph_api.auth import authenticate, bearer
+from graph_api.errors import engine_error_response
 from jobs.errors import Unauthenticated
-
-
-def _header(scope: Scope, name: bytes) -> str:
-    for key, value in scope["headers"]:
-        if key == name:
-            return str(value.decode("latin-1"))
-    return ""
 
 
 class AuthenticateUploads:
@@ -29,28 +25,24 @@ class AuthenticateUploads:
         self.auth_enabled = auth_enabled
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            not self.auth_enabled
-            or scope["type"] != "http"
-            or not _header(scope, b"content-type").lower().startswith("multipart/")
-        ):
+        if not self.auth_enabled or scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        if not headers.get("content-type", "").lower().startswith("multipart/"):
             await self.app(scope, receive, send)
             return
         runtime = scope["app"].state.runtime
         try:
-            await authenticate(runtime.db, bearer(_header(scope, b"authorization")))
+            await authenticate(runtime.db, bearer(headers.get("authorization", "")))
         except Unauthenticated as exc:
-            await _refusal(scope, exc)(scope, receive, send)
+            await (await _refusal(scope, exc))(scope, receive, send)
             return
         await self.app(scope, receive, send)
 
 
-def _refusal(scope: Scope, exc: Unauthenticated) -> JSONResponse:
+async def _refusal(scope: Scope, exc: Unauthenticated) -> Response:
     if str(scope["path"]).rstrip("/").endswith("/graphql"):
         error = {"message": exc.message, "extensions": {"code": exc.code}}
         return JSONResponse({"data": None, "errors": [error]})
-    return JSONResponse(
-        {"code": exc.code, "message": exc.message},
-        status_code=401,
-        headers={"WWW-Authenticate": "Bearer"},
-    )
+    return await engine_error_response(Request(scope), exc)
