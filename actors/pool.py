@@ -261,7 +261,7 @@ class ActorPool:
                         await slot.handle.ready.remote()
                     return
                 except (RayError, TimeoutError) as exc:
-                    log.warning("actor %s not back yet: %s", slot.name, _reason_of(exc))
+                    log.warning("actor %s not back yet: %s", slot.name, _reason(exc))
                     await asyncio.sleep(REVIVE_BACKOFF_S)
             log.error("actor %s did not come back; freeing its slot anyway", slot.name)
         finally:
@@ -359,11 +359,7 @@ def _preference(slot: _Slot, wanted: Iterable[str], avoid: set[str]) -> tuple[in
     return (slot.name in avoid, -held, slot.jobs_started)
 
 
-def _reason_of(exc: BaseException) -> str:
-    return _reason(exc) if isinstance(exc, RayError) else type(exc).__name__
-
-
-def _reason(exc: RayError) -> str:
+def _reason(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
 
