@@ -42,10 +42,10 @@ async def _next(context: Context, queue: asyncio.Queue[contract.JobEvent]) -> co
         try:
             event = await asyncio.wait_for(queue.get(), context.runtime.settings.key_recheck_s)
         except TimeoutError:
-            await context.still_authenticated()
-            continue
+            event = None
         await context.still_authenticated()
-        return event
+        if event is not None:
+            return event
 
 
 def _from_job(job: JobRecord) -> JobEvent:
