@@ -318,8 +318,8 @@ def _plot(results: dict[int, list[Run]], path: Path, title: str) -> None:
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     for size, runs in results.items():
         axes[0].hist([v * 1e3 for v in runs[1].e2e], bins=40, alpha=0.6, label=f"{size} actor(s)")
-        axes[1].hist([v * 1e3 for v in runs[4].e2e], bins=30, alpha=0.6, label=f"{size} actor(s)")
         # runs[4]: the probe 50 ms apart, as the client sees it
+        axes[1].hist([v * 1e3 for v in runs[4].e2e], bins=30, alpha=0.6, label=f"{size} actor(s)")
     axes[0].set(title="short jobs (burst): end-to-end latency", xlabel="ms", ylabel="jobs")
     axes[1].set(
         title="one job at a time: submitJob sent to SUCCEEDED event", xlabel="ms", ylabel="jobs"
