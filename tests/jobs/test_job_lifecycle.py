@@ -13,6 +13,7 @@ from jobs.contract import AudioAnalysis
 from jobs.db import Database, lifecycle
 from jobs.db import repository as repo
 from jobs.errors import InvalidTransition, JobNotFound, QuotaExceeded
+from jobs.models import AudioFile
 from jobs.states import JobStatus
 
 LEVELS = AudioAnalysis(
@@ -30,6 +31,31 @@ async def _submit(db: Database, file_id: str, owner: str | None, most: int = 10)
     new = _new(file_id, owner)
     _job, outbox_id = await db.run(lifecycle.submit, new, most_unfinished=most, at=repo.now())
     return outbox_id
+
+
+async def _succeed(
+    db: Database,
+    job_id: str,
+    output: AudioFile,
+    input_file_id: str,
+    levels: AudioAnalysis | None = LEVELS,
+    dsp_seconds: float = 0.1,
+    node_id: str | None = None,
+    actor: str | None = None,
+) -> None:
+    """`lifecycle.succeed` with the same levels measured on the input and the output."""
+    await db.run(
+        lifecycle.succeed,
+        job_id,
+        output,
+        levels,
+        input_file_id=input_file_id,
+        input_analysis=levels,
+        dsp_seconds=dsp_seconds,
+        node_id=node_id,
+        actor=actor,
+        at=repo.now(),
+    )
 
 
 async def test_submit_counts_and_reads_back(database: Database) -> None:
@@ -68,18 +94,7 @@ async def test_start_progress_succeed(database: Database) -> None:
     assert running.message == "running on dsp-0"
 
     output = replace(f, id=repo.new_id(), filename="a.processed.wav", role="output")
-    await database.run(
-        lifecycle.succeed,
-        job.id,
-        output,
-        LEVELS,
-        input_file_id=f.id,
-        input_analysis=LEVELS,
-        dsp_seconds=0.25,
-        node_id="n",
-        actor="a",
-        at=repo.now(),
-    )
+    await _succeed(database, job.id, output, f.id, dsp_seconds=0.25, node_id="n", actor="a")
     async with database.transaction() as s:
         done = await repo.get_job(s, job.id)
         analyses = await repo.file_analyses(s, [f.id, output.id])
@@ -104,24 +119,10 @@ async def test_a_cancelled_job_does_not_succeed_and_keeps_nothing(database: Data
         await repo.set_status(s, job.id, JobStatus.CANCELLED)
     output = replace(f, id=repo.new_id(), role="output")
 
-    async def succeed(job_id: str) -> None:
-        await database.run(
-            lifecycle.succeed,
-            job_id,
-            output,
-            LEVELS,
-            input_file_id=f.id,
-            input_analysis=LEVELS,
-            dsp_seconds=0.1,
-            node_id=None,
-            actor=None,
-            at=repo.now(),
-        )
-
     with pytest.raises(InvalidTransition, match="CANCELLED job cannot become SUCCEEDED"):
-        await succeed(job.id)
+        await _succeed(database, job.id, output, f.id)
     with pytest.raises(JobNotFound):
-        await succeed("nope")
+        await _succeed(database, "nope", output, f.id)
     async with database.transaction() as s:
         assert (await repo.get_job(s, job.id)).status is JobStatus.CANCELLED
         assert await repo.get_files(s, [output.id]) == {}  # the output row was rolled back
@@ -136,18 +137,7 @@ async def test_outputs_past_2_gib_keep_their_sizes(database: Database) -> None:
     big = replace(
         f, id=repo.new_id(), role="output", frames=14_400 * 192_000, size_bytes=5_529_600_044
     )
-    await database.run(
-        lifecycle.succeed,
-        job.id,
-        big,
-        None,
-        input_file_id=f.id,
-        input_analysis=None,
-        dsp_seconds=1.0,
-        node_id=None,
-        actor=None,
-        at=repo.now(),
-    )
+    await _succeed(database, job.id, big, f.id, levels=None)
     async with database.transaction() as s:
         stored = await repo.get_file(s, big.id)
     assert (stored.frames, stored.size_bytes) == (2_764_800_000, 5_529_600_044)
