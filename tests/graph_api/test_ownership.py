@@ -188,6 +188,16 @@ async def _subscribe(base: str, key: str, query: str, variables: dict[str, Any])
         yield ws
 
 
+async def _queued_as(base: str, key: str, wav_file: Path) -> str:
+    """Upload `wav_file` and queue an empty chain over it with `key`; returns the job id."""
+    async with httpx.AsyncClient(
+        base_url=f"http://{base}", headers={"Authorization": f"Bearer {key}"}
+    ) as client:
+        file = await uploaded(client, wav_file)
+        body = await gql(client, SUBMIT, {"i": {"fileId": file["id"], "effects": []}})
+    return str(body["data"]["submitJob"]["id"])
+
+
 async def test_subscriptions(secure_settings: Settings, wav_file: Path) -> None:
     keys = {
         "alice": await make_key(secure_settings, "alice"),
@@ -197,13 +207,7 @@ async def test_subscriptions(secure_settings: Settings, wav_file: Path) -> None:
     updates = "subscription($id: ID!) { jobUpdates(jobId: $id) { jobId status } }"
     mine = "subscription { myJobUpdates { jobId status job { id } } }"
     async with serving(secure_settings) as base:
-        async with httpx.AsyncClient(
-            base_url=f"http://{base}", headers={"Authorization": f"Bearer {keys['alice']}"}
-        ) as alice:
-            file = await uploaded(alice, wav_file)
-            job_id = (await gql(alice, SUBMIT, {"i": {"fileId": file["id"], "effects": []}}))[
-                "data"
-            ]["submitJob"]["id"]
+        job_id = await _queued_as(base, keys["alice"], wav_file)
         async with _subscribe(base, keys["bob"], updates, {"id": job_id}) as ws:
             message = await _recv(ws)
             errors = (
@@ -258,13 +262,7 @@ async def test_a_revoked_key_ends_its_open_subscriptions(
     settings = secure_settings.model_copy(update={"key_recheck_s": 0.2})
     key = await make_key(settings, "alice")
     async with serving(settings) as base:
-        async with httpx.AsyncClient(
-            base_url=f"http://{base}", headers={"Authorization": f"Bearer {key}"}
-        ) as alice:
-            file = await uploaded(alice, wav_file)
-            job_id = (await gql(alice, SUBMIT, {"i": {"fileId": file["id"], "effects": []}}))[
-                "data"
-            ]["submitJob"]["id"]
+        job_id = await _queued_as(base, key, wav_file)
         updates = "subscription($id: ID!) { jobUpdates(jobId: $id) { jobId status } }"
         mine = "subscription { myJobUpdates { jobId status } }"
         async with (
