@@ -18,6 +18,7 @@ import soundfile as sf
 
 from jobs.db import Database
 from jobs.settings import Settings
+from tests.processes import free_port
 
 RABBITMQ_URL = os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
 POSTGRES_URL = os.environ.get(
@@ -48,12 +49,6 @@ def _broker_left_clean() -> Iterator[None]:
     from tests.processes import purge_test_queues
 
     purge_test_queues()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="session")

@@ -18,12 +18,25 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 
 
+# Below the kernel's ephemeral range (32768-60999), where every Ray process takes its ports
+# (workers included, `min_worker_port=0`), and above Ray Client's 23000-24000: a port chosen
+# here is not taken by a Ray started after the choice and before the service binds it.
+FREE_PORTS = range(24_000, 32_000)
+
+
 def free_port() -> int:
+    import random
     import socket
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    for _ in range(100):
+        port = random.choice(FREE_PORTS)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {FREE_PORTS}")
 
 
 @dataclass

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import socket
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
@@ -20,6 +19,7 @@ from graph_api.runtime import Runtime
 from jobs.broker import Broker
 from jobs.contract import BridgeHeartbeat
 from jobs.settings import Settings
+from tests.processes import free_port
 
 PREFLIGHT = {"Apollo-Require-Preflight": "true"}
 
@@ -31,12 +31,6 @@ mutation Upload($file: Upload!) {
   }
 }
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextlib.asynccontextmanager
