@@ -148,7 +148,7 @@ class Service:
 def purge_test_queues(prefixes: tuple[str, ...] = ("test-", "e2e-")) -> int:
     """Delete the queues and exchanges earlier tests left on the shared broker (quorum queues
     are not free: hundreds of them slow RabbitMQ's restart down). Returns how many queues
-    went."""
+    went. `TEST_PURGE_QUEUES=0` skips it, for test runs that share the broker with others."""
     import asyncio
     import threading
 
@@ -164,6 +164,8 @@ def purge_test_queues(prefixes: tuple[str, ...] = ("test-", "e2e-")) -> int:
         ).stdout
         return [n.strip() for n in out.splitlines() if n.strip().startswith(prefixes)]
 
+    if os.environ.get("TEST_PURGE_QUEUES") == "0":
+        return 0
     queues, exchanges = listed("queues"), listed("exchanges")
     deleted = 0
 
