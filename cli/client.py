@@ -16,7 +16,9 @@ from typing import Any
 
 import httpx
 import websockets
-from tqdm import tqdm
+
+from cli import exits
+from cli.progress import progress_bar
 
 UPLOAD = """mutation ($file: Upload!) { uploadAudio(file: $file) { id filename sampleRate } }"""
 SUBMIT = """mutation ($input: JobInput!) { submitJob(input: $input) { id status } }"""
@@ -29,14 +31,26 @@ WATCH = """subscription ($id: ID!) {
 
 
 class ClientError(Exception):
-    pass
+    """The server refused a request; `code` is its GraphQL error code."""
+
+    def __init__(self, message: str, code: str = "ERROR") -> None:
+        super().__init__(message)
+        self.code = code
+
+    @property
+    def exit_code(self) -> int:
+        return exits.BAD_INPUT if self.code in exits.BAD_INPUT_CODES else exits.ERROR
+
+
+class JobFailed(Exception):
+    """The job ran and ended FAILED or CANCELLED."""
 
 
 def _check(payload: dict[str, Any]) -> dict[str, Any]:
     if payload.get("errors"):
         err = payload["errors"][0]
         code = (err.get("extensions") or {}).get("code", "ERROR")
-        raise ClientError(f"{code}: {err.get('message')}")
+        raise ClientError(f"{code}: {err.get('message')}", code)
     data: dict[str, Any] = payload["data"]
     return data
 
@@ -89,15 +103,14 @@ async def job_events(
 async def watch(server: str, job_id: str, api_key: str | None, quiet: bool) -> dict[str, Any]:
     """Follow a job with a progress bar until it ends; return its last event."""
     last: dict[str, Any] = {}
-    with tqdm(total=100, unit="%", disable=quiet, desc=job_id[:8]) as bar:
+    with progress_bar(quiet, desc=job_id[:8]) as update:
         async for last in job_events(server, job_id, api_key):
-            bar.n = round(100 * float(last["progress"]))
-            bar.set_postfix_str(last["status"])
-            bar.refresh()
+            update(float(last["progress"]), last["status"])
     return last
 
 
-async def run(args: argparse.Namespace) -> int:
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Upload, submit, watch, download; returns what `--json` prints."""
     chain = json.loads(args.chain.read_text())
     effects = chain["effects"] if isinstance(chain, dict) else chain
     async with httpx.AsyncClient(
@@ -120,11 +133,9 @@ async def run(args: argparse.Namespace) -> int:
         last = await watch(args.server, job["id"], args.api_key, args.quiet)
         if last.get("status") != "SUCCEEDED":
             error = (last.get("job") or {}).get("error") or {}
-            print(
-                f"job {job['id']} {last.get('status')}: {error.get('code')} {error.get('message')}",
-                file=sys.stderr,
+            raise JobFailed(
+                f"job {job['id']} {last.get('status')}: {error.get('code')} {error.get('message')}"
             )
-            return 1
         output = last["job"]["output"]
         target = args.output or args.input.with_name(output["filename"])
         async with http.stream("GET", f"/files/{output['id']}") as response:
@@ -132,13 +143,26 @@ async def run(args: argparse.Namespace) -> int:
             with target.open("wb") as fh:
                 async for chunk in response.aiter_bytes():
                     fh.write(chunk)
-    print(f"job {job['id']} SUCCEEDED -> {target}")
-    return 0
+    return {"job": job["id"], "status": "SUCCEEDED", "fileId": file["id"], "output": str(target)}
 
 
 def submit(args: argparse.Namespace) -> int:
     try:
-        return asyncio.run(run(args))
-    except (ClientError, httpx.HTTPError, OSError) as exc:
+        result = asyncio.run(run(args))
+    except JobFailed as exc:
         print(f"audio-engine submit: {exc}", file=sys.stderr)
-        return 1
+        return exits.JOB_FAILED
+    except ClientError as exc:
+        print(f"audio-engine submit: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except (httpx.TransportError, websockets.InvalidURI, ConnectionError) as exc:
+        print(f"audio-engine submit: cannot reach {args.server}: {exc}", file=sys.stderr)
+        return exits.UNREACHABLE
+    except (httpx.HTTPError, websockets.WebSocketException, OSError, ValueError) as exc:
+        print(f"audio-engine submit: {exc}", file=sys.stderr)
+        return exits.for_error(exc)
+    if args.json:
+        print(json.dumps(result))
+    elif not args.quiet:
+        print(f"job {result['job']} SUCCEEDED -> {result['output']}")
+    return exits.OK

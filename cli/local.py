@@ -13,10 +13,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from actors.impulses import uncached_impulses
 from actors.runner import process_file
+from cli import exits
+from cli.progress import progress_bar
 from jobs.effects import IR_PRESETS, parse_chain, referenced_files
 from jobs.errors import EngineError
 from jobs.formats import output_format
@@ -51,12 +51,7 @@ def process(
             if not path.is_file():
                 raise EngineError(f"reverb impulse {ir!r} is neither a preset nor a file")
         tmp = output_path.with_name(f".{output_path.name}.part")
-        with tqdm(total=1.0, disable=quiet, unit="", bar_format="{l_bar}{bar}| {elapsed}") as bar:
-
-            def progress(fraction: float) -> None:
-                bar.n = fraction
-                bar.refresh()
-
+        with progress_bar(quiet) as progress:
             result = process_file(
                 input_path,
                 tmp,
@@ -71,7 +66,7 @@ def process(
     except (EngineError, OSError, json.JSONDecodeError) as exc:
         code = getattr(exc, "code", type(exc).__name__)
         print(f"audio-engine process: {code}: {exc}", file=sys.stderr)
-        return 1
+        return exits.for_error(exc)
     if not quiet:
         seconds = result.frames / result.sample_rate
         print(

@@ -5,6 +5,10 @@ audio-engine api | bridge               # the parts alone, for docker-compose / 
 audio-engine process in.wav -o out.wav --chain chain.json   # local, no broker, no Ray
 audio-engine submit in.wav --chain chain.json --server http://127.0.0.1:8000
 audio-engine keys create --name NAME [--admin] | keys list | keys revoke NAME-OR-ID
+
+The services (`serve`, `api`, `bridge`) log JSON lines at INFO. The commands a person types
+(`process`, `submit`, `keys`) print only their result on stdout and errors on stderr: no log
+records unless `-v` or `--log-level` asks for them. Exit codes are in `cli/exits.py`.
 """
 
 from __future__ import annotations
@@ -16,12 +20,24 @@ from pathlib import Path
 from jobs.logs import configure_logging
 from jobs.settings import Settings
 
+SERVICES = ("serve", "api", "bridge")
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="audio-engine", description="Distributed, event-driven audio processing engine."
+        prog="audio-engine",
+        description="Distributed, event-driven audio processing engine.",
+        epilog="exit codes: 0 done, 1 other error, 2 usage, 3 bad input, "
+        "4 server or broker unreachable, 5 job failed",
     )
-    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING...")
+    parser.add_argument(
+        "--log-level",
+        default=None,
+        help="DEBUG, INFO, WARNING... (default: INFO for services, none for the other commands)",
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="show log records (INFO) on stderr"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="API + bridge + a local Ray in one process")
@@ -48,7 +64,7 @@ def _parser() -> argparse.ArgumentParser:
     process.add_argument("--chain", type=Path, required=True, help="JSON list, as JobInput.effects")
     process.add_argument("--format", default=None, help="WAV, FLAC, OGG, MP3 (default: from -o)")
     process.add_argument("--subtype", default=None, help="PCM_16, PCM_24, PCM_32, FLOAT")
-    process.add_argument("--quiet", action="store_true", help="no progress bar")
+    process.add_argument("--quiet", action="store_true", help="no progress bar, no summary")
 
     submit = sub.add_parser("submit", help="upload, process on a server, watch, download")
     submit.add_argument("input", type=Path)
@@ -60,7 +76,8 @@ def _parser() -> argparse.ArgumentParser:
         "--subtype", default=None, help="PCM_16, PCM_24, PCM_32, FLOAT (default: the format's)"
     )
     submit.add_argument("--api-key", default=None, help="API key (default: AUDIO_ENGINE_API_KEY)")
-    submit.add_argument("--quiet", action="store_true")
+    submit.add_argument("--quiet", action="store_true", help="no progress bar")
+    submit.add_argument("--json", action="store_true", help="print the result as one JSON object")
 
     keys = sub.add_parser("keys", help="create, list and revoke API keys")
     keys_sub = keys.add_subparsers(dest="action", required=True)
@@ -68,7 +85,11 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--name", required=True, help="unique name of the key")
     create.add_argument("--admin", action="store_true", help="sees and manages everything")
     create.add_argument("--owner", default=None, help="owner of what it creates (default: name)")
-    keys_sub.add_parser("list", help="every key, revoked ones too (never the keys themselves)")
+    create.add_argument("--json", action="store_true", help="print the key as one JSON object")
+    listing = keys_sub.add_parser(
+        "list", help="every key, revoked ones too (never the keys themselves)"
+    )
+    listing.add_argument("--json", action="store_true", help="print a JSON list")
     revoke = keys_sub.add_parser("revoke", help="revoke a key at once")
     revoke.add_argument("which", help="the key's name or id")
     return parser
@@ -76,7 +97,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    configure_logging(args.log_level)
+    configure_logging(_log_level(args))
     settings = Settings()
     overrides = {
         "api_host": getattr(args, "host", None),
@@ -87,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     settings = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
 
-    if args.command in ("serve", "api", "bridge"):
+    if args.command in SERVICES:
         from cli import services
 
         return services.run(args.command, settings)
@@ -107,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
             admin=getattr(args, "admin", False),
             owner=getattr(args, "owner", None),
             which=getattr(args, "which", None),
+            as_json=getattr(args, "json", False),
         )
     if args.command == "submit":
         from cli import client
@@ -114,6 +136,15 @@ def main(argv: list[str] | None = None) -> int:
         args.api_key = args.api_key or settings.api_key or None
         return client.submit(args)
     return 2
+
+
+def _log_level(args: argparse.Namespace) -> str:
+    if args.log_level:
+        return str(args.log_level)
+    if args.verbose or args.command in SERVICES:
+        return "INFO"
+    # A person's command: its output is its result; log records would only bury it.
+    return "CRITICAL"
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 import uvicorn
 import uvloop
 
+from cli import exits
 from jobs.broker import Broker
 from jobs.errors import BrokerUnavailable
 from jobs.settings import Settings
@@ -41,7 +42,7 @@ def run(command: str, settings: Settings) -> int:
             return runner.run(_run(command, settings))
     except BrokerUnavailable as exc:
         print(f"audio-engine: {exc}", file=sys.stderr)
-        return 2
+        return exits.UNREACHABLE
 
 
 async def _run(command: str, settings: Settings) -> int:
@@ -79,7 +80,8 @@ async def _run(command: str, settings: Settings) -> int:
                 port=settings.api_port,
                 log_level="info",
                 lifespan="on",
-                ws="websockets",
+                # The sans-I/O implementation: the legacy one is deprecated in websockets 14+.
+                ws="websockets-sansio",
             )
         )
         server_task = asyncio.create_task(server.serve())

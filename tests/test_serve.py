@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import soundfile as sf
 
+from cli import exits
 from cli.client import SUBMIT, graphql, job_events, upload
 from tests.processes import ROOT, Stack, free_port
 
@@ -76,6 +77,6 @@ def test_serve_without_rabbitmq_says_how_to_start_it(tmp_path: Path) -> None:
         timeout=60,
         check=False,
     )
-    assert result.returncode == 2
+    assert result.returncode == exits.UNREACHABLE
     assert "cannot reach RabbitMQ" in result.stderr
     assert "rabbitmq-server" in result.stderr
