@@ -2,13 +2,21 @@
 
 import math
 from dataclasses import dataclass
+from types import ModuleType
 
 import numpy as np
-import scipy.fft
 from numpy.typing import NDArray
 
 from dsp.buffers import FrameQueue
 from dsp.jit import kernel
+
+
+def _fft() -> ModuleType:
+    """scipy.fft, imported on first use: a chain without a reverb does not pay its import."""
+    import scipy.fft
+
+    return scipy.fft
+
 
 DEFAULT_BLOCK_SIZE = 16384
 
@@ -42,7 +50,7 @@ class PartitionedIR:
         for p in range(parts):
             chunk = ir[:, p * block_size : (p + 1) * block_size]
             padded[p, :, : chunk.shape[1]] = chunk
-        spectra = scipy.fft.rfft(padded, axis=2, workers=1).astype(np.complex64)
+        spectra = _fft().rfft(padded, axis=2, workers=1).astype(np.complex64)
         spectra.flags.writeable = False
         return PartitionedIR(spectra=spectra, block_size=block_size, length=n)
 
@@ -149,11 +157,11 @@ class Reverb:
             self._frame[:, :b] = self._frame[:, b:]
             self._frame[:, b:] = self._pending.pop(b)
             self._newest = (self._newest + 1) % parts
-            self._fdl[self._newest] = scipy.fft.rfft(self._frame, axis=1, workers=1)
+            self._fdl[self._newest] = _fft().rfft(self._frame, axis=1, workers=1)
             spectral_mac(
                 self._fdl, self._newest, self.partitions.spectra, self._channel_map, self._acc
             )
-            out = scipy.fft.irfft(self._acc, n=2 * b, axis=1, workers=1)
+            out = _fft().irfft(self._acc, n=2 * b, axis=1, workers=1)
             self._wet.push(np.ascontiguousarray(out[:, b:], dtype=np.float32))
 
     def _mix(self, n: int) -> NDArray[np.float32]:
