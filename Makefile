@@ -7,7 +7,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: run test test-fast install lint bench lock clean
+.PHONY: run test test-fast install lint bench bench-smoke lock clean
 
 run: install
 	$(BIN)/audio-engine serve
@@ -34,7 +34,12 @@ lint: install
 
 bench: install
 	$(BIN)/python benchmarks/dsp.py
+	$(BIN)/python benchmarks/cli_process.py
 	$(BIN)/python benchmarks/memory.py --quick
+
+# Every benchmark script on tiny inputs: it completes and prints its rows (a test runs this).
+bench-smoke: install
+	$(BIN)/python -m benchmarks.smoke
 
 # Refresh the lock after changing dependencies in pyproject.toml.
 lock: install

@@ -72,9 +72,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="10 s signal, 3 repeats")
     parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--smoke", action="store_true", help="1 s signal, 1 repeat (CI)")
     args = parser.parse_args()
-    seconds = 10.0 if args.quick else 60.0
-    repeats = args.repeats or (3 if args.quick else 5)
+    seconds = 1.0 if args.smoke else 10.0 if args.quick else 60.0
+    repeats = args.repeats or (1 if args.smoke else 3 if args.quick else 5)
 
     print(f"machine: {machine()}")
     print(f"signal: {seconds:.0f} s stereo {SR} Hz float32, median of {repeats} runs, 1 thread")

@@ -71,12 +71,13 @@ def child(path: str, out_path: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="1 min vs 10 min")
+    parser.add_argument("--smoke", action="store_true", help="0.05 min vs 0.1 min (CI)")
     parser.add_argument("--child", nargs=2, metavar=("IN", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(*args.child)
         return
-    durations = (1.0, 10.0) if args.quick else (1.0, 60.0)
+    durations = (0.05, 0.1) if args.smoke else (1.0, 10.0) if args.quick else (1.0, 60.0)
     env = dict(os.environ, NUMBA_NUM_THREADS="1", OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
     results = []
     with tempfile.TemporaryDirectory(prefix="dsp-memory-") as tmp:

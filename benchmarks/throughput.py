@@ -33,6 +33,7 @@ import json
 import statistics
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -245,6 +246,8 @@ def _with_stack(
         db_url = f"{postgres.rsplit('/', 1)[0]}/{name}"
     stack = Stack(
         work / f"pool{pool_size}" / "data",
+        # Not the tests' `e2e-` prefix: a test run's purge of its queues must not hit ours.
+        prefix=f"bench-{uuid.uuid4().hex[:8]}",
         extra_env={
             "AUDIO_ENGINE_POOL_SIZE": str(pool_size),
             # --dev puts every job under one owner: let the whole burst queue.
@@ -472,7 +475,11 @@ def main() -> None:
     parser.add_argument("--pools", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--postgres", default="", help="admin URL: use PostgreSQL, not SQLite")
     parser.add_argument("--plot", type=Path, default=PLOT)
+    parser.add_argument("--smoke", action="store_true", help="a handful of jobs, 1 actor (CI)")
     args = parser.parse_args()
+    if args.smoke:
+        args.short, args.long, args.probe, args.pools = 6, 1, 3, [1]
+        args.plot = Path(tempfile.mkdtemp(prefix="ae-bench-plot-")) / "throughput.png"
     results: dict[int, list[Run]] = {}
     database = "PostgreSQL" if args.postgres else "SQLite (WAL)"
     print(f"database: {database}")

@@ -2,7 +2,7 @@
 
 import math
 from dataclasses import dataclass
-from types import ModuleType
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -11,11 +11,11 @@ from dsp.buffers import FrameQueue
 from dsp.jit import kernel
 
 
-def _fft() -> ModuleType:
+def _fft() -> Any:
     """scipy.fft, imported on first use: a chain without a reverb does not pay its import."""
-    import scipy.fft
+    import scipy.fft as fft
 
-    return scipy.fft
+    return fft
 
 
 DEFAULT_BLOCK_SIZE = 16384

@@ -1,7 +1,7 @@
 """`audio-engine process` as a whole process against the 12-line soundfile + scipy script a
 user would write instead (benchmarks/sosfilt_script.py), on the same file and EQ.
 
-Run: python benchmarks/cli.py [--seconds 300] [--repeats 3] [--smoke]
+Run: python benchmarks/cli_process.py [--seconds 300] [--repeats 3] [--smoke]
 Each figure is the median wall time of whole processes (interpreter start, imports, reading,
 the EQ, the analysis, writing), which is what a user waits for.
 """
@@ -29,7 +29,8 @@ CHAIN = [
 
 
 def wall(argv: list[str], repeats: int) -> float:
-    subprocess.run(argv, check=True, capture_output=True, cwd=ROOT)  # untimed: page cache, numba cache
+    # Untimed: the page cache and numba's cache are warm for every timed run alike.
+    subprocess.run(argv, check=True, capture_output=True, cwd=ROOT)
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
