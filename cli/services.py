@@ -53,20 +53,6 @@ async def _run(command: str, settings: Settings) -> int:
         probe = await Broker.connect(settings)
         await probe.close()
 
-    bridge = None
-    if with_bridge:
-        from bridge.service import Bridge
-
-        bridge = Bridge(settings)
-        await bridge.start()
-        log.info("bridge consuming %s", settings.jobs_queue)
-
-    # After Ray started (it installs its own SIGTERM handler in the driver): ours decides.
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-
     server = None
     server_task: asyncio.Task[None] | None = None
     if with_api:
@@ -88,6 +74,29 @@ async def _run(command: str, settings: Settings) -> int:
         log.info(
             "API on http://%s:%s/graphql (GraphiQL there)", settings.api_host, settings.api_port
         )
+
+    bridge = None
+    if with_bridge:
+        from bridge.service import Bridge
+
+        # After the API: it already listens for the bridge's first heartbeat, so `/readyz`
+        # turns green as soon as the pool is warm instead of one heartbeat later, and the
+        # API answers (503 on /readyz) while Ray starts.
+        bridge = Bridge(settings)
+        try:
+            await bridge.start()
+        except BaseException:
+            if server is not None and server_task is not None:
+                server.should_exit = True
+                await server_task
+            raise
+        log.info("bridge consuming %s", settings.jobs_queue)
+
+    # After Ray started (it installs its own SIGTERM handler in the driver): ours decides.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
 
     # Everything built at start (schema, engines, Ray) lives as long as the process: keep it
     # out of the garbage collector's scans, which otherwise cost a request a fraction of a ms.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import weakref
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -96,8 +97,13 @@ class Database:
             yield session
 
     async def migrate(self) -> None:
-        """Bring the schema to the newest Alembic revision (idempotent, safe on every start)."""
-        async with self.engine.begin() as conn:
+        """Bring the schema to the newest Alembic revision (idempotent, safe on every start).
+
+        One at a time per event loop: Alembic keeps the running migration in module globals,
+        and `serve` starts the API and the bridge side by side."""
+        loop = asyncio.get_running_loop()
+        lock = _MIGRATING.setdefault(loop, asyncio.Lock())
+        async with lock, self.engine.begin() as conn:
             await conn.run_sync(_upgrade)
 
     async def close(self) -> None:
@@ -107,6 +113,11 @@ class Database:
                 self._thread, self._thread_engine.dispose
             )
             self._thread.shutdown(wait=False)
+
+
+_MIGRATING: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def _upgrade(connection: Connection) -> None:

@@ -75,7 +75,10 @@ async def test_short_job_output_matches_runner(
         pool.settings.block_frames,
         uncached_impulses({}),
     )
-    assert out.read_bytes() == local.read_bytes()
+    # Samples, not bytes: libsndfile stamps a float WAV's PEAK chunk with the second it wrote it.
+    service_audio, service_rate = sf.read(out, dtype="float32")
+    local_audio, local_rate = sf.read(local, dtype="float32")
+    assert service_rate == local_rate and np.array_equal(service_audio, local_audio)
 
 
 async def test_second_job_with_the_same_uploaded_ir_is_a_cache_hit(
