@@ -86,9 +86,10 @@ class LoudnessMeter:
         return (index + 1) * self.sample_rate // 10 - index * self.sample_rate // 10
 
     def add(self, block: NDArray[np.float32] | NDArray[np.float64]) -> None:
-        """Feed (channels, n) samples."""
+        """Feed (channels, n) samples; ValueError for a NaN or infinite one (see `LevelMeter`)."""
         if block.shape[0] != self.channels:
             raise ValueError(f"expected {self.channels} channels, got {block.shape[0]}")
+        _require_finite(block)
         weighted = biquad_cascade(
             np.ascontiguousarray(block, dtype=np.float64), self._sos, self._state
         )
@@ -132,24 +133,39 @@ class LoudnessMeter:
         return _lufs(float(gated.mean()))
 
 
+def _require_finite(x: NDArray[np.floating]) -> None:
+    """A level of a signal holding NaN or infinity means nothing: NaN compares false, so a
+    running max skips it and an all-NaN stream would read as digital silence."""
+    if x.size and not np.isfinite(x).all():
+        raise ValueError("cannot measure a level: the signal holds NaN or infinite samples")
+
+
 def peak_db(x: NDArray[np.floating]) -> float:
-    """Sample peak in dBFS over all channels: 20 log10(max |x|); -inf for silence or no samples."""
+    """Sample peak in dBFS over all channels: 20 log10(max |x|); -inf for silence or no samples;
+    ValueError if a sample is NaN or infinite."""
     if x.size == 0:
         return -math.inf
+    _require_finite(x)
     peak = float(np.max(np.abs(x)))
     return 20.0 * math.log10(peak) if peak > 0.0 else -math.inf
 
 
 def rms_db(x: NDArray[np.floating]) -> float:
-    """RMS level in dBFS over all channels and samples: 10 log10(mean(x^2)); -inf for silence."""
+    """RMS level in dBFS over all channels and samples: 10 log10(mean(x^2)); -inf for silence;
+    ValueError if a sample is NaN or infinite."""
     if x.size == 0:
         return -math.inf
+    _require_finite(x)
     power = float(np.mean(np.square(x, dtype=np.float64)))
     return 10.0 * math.log10(power) if power > 0.0 else -math.inf
 
 
 class LevelMeter:
-    """Streaming sample peak, RMS and clip count (|x| >= clip_level) over all channels."""
+    """Streaming sample peak, RMS and clip count (|x| >= clip_level) over all channels.
+
+    A NaN or infinite sample raises ValueError in `add` instead of being skipped (callers check
+    their input first: `jobs.probe.check_block` says where the bad sample is).
+    """
 
     def __init__(self, clip_level: float = 1.0) -> None:
         self.clip_level = clip_level
@@ -161,6 +177,7 @@ class LevelMeter:
     def add(self, block: NDArray[np.floating]) -> None:
         if block.size == 0:
             return
+        _require_finite(block)
         mag = np.abs(block)
         self._peak = max(self._peak, float(mag.max()))
         self._sum_squares += float(np.sum(np.square(block, dtype=np.float64)))

@@ -42,7 +42,10 @@ class Normalize:
         if self._meter is not None:
             self._meter.add(block)
         elif block.size:
-            self._peak = max(self._peak, float(np.max(np.abs(block))))
+            peak = float(np.max(np.abs(block)))
+            if not math.isfinite(peak):  # max() would skip NaN and normalise the rest
+                raise ValueError("normalize: the signal holds NaN or infinite samples")
+            self._peak = max(self._peak, peak)
 
     def finish_analysis(self) -> None:
         if self._meter is not None:

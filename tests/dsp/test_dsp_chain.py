@@ -185,3 +185,13 @@ def test_should_stop_raises() -> None:
 
 def test_warmup_runs() -> None:
     warmup()
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_normalize_peak_refuses_a_block_holding_nan_instead_of_skipping_it(bad: float) -> None:
+    x = _music()
+    x[1, 5000] = bad  # in the second 4000-frame block
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        Chain([Normalize("peak", -1.0)]).process_array(x, SR, 4000)
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        Chain([Normalize("loudness", -16.0)]).process_array(x, SR, 4000)

@@ -75,3 +75,30 @@ def test_peak_rms_level_meter() -> None:
     assert not meter.clipped
     meter.add(np.array([[1.0, -1.2]], np.float32))
     assert meter.clipped and meter.clipped_samples == 2
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_levels_of_non_finite_samples_are_refused_not_read_as_silence(bad: float) -> None:
+    """NaN compares false, so a running max used to skip it: an all-NaN stream read as digital
+    silence. Every level function now refuses such a signal instead of inventing a level."""
+    all_bad = np.full((2, 48_000), bad, dtype=np.float32)
+    one_bad = _sine(48_000, 0.5, 1.0).repeat(2, axis=0)
+    one_bad[1, 1234] = bad
+    for x in (all_bad, one_bad):
+        with pytest.raises(ValueError, match="NaN or infinite"):
+            peak_db(x)
+        with pytest.raises(ValueError, match="NaN or infinite"):
+            rms_db(x)
+        with pytest.raises(ValueError, match="NaN or infinite"):
+            LevelMeter().add(x)
+        with pytest.raises(ValueError, match="NaN or infinite"):
+            LoudnessMeter(48_000, 2).add(x)
+
+
+def test_huge_finite_levels_are_reported_as_they_are() -> None:
+    # Absurd magnitudes never reach a meter (jobs.probe refuses them at the boundary); a
+    # meter itself reports the true level rather than guessing.
+    meter = LevelMeter()
+    meter.add(np.full((1, 10), 1000.0, dtype=np.float32))
+    assert meter.peak_db() == pytest.approx(60.0)
+    assert meter.clipped
