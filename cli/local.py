@@ -20,7 +20,7 @@ from cli.progress import progress_bar
 from jobs.effects import IR_PRESETS, parse_chain, referenced_files
 from jobs.errors import EngineError
 from jobs.formats import output_format
-from jobs.probe import probe
+from jobs.probe import inspect
 from jobs.settings import Settings
 
 _BY_SUFFIX = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG", ".mp3": "MP3"}
@@ -42,7 +42,7 @@ def process(
     quiet: bool = False,
 ) -> int:
     try:
-        info = probe(input_path)
+        info = inspect(input_path, settings)
         calls = parse_chain(load_chain(chain_path), info.sample_rate)
         container = fmt or _BY_SUFFIX.get(output_path.suffix.lower(), "WAV")
         out = output_format(container, subtype or ("FLOAT" if container == "WAV" else None))
@@ -61,6 +61,7 @@ def process(
                 settings.block_frames,
                 uncached_impulses(uploads),
                 progress=progress,
+                max_sample_abs=settings.max_sample_abs,
             )
         os.replace(tmp, output_path)
     except (EngineError, OSError, json.JSONDecodeError) as exc:

@@ -109,8 +109,8 @@ async def download_file(
         401: UNAUTHENTICATED,
         413: _error("Larger than max_upload_bytes (code PAYLOAD_TOO_LARGE)."),
         415: _error(
-            "Not decodable audio, or beyond the duration, channel or sample-rate limits "
-            "(code UNSUPPORTED_AUDIO)."
+            "Not decodable audio, truncated, a NaN, infinite or absurdly large sample, or "
+            "beyond the duration, channel or sample-rate limits (code UNSUPPORTED_AUDIO)."
         ),
         422: {"description": "The request is not a multipart form with a `file` part."},
     },

@@ -97,8 +97,8 @@ async def _enqueue(
 class Mutation:
     @strawberry.mutation(
         description="Store an audio file (GraphQL multipart request). Codes: "
-        "PAYLOAD_TOO_LARGE, UNSUPPORTED_AUDIO (undecodable, or beyond the duration, channel "
-        "or sample-rate limits).",
+        "PAYLOAD_TOO_LARGE, UNSUPPORTED_AUDIO (undecodable, truncated, a NaN, infinite or "
+        "absurdly large sample, or beyond the duration, channel or sample-rate limits).",
         permission_classes=AUTHENTICATED,
     )
     async def upload_audio(self, info: Info[Context, None], file: Upload) -> AudioFile:

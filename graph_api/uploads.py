@@ -2,8 +2,8 @@
 
 Shared by the `uploadAudio` mutation and `POST /files`. The body is copied in chunks (never
 held whole in memory) to a temporary blob, probed with libsndfile, and only then renamed to
-its key `in/<file_id>.<ext>`; undecodable, oversized or out-of-limits uploads (duration,
-channels, sample rate: see `check_audio`) leave nothing behind.
+its key `in/<file_id>.<ext>`; undecodable, truncated, non-finite, oversized or out-of-limits
+uploads (see `jobs.probe.inspect`) leave nothing behind.
 """
 
 from __future__ import annotations
@@ -16,10 +16,9 @@ from typing import BinaryIO, Protocol
 
 from graph_api.runtime import Runtime
 from jobs.db import repository as repo
-from jobs.errors import PayloadTooLarge, UnsupportedAudio
+from jobs.errors import PayloadTooLarge
 from jobs.models import AudioFile
-from jobs.probe import AudioInfo, probe
-from jobs.settings import Settings
+from jobs.probe import inspect
 
 CHUNK_BYTES = 1 << 20
 MAX_FILENAME = 200
@@ -52,24 +51,6 @@ def extension(container: str) -> str:
     return _EXTENSIONS.get(container.upper(), container.lower())
 
 
-def check_audio(info: AudioInfo, settings: Settings) -> None:
-    """`UnsupportedAudio` naming the limit an upload breaks."""
-    if info.channels > settings.max_channels:
-        raise UnsupportedAudio(
-            f"the file has {info.channels} channels; at most {settings.max_channels} are accepted"
-        )
-    if not settings.min_sample_rate <= info.sample_rate <= settings.max_sample_rate:
-        raise UnsupportedAudio(
-            f"the sample rate is {info.sample_rate} Hz; accepted are "
-            f"{settings.min_sample_rate} to {settings.max_sample_rate} Hz"
-        )
-    seconds = info.frames / info.sample_rate
-    if seconds > settings.max_duration_s:
-        raise UnsupportedAudio(
-            f"the file lasts {seconds:.1f} s; at most {settings.max_duration_s:g} s are accepted"
-        )
-
-
 async def store_upload(runtime: Runtime, upload: Readable, owner: str | None = None) -> AudioFile:
     """Store, probe and register one upload for `owner`; raises `PayloadTooLarge` or
     `UnsupportedAudio`."""
@@ -78,8 +59,7 @@ async def store_upload(runtime: Runtime, upload: Readable, owner: str | None = N
     tmp = storage.path(f"tmp/{file_id}.part")
     try:
         size = await _copy(upload, tmp, limit)
-        info = await asyncio.to_thread(probe, tmp)
-        check_audio(info, runtime.settings)
+        info = await asyncio.to_thread(inspect, tmp, runtime.settings)
         key = f"in/{file_id}.{extension(info.format)}"
         await asyncio.to_thread(_move, tmp, storage.path(key))
     finally:

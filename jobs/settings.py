@@ -11,6 +11,11 @@ from pathlib import Path
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+MAX_SAMPLE_ABS = 1000.0
+"""Default bound on |sample| of inputs and float outputs: 1.0 is full scale, 1000 is +60 dBFS,
+beyond any real float recording's headroom and far below where encoders break (LAME aborts
+the process on NaN, infinity or values around 1e6)."""
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="AUDIO_ENGINE_", extra="ignore")
@@ -78,6 +83,12 @@ class Settings(BaseSettings):
     max_channels: int = Field(8, ge=1, description="Most channels an upload may have.")
     min_sample_rate: int = Field(8_000, ge=1, description="Lowest accepted upload sample rate.")
     max_sample_rate: int = Field(192_000, ge=1, description="Highest accepted upload rate.")
+    max_sample_abs: float = Field(
+        MAX_SAMPLE_ABS,
+        gt=0,
+        description="Largest |sample| of an input, and of a float or lossy output (1.0 is full "
+        "scale, 1000 is +60 dBFS). NaN and infinite samples are always refused.",
+    )
     max_ir_seconds: float = Field(
         20.0, gt=0, description="Longest uploaded impulse response a reverb may use."
     )
