@@ -7,6 +7,7 @@ call `process_file`, so a file processed either way is bit-identical. Memory is 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,8 @@ from dsp.loudness import LevelMeter, LoudnessMeter
 from jobs.contract import AudioAnalysis
 from jobs.effects import EffectCall
 from jobs.errors import JobCancelled, ProcessingFailed, UnsupportedAudio
+from jobs.probe import NonFiniteAudio, check_block, check_data_chunk
+from jobs.settings import MAX_SAMPLE_ABS
 
 _DECODE_ERRORS = (sf.LibsndfileError, RuntimeError, TypeError, ValueError, OSError)
 
@@ -65,15 +68,26 @@ class RenderInfo:
 
 
 def open_input(in_path: Path) -> sf.SoundFile:
-    """Open an input for reading; `UnsupportedAudio` says why libsndfile cannot decode it."""
+    """Open an input for reading; `UnsupportedAudio` says why libsndfile cannot decode it, or
+    that its data ends before its header says (uploads were checked by `jobs.probe.inspect`;
+    this catches files that reached storage another way)."""
     try:
         reader = sf.SoundFile(str(in_path))
     except _DECODE_ERRORS as exc:
-        raise UnsupportedAudio(f"input is not decodable audio: {exc}") from exc
-    if reader.samplerate <= 0 or reader.channels <= 0 or reader.frames <= 0:
+        raise UnsupportedAudio(f"input is not decodable audio: {_reason(exc)}") from None
+    try:
+        if reader.samplerate <= 0 or reader.channels <= 0 or reader.frames <= 0:
+            raise UnsupportedAudio("input holds no audio frames")
+        check_data_chunk(reader)
+    except BaseException:
         reader.close()
-        raise UnsupportedAudio("input holds no audio frames")
+        raise
     return reader
+
+
+def _reason(exc: BaseException) -> str:
+    """libsndfile's reason, without the path of the file in storage."""
+    return str(exc.error_string) if isinstance(exc, sf.LibsndfileError) else type(exc).__name__
 
 
 def process_file(
@@ -86,12 +100,16 @@ def process_file(
     impulses: Impulses,
     progress: Callable[[float], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    max_sample_abs: float = MAX_SAMPLE_ABS,
 ) -> RenderInfo:
     """Stream `in_path` through `calls` into `out_path` (libsndfile `out_format`/`out_subtype`).
 
-    Raises `UnsupportedAudio` for an undecodable input, `JobCancelled` when `should_stop()`
-    turned true (polled between blocks; `out_path` is then incomplete: write it to a temporary
-    name), `ProcessingFailed` when a kernel refuses its parameters or decoding breaks midway.
+    Raises `UnsupportedAudio` for an undecodable or truncated input or one with a NaN, infinite
+    or beyond +-`max_sample_abs` sample, `JobCancelled` when `should_stop()` turned true (polled
+    between blocks; `out_path` is then incomplete: write it to a temporary name),
+    `ProcessingFailed` when a kernel refuses its parameters, decoding breaks midway, or the
+    chain produces a sample no encoder may be handed (NaN or infinite; for float and lossy
+    outputs also beyond +-`max_sample_abs`; PCM outputs are clipped to full scale instead).
 
     >>> from jobs.effects import parse_chain
     >>> info = process_file(Path("in.wav"), Path("out.wav"), parse_chain([{"gain": {"db": -3}}]),
@@ -115,13 +133,20 @@ def process_file(
             passes += 1
             meter = passes == 1
             reader.seek(0)
+            read = 0
             for block in reader.blocks(blocksize=block_frames, dtype="float32", always_2d=True):
                 data = np.ascontiguousarray(block.T)
                 if meter:
+                    check_block(data, read, max_sample_abs)
                     in_meter.add(data)
+                read += data.shape[1]
                 yield data
 
         clip = out_subtype.upper().startswith("PCM")
+        # The encoder boundary: LAME aborts the whole process on NaN, infinity or huge values,
+        # and PCM turns NaN into full-scale DC. PCM is clipped, so there only NaN and infinity
+        # are refused; float and lossy outputs keep the input's bound.
+        out_bound = math.inf if clip else max_sample_abs
         frames = 0
         try:
             with sf.SoundFile(
@@ -135,6 +160,10 @@ def process_file(
 
                 def sink(block: NDArray[np.float32]) -> None:
                     nonlocal frames
+                    try:
+                        check_block(block, frames, out_bound, "the effect chain's output")
+                    except NonFiniteAudio as exc:
+                        raise ProcessingFailed(f"{exc.message}; the output is discarded") from None
                     # libsndfile wraps around instead of clipping when floats beyond full
                     # scale are written as integers.
                     out = np.clip(block, -1.0, 1.0) if clip else block

@@ -178,4 +178,5 @@ class DspWorker:
                 self.cache.for_job(uploads),
                 progress=progress,
                 should_stop=self._stop.is_set,
+                max_sample_abs=self.settings.max_sample_abs,
             )

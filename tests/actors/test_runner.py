@@ -13,7 +13,7 @@ from scipy.signal import sosfilt
 from actors.impulses import uncached_impulses
 from actors.runner import process_file
 from jobs.effects import parse_chain
-from jobs.errors import JobCancelled, UnsupportedAudio
+from jobs.errors import JobCancelled, ProcessingFailed, UnsupportedAudio
 from tests.conftest import sine, write_wav
 
 
@@ -106,3 +106,66 @@ def test_pcm_output_is_clipped_not_wrapped(tmp_path: Path) -> None:
     process_file(src, out, calls, "WAV", "PCM_16", 1024, uncached_impulses({}))
     got, _ = sf.read(out, dtype="float32")
     assert got.max() > 0.99 and got.min() < -0.99
+
+
+# Every container and sample format a job may ask for (jobs.formats).
+OUTPUTS = [
+    ("WAV", "FLOAT"),
+    ("WAV", "PCM_16"),
+    ("WAV", "PCM_24"),
+    ("WAV", "PCM_32"),
+    ("FLAC", "PCM_16"),
+    ("FLAC", "PCM_24"),
+    ("OGG", "VORBIS"),
+    ("MP3", "MPEG_LAYER_III"),
+]
+
+
+def _run(src: Path, out: Path, chain: list[dict[str, object]], fmt: str, subtype: str) -> object:
+    return process_file(
+        src, out, parse_chain(chain, 48_000), fmt, subtype, 4096, uncached_impulses({})
+    )
+
+
+@pytest.mark.parametrize(("fmt", "subtype"), OUTPUTS)
+@pytest.mark.parametrize("fill", ["nan", "huge", "mixed"])
+def test_crafted_float_input_in_storage_is_refused_before_any_encoder_sees_it(
+    tmp_path: Path, fmt: str, subtype: str, fill: str
+) -> None:
+    """A file that reached storage around the upload check (stored before it existed, copied
+    in by hand). LAME aborted the whole process on NaN or 3e38: this runs in the test's own
+    process, so a sample reaching the encoder would kill pytest, not fail a test."""
+    rng = np.random.default_rng(1)
+    audio = {
+        "nan": np.full((2, 9000), np.nan, dtype=np.float32),
+        "huge": np.full((2, 9000), 3e38, dtype=np.float32),
+        "mixed": (0.1 * rng.standard_normal((2, 9000))).astype(np.float32),
+    }[fill]
+    if fill == "mixed":
+        audio[1, 5000], audio[0, 6000], audio[1, 7000] = np.inf, np.nan, -3e38
+    src = write_wav(tmp_path / "crafted.wav", audio)
+    with pytest.raises(UnsupportedAudio) as caught:
+        _run(src, tmp_path / "out", [{"gain": {"db": 0}}], fmt, subtype)
+    where = "frame 5000, channel 1" if fill == "mixed" else "frame 0, channel 0"
+    assert caught.value.code == "UNSUPPORTED_AUDIO" and where in caught.value.message
+
+
+@pytest.mark.parametrize(("fmt", "subtype"), OUTPUTS)
+def test_a_chain_that_blows_samples_up_never_hands_them_to_an_encoder(
+    tmp_path: Path, fmt: str, subtype: str
+) -> None:
+    """+120 dB on a -6 dBFS tone gives 5e5: PCM clips it to full scale (a legitimate, if
+    loud, result); float and lossy outputs refuse it, as LAME would abort on it."""
+    src = write_wav(tmp_path / "tone.wav", sine(440.0, 0.5))
+    chain: list[dict[str, object]] = [{"gain": {"db": 60}}, {"gain": {"db": 60}}]
+    out = tmp_path / "out"
+    if subtype.startswith("PCM"):
+        _run(src, out, chain, fmt, subtype)
+        y, _ = sf.read(str(out), dtype="float32")
+        assert np.all(np.isfinite(y)) and float(np.max(np.abs(y))) <= 1.0
+        return
+    with pytest.raises(ProcessingFailed) as caught:
+        _run(src, out, chain, fmt, subtype)
+    message = caught.value.message
+    assert "the effect chain's output has a sample of" in message
+    assert "frame" in message and "channel" in message and "discarded" in message
