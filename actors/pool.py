@@ -1,9 +1,20 @@
 """`ActorPool`: a fixed set of warm `DspWorker` actors the bridge runs jobs on.
 
 One job per actor at a time; a job waits in the pool (not on an actor) until one is free, so
-it goes to whichever frees first. Everything here is async and never blocks the event loop:
-refs are awaited, and the few blocking Ray calls (`ray.init`, `ray.nodes`, `ray.kill`) leave
-the loop through `asyncio.to_thread`.
+it goes to whichever frees first.
+
+Actors are never restarted by Ray (`max_restarts=0`, so no lifetime restart budget can run
+out): the pool replaces a dead actor with a fresh one under the same name, as often as it takes,
+whether a job found it dead or the watchdog did (every `WATCH_INTERVAL_S`, idle actors are
+asked for their stats). A job whose actor died of something that may have been the job itself
+(the process crashed: LAME's abort on NaN, a segfault, the OOM killer) is retried only on the
+same slot once it is replaced, never on a second actor; a second such death fails it as
+`POISON_INPUT`. A death that is clearly not the job's (`ray.kill`, a lost node) sends it to
+another actor, up to `max_attempts` (`WORKER_LOST`).
+
+Everything here is async and never blocks the event loop: refs are awaited, and the few
+blocking Ray calls (`ray.init`, `ray.nodes`, `ray.kill`) leave the loop through
+`asyncio.to_thread`.
 
 >>> pool = await ActorPool.start(Settings(pool_size=2))             # doctest: +SKIP
 >>> result = await pool.run(message, on_progress=publish_progress)  # doctest: +SKIP
@@ -21,12 +32,19 @@ from typing import Any
 
 import ray
 from ray.actor import ActorHandle
-from ray.exceptions import RayActorError, RayError, RayTaskError
+from ray.exceptions import ActorUnavailableError, RayActorError, RayError, RayTaskError
 
 from actors.failures import RemoteJobError
 from actors.worker import NAMESPACE, DspWorker
 from jobs.contract import JobMessage, JobResult
-from jobs.errors import EngineError, JobCancelled, JobTimeout, ProcessingFailed, WorkerLost
+from jobs.errors import (
+    EngineError,
+    JobCancelled,
+    JobTimeout,
+    PoisonInput,
+    ProcessingFailed,
+    WorkerLost,
+)
 from jobs.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -35,9 +53,21 @@ ProgressCallback = Callable[[float], Awaitable[None]]
 StartCallback = Callable[[str], Awaitable[None]]
 
 MAX_CONCURRENCY = 4  # one job plus control calls (cancel, stats) answered while it runs
-MAX_RESTARTS = 5
-REVIVE_TRIES = 5
 REVIVE_BACKOFF_S = 1.0
+REVIVE_BACKOFF_MAX_S = 30.0
+REPLACE_PAUSE_S = 0.2
+WATCH_INTERVAL_S = 1.0
+POISON_DEATHS = 2
+"""Deaths a job may cause (its actor's process crashed while running it) before it is
+refused as `POISON_INPUT`."""
+# What Ray says when an actor died of something outside the job it ran (see `_not_its_own`).
+_NOT_ITS_OWN = (
+    "killed by `ray.kill`",
+    "node has died",
+    "owner has died",
+    "references to the actor were removed",
+    "detached actor",
+)
 
 
 class StorageNotShared(EngineError):
@@ -100,18 +130,28 @@ def _alive_nodes() -> int:
 
 
 class ActorPool:
-    def __init__(self, settings: Settings, slots: list[_Slot], owns_ray: bool) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        slots: list[_Slot],
+        owns_ray: bool,
+        worker_cls: type[DspWorker] = DspWorker,
+    ) -> None:
         self.settings = settings
         self._slots = slots
         self._owns_ray = owns_ray
+        self._worker_cls = worker_cls
         self._changed = asyncio.Condition()
         self._waiting: set[str] = set()
         self._cancelled: set[str] = set()
         self._reviving: set[asyncio.Task[None]] = set()
+        self._watchdog: asyncio.Task[None] | None = None
+        self.replaced = 0  # actors replaced since the start: for logs, stats and tests
 
     @classmethod
-    async def start(cls, settings: Settings) -> ActorPool:
-        """Join or start Ray, create the actors and return once every one is warm."""
+    async def start(cls, settings: Settings, worker_cls: type[DspWorker] = DspWorker) -> ActorPool:
+        """Join or start Ray, create the actors and return once every one is warm.
+        `worker_cls` lets tests run a `DspWorker` subclass (a crashing one, say)."""
         owns_ray = not ray.is_initialized()
         if owns_ray:
             await asyncio.to_thread(_init_ray, settings)
@@ -125,10 +165,11 @@ class ActorPool:
         cpus = float(resources.get("CPU", 1.0))
         size = settings.effective_pool_size(cpus)
         slots = [
-            _Slot(i, f"{settings.queue_prefix}-dsp-{i}", _create(settings, i)) for i in range(size)
+            _Slot(i, _name(settings, i), _create(settings, i, worker_cls)) for i in range(size)
         ]
-        pool = cls(settings, slots, owns_ray)
+        pool = cls(settings, slots, owns_ray, worker_cls)
         await asyncio.gather(*(slot.handle.ready.remote() for slot in slots))
+        pool._watchdog = asyncio.create_task(pool._watch(), name="actor-pool-watchdog")
         log.info("actor pool ready: %d actors on %d node(s)", size, nodes)
         return pool
 
@@ -146,29 +187,46 @@ class ActorPool:
         on_progress: ProgressCallback,
         on_start: StartCallback | None = None,
     ) -> JobResult:
-        """Run a job on the least-loaded actor; retry on another one if an actor dies.
+        """Run a job on the least-loaded actor; retry it if its actor dies (see the module
+        docstring for where).
 
         The job may first wait in the pool for a free actor; `on_start(actor name)` is awaited
         when one takes it (first try only), so callers can tell waiting from running.
         Raises the job's own `EngineError` (`ProcessingFailed`, `UnsupportedAudio`...),
         `JobTimeout` after `message.timeout_s` (capped by `settings.job_timeout_s`),
-        `JobCancelled` after `cancel`, or `WorkerLost` after `settings.max_attempts` deaths.
+        `JobCancelled` after `cancel`, `PoisonInput` after `POISON_DEATHS` crashes of the
+        actor running it, or `WorkerLost` after `settings.max_attempts` deaths.
         """
         job_id = message.job_id
         wanted = set(message.impulses)
         failed_on: set[str] = set()
         reasons: list[str] = []
+        crashes = 0
+        only: _Slot | None = None
         for _attempt in range(self.settings.max_attempts):
-            slot = await self._acquire(job_id, wanted, failed_on)
+            slot = await self._acquire(job_id, wanted, failed_on, only)
             try:
                 if on_start is not None and not reasons:
                     await on_start(slot.name)
                 result = await self._run_on(slot, message, on_progress)
             except RayActorError as exc:
                 reasons.append(f"{slot.name}: {_reason(exc)}")
-                failed_on.add(slot.name)
-                log.warning("job %s lost its actor %s; retrying", job_id, slot.name)
                 await self._release(slot, revive=True)
+                if _not_its_own(exc):
+                    log.warning("job %s lost its actor %s; retrying", job_id, slot.name)
+                    failed_on.add(slot.name)
+                    only = None
+                    continue
+                crashes += 1
+                if crashes >= POISON_DEATHS:
+                    self._cancelled.discard(job_id)
+                    raise PoisonInput(
+                        f"the job crashed the process of its actor {crashes} times; it is not "
+                        "tried again: " + "; ".join(reasons)
+                    ) from None
+                # Maybe the job's fault: try once more, but only where it already did harm.
+                log.warning("job %s crashed its actor %s; retrying there", job_id, slot.name)
+                only = slot
                 continue
             except BaseException:
                 await self._release(slot)
@@ -206,6 +264,9 @@ class ActorPool:
 
     async def shutdown(self) -> None:
         """Kill the actors, and Ray itself if this pool started it."""
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            await asyncio.gather(self._watchdog, return_exceptions=True)
         for task in list(self._reviving):
             task.cancel()
         await asyncio.gather(*self._reviving, return_exceptions=True)
@@ -214,7 +275,9 @@ class ActorPool:
         if self._owns_ray:
             await asyncio.to_thread(ray.shutdown)
 
-    async def _acquire(self, job_id: str, wanted: set[str], avoid: set[str]) -> _Slot:
+    async def _acquire(
+        self, job_id: str, wanted: set[str], avoid: set[str], only: _Slot | None = None
+    ) -> _Slot:
         self._waiting.add(job_id)
         try:
             async with self._changed:
@@ -222,7 +285,7 @@ class ActorPool:
                     if job_id in self._cancelled:
                         self._cancelled.discard(job_id)
                         raise JobCancelled("cancelled before it started")
-                    free = [s for s in self._slots if not s.busy]
+                    free = [s for s in self._slots if not s.busy and only in (None, s)]
                     if free:
                         slot = min(free, key=lambda s: _preference(s, wanted, avoid))
                         slot.job_id = job_id
@@ -235,39 +298,77 @@ class ActorPool:
     async def _release(self, slot: _Slot, revive: bool = False) -> None:
         async with self._changed:
             slot.job_id = None
-            slot.reviving = revive
+            if revive:
+                self._start_revive(slot)
             self._changed.notify_all()
-        if revive:
-            # No job goes to the actor until it answers again; the job that lost it retries
-            # on another one meanwhile instead of spending its attempts on a restart.
-            task = asyncio.create_task(self._revive(slot), name=f"revive-{slot.name}")
-            self._reviving.add(task)
-            task.add_done_callback(self._reviving.discard)
+
+    def _start_revive(self, slot: _Slot) -> None:
+        """No job goes to the actor until it answers again; a job that lost it retries on
+        another one meanwhile (or waits for this one, see `run`)."""
+        if slot.reviving:
+            return
+        slot.reviving = True
+        task = asyncio.create_task(self._revive(slot), name=f"revive-{slot.name}")
+        self._reviving.add(task)
+        task.add_done_callback(self._reviving.discard)
 
     async def _revive(self, slot: _Slot) -> None:
-        """Wait until the actor answers again, then free its slot: Ray restarts a killed
-        actor (it answers once warm), and one Ray will not restart (killed for good,
-        restarts exhausted) is replaced."""
+        """Wait until the slot's actor answers again, replacing it with a fresh one while Ray
+        reports it dead. Never gives up: a slot left with a dead actor would fail every job
+        sent to it, and enough of them would leave the pool with none."""
+        delay, pause = REVIVE_BACKOFF_S, REPLACE_PAUSE_S
         try:
-            for _ in range(REVIVE_TRIES):
-                try:
-                    await asyncio.to_thread(ray.get_actor, slot.name, NAMESPACE)
-                except ValueError:
-                    log.warning("actor %s is gone for good; creating a new one", slot.name)
-                    slot.handle = _create(self.settings, slot.index)
-                    slot.irs.clear()
+            while True:
                 try:
                     async with asyncio.timeout(self.settings.job_timeout_s):
                         await slot.handle.ready.remote()
                     return
+                except ActorUnavailableError as exc:  # not known dead: maybe a network blip
+                    log.warning("actor %s unreachable: %s", slot.name, _reason(exc))
+                except RayActorError as exc:  # dead, and Ray never restarts pool actors
+                    log.warning("actor %s is dead (%s); replacing it", slot.name, _reason(exc))
+                    await self._replace(slot)
+                    await asyncio.sleep(pause)  # warm-up takes longer; this bounds a loop
+                    pause = min(pause * 2, REVIVE_BACKOFF_MAX_S)
+                    continue
                 except (RayError, TimeoutError) as exc:
                     log.warning("actor %s not back yet: %s", slot.name, _reason(exc))
-                    await asyncio.sleep(REVIVE_BACKOFF_S)
-            log.error("actor %s did not come back; freeing its slot anyway", slot.name)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, REVIVE_BACKOFF_MAX_S)
         finally:
             async with self._changed:
                 slot.reviving = False
                 self._changed.notify_all()
+
+    async def _replace(self, slot: _Slot) -> None:
+        """A fresh actor under the slot's name (Ray frees the name of a dead actor; should it
+        hand the dead one back, `_revive` finds it dead again and tries later)."""
+        try:
+            await asyncio.to_thread(ray.kill, slot.handle, no_restart=True)
+        except RayError as exc:
+            log.debug("killing dead actor %s: %s", slot.name, exc)
+        slot.handle = await asyncio.to_thread(_create, self.settings, slot.index, self._worker_cls)
+        slot.irs.clear()
+        self.replaced += 1
+
+    async def _watch(self) -> None:
+        """Find actors that died while idle (no job would notice them) and revive them."""
+        while True:
+            await asyncio.sleep(WATCH_INTERVAL_S)
+            idle = [s for s in self._slots if not s.busy]
+            answers = await asyncio.gather(
+                *(
+                    asyncio.wait_for(_value(s.handle.stats.remote()), WATCH_INTERVAL_S)
+                    for s in idle
+                ),
+                return_exceptions=True,
+            )
+            async with self._changed:
+                for slot, answer in zip(idle, answers, strict=True):
+                    if isinstance(answer, RayActorError) and not slot.busy:
+                        log.warning("idle actor %s is dead; replacing it", slot.name)
+                        self._start_revive(slot)
+                        self._changed.notify_all()
 
     async def _polled(
         self, slot: _Slot, job_id: str, body: dict[str, Any], on_progress: ProgressCallback
@@ -332,13 +433,15 @@ async def _poll_progress(
             await on_progress(float(value))
 
 
-def _create(settings: Settings, index: int) -> ActorHandle[Any]:
-    remote_cls: Any = ray.remote(DspWorker)
+def _create(
+    settings: Settings, index: int, worker_cls: type[DspWorker] = DspWorker
+) -> ActorHandle[Any]:
+    remote_cls: Any = ray.remote(worker_cls)
     return remote_cls.options(  # type: ignore[no-any-return]
         name=_name(settings, index),
         namespace=NAMESPACE,
         get_if_exists=True,
-        max_restarts=MAX_RESTARTS,
+        max_restarts=0,  # the pool replaces dead actors itself (`ActorPool._revive`)
         max_task_retries=0,
         max_concurrency=MAX_CONCURRENCY,
         num_cpus=settings.actor_num_cpus,
@@ -357,6 +460,16 @@ def _preference(slot: _Slot, wanted: Iterable[str], avoid: set[str]) -> tuple[in
     most of the job's uploaded IRs, then the one that ran fewest jobs (spread the work)."""
     held = len(slot.irs.intersection(wanted))
     return (slot.name in avoid, -held, slot.jobs_started)
+
+
+def _not_its_own(exc: RayActorError) -> bool:
+    """True when Ray says the actor died of something outside the job it ran: killed on
+    purpose, its node or owner gone, or only unreachable. A crashed process (SIGABRT,
+    SIGSEGV, the OOM killer...) may be the job's doing, so it is False."""
+    if isinstance(exc, ActorUnavailableError) or exc.preempted:
+        return True
+    text = str(exc)
+    return any(marker in text for marker in _NOT_ITS_OWN)
 
 
 def _reason(exc: BaseException) -> str:

@@ -95,6 +95,13 @@ class WorkerLost(EngineError):
     code = "WORKER_LOST"
 
 
+class PoisonInput(EngineError):
+    """The job crashed the process of the actor running it twice: it is not tried again,
+    so it cannot take more of the pool down."""
+
+    code = "POISON_INPUT"
+
+
 class BrokerUnavailable(EngineError):
     code = "BROKER_UNAVAILABLE"
 

@@ -8,6 +8,7 @@ import io
 import itertools
 import json
 import logging
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from jobs.contract import ControlMessage
 from jobs.logs import JobIdFilter, JsonFormatter
 from jobs.settings import Settings
 from jobs.states import JobStatus
+from tests.actors.crashing import POISON, CrashingWorker
 from tests.bridge.conftest import Harness, RunningBridge, pool_settings
 from tests.conftest import write_wav
 
@@ -169,3 +171,62 @@ async def test_bridge_log_lines_of_a_job_are_json_with_its_id(
     mine = [line for line in lines if line.get("job_id") == message.job_id]
     assert any("succeeded" in line["message"] for line in mine), lines
     assert all({"time", "level", "logger", "message"} <= line.keys() for line in mine)
+
+
+async def _heartbeat_with(harness: Harness, alive: int, after: int) -> None:
+    """Wait (30 s at most, as /readyz may take) for a heartbeat after the `after`-th one that
+    reports `alive` live actors."""
+    for _ in range(600):
+        if any(b.actors_alive == alive for b in harness.heartbeats[after:]):
+            return
+        await asyncio.sleep(0.05)
+    seen = [b.actors_alive for b in harness.heartbeats[after:]]
+    raise AssertionError(f"no heartbeat with {alive} live actors; saw {seen}")
+
+
+@pytest.mark.slow
+async def test_job_that_crashes_its_actor_twice_fails_poison_input_and_the_pool_heals(
+    bridge_settings: Settings, shared_storage: Path, wav_file: Path
+) -> None:
+    """The probe's finding: a job that aborted its actor was retried on every actor, and
+    enough of them exhausted Ray's restarts, leaving no actor and /readyz red for good."""
+    settings = pool_settings(
+        bridge_settings, shared_storage, pool_size=2, max_attempts=3, heartbeat_interval_s=0.2
+    )
+    crashing = await ActorPool.start(
+        settings.model_copy(update={"queue_prefix": f"test-crash-{uuid.uuid4().hex[:6]}"}),
+        worker_cls=CrashingWorker,
+    )
+    try:
+        before = {s["name"]: s["pid"] for s in await crashing.stats()}
+        async with RunningBridge(settings, crashing) as harness:
+            poison = await harness.add_input(f"{POISON}.wav", wav_file)
+            tone = await harness.add_input("tone.wav", wav_file)
+            bad = await harness.submit(poison, GAIN)
+            job = await harness.wait_for(bad.job_id)
+            assert job.status is JobStatus.FAILED and job.error_code == "POISON_INPUT", job
+            message = job.error_message or ""
+            assert "crashed the process of its actor 2 times" in message
+            # Both crashes on one slot: the other actor was never handed the job.
+            hit = [name for name in before if message.count(f"{name}:") == 2]
+            assert len(hit) == 1, message
+            assert crashing.replaced >= 2
+            (spared,) = set(before) - set(hit)
+            assert {s["name"]: s["pid"] for s in await crashing.stats()}[spared] == before[spared]
+
+            # Another owner's job runs, and the pool is whole again by itself.
+            good = await harness.submit(tone, GAIN)
+            assert (await harness.wait_for(good.job_id)).status is JobStatus.SUCCEEDED
+            await _heartbeat_with(harness, alive=2, after=len(harness.heartbeats))
+
+            # Even with every actor killed for good, the heartbeat (hence /readyz) recovers.
+            for name in before:
+                handle = await asyncio.to_thread(ray.get_actor, name, NAMESPACE)
+                await asyncio.to_thread(ray.kill, handle, no_restart=True)
+            seen = len(harness.heartbeats)
+            await _heartbeat_with(harness, alive=0, after=seen)
+            await _heartbeat_with(harness, alive=2, after=seen)
+            again = await harness.submit(tone, GAIN)
+            assert (await harness.wait_for(again.job_id)).status is JobStatus.SUCCEEDED
+    finally:
+        await crashing.shutdown()
