@@ -151,5 +151,5 @@ def test_limits_are_checked_in_the_same_place(tmp_path: Path, limits: Settings) 
     path = write_wav(tmp_path / "wide.wav", sine(440.0, 0.1, channels=3))
     with pytest.raises(UnsupportedAudio, match="3 channels; at most 2"):
         inspect(path, limits.model_copy(update={"max_channels": 2}))
-    with pytest.raises(UnsupportedAudio, match="at most 0.05 s"):
+    with pytest.raises(UnsupportedAudio, match=r"at most 0\.05 s"):
         inspect(path, limits.model_copy(update={"max_duration_s": 0.05}))
