@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import httpx
+import numpy as np
 import soundfile as sf
 from api_client import PREFLIGHT, codes, gql, running, upload, uploaded
 
@@ -147,3 +149,47 @@ async def test_sizes_past_32_bits_are_sent_whole(
     )
     assert body.get("errors") is None, body
     assert body["data"]["file"] == {"frames": 2_764_800_000, "sizeBytes": 22_118_400_044}
+
+
+def _float_wav(audio: np.ndarray) -> bytes:
+    out = io.BytesIO()
+    sf.write(out, audio.T, 48_000, format="WAV", subtype="FLOAT")
+    return out.getvalue()
+
+
+def _crafted() -> dict[str, tuple[bytes, str]]:
+    """The adversarial probe's files, and what the refusal must name."""
+    mixed = np.full((2, 20_000), 0.1, dtype=np.float32)
+    mixed[1, 12_345], mixed[0, 15_000] = np.nan, 3e38
+    return {
+        "nan": (_float_wav(np.full((2, 4800), np.nan, dtype=np.float32)), "frame 0, channel 0"),
+        "huge": (_float_wav(np.full((2, 4800), 3e38, dtype=np.float32)), "frame 0, channel 0"),
+        "mixed": (_float_wav(mixed), "frame 12345, channel 1"),
+    }
+
+
+async def test_non_finite_or_absurd_float_audio_is_refused_naming_the_sample(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    for name, (content, where) in _crafted().items():
+        body = await upload(client, content, f"{name}.wav")
+        assert codes(body) == ["UNSUPPORTED_AUDIO"], body
+        assert where in body["errors"][0]["message"], body
+        response = await client.post(
+            "/files", headers=PREFLIGHT, files={"file": (f"{name}.wav", content, "audio/wav")}
+        )
+        assert response.status_code == 415, response.text
+        assert response.json()["code"] == "UNSUPPORTED_AUDIO"
+        assert where in response.json()["message"]
+    assert [p for p in runtime.storage.root.rglob("*") if p.is_file()] == []
+
+
+async def test_truncated_wav_is_refused_not_stored_as_half_a_file(
+    client: httpx.AsyncClient, runtime: Runtime, wav_file: Path
+) -> None:
+    content = wav_file.read_bytes()
+    body = await upload(client, content[: len(content) // 2], "half.wav")
+    assert codes(body) == ["UNSUPPORTED_AUDIO"], body
+    message = body["errors"][0]["message"]
+    assert "truncated" in message and str(runtime.storage.root) not in message
+    assert [p for p in runtime.storage.root.rglob("*") if p.is_file()] == []
