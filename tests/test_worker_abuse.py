@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import os
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -180,3 +182,50 @@ def test_crafted_float_audio_to_every_format_leaves_the_workers_serving_others(
     asyncio.run(scenario())
     log = bridge.log()
     assert "SIGABRT" not in log and "replacing it" not in log, log[-5000:]
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def _descendants(root: int) -> set[int]:
+    """Every process below `root` (Ray's workers are the raylet's children, which is the
+    bridge's), read from /proc."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    found, frontier = set(), {root}
+    while frontier:
+        frontier = {pid for pid, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+@pytest.mark.slow
+def test_readyz_recovers_by_itself_when_every_actor_dies(
+    stack: Stack, keys: dict[str, str], service: tuple[Service, Service], tmp_path: Path
+) -> None:
+    """The probe left the pool with zero actors and /readyz red until a manual restart."""
+    _api, bridge = service
+    workers = [pid for pid in _descendants(bridge.proc.pid) if "DspWorker" in _cmdline(pid)]
+    assert len(workers) == 2, workers
+    for pid in workers:
+        os.kill(pid, signal.SIGKILL)  # the actor processes this test's bridge started
+    tone = write_wav(tmp_path / "tone.wav", sine(440.0, 0.5))
+
+    async def scenario() -> None:
+        async with _client(stack, keys["victim"]) as victim:
+            mine = await upload(victim, tone)
+            job_id = await _submit(victim, mine["id"], PLAIN, {"format": "WAV"})
+            assert (await _outcome(victim, job_id))["status"] == "SUCCEEDED"
+        await _ready_within(stack.url, 30)
+
+    asyncio.run(scenario())
+    bridge.wait_log("replacing it")
