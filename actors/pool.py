@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -60,14 +61,17 @@ WATCH_INTERVAL_S = 1.0
 POISON_DEATHS = 2
 """Deaths a job may cause (its actor's process crashed while running it) before it is
 refused as `POISON_INPUT`."""
-# What Ray says when an actor died of something outside the job it ran (see `_not_its_own`).
+# What Ray 2.x (the GCS's death causes) says when an actor died of something outside the job
+# it ran (see `_not_its_own`); a crashed worker process says "its worker process has died".
 _NOT_ITS_OWN = (
     "killed by `ray.kill`",
     "node has died",
+    "node it was running on is dead",
     "owner has died",
     "references to the actor were removed",
-    "detached actor",
+    "could not load it during initialization",
 )
+_CAUSES = ("The actor is dead because", "The actor died because")
 
 
 class StorageNotShared(EngineError):
@@ -473,8 +477,15 @@ def _not_its_own(exc: RayActorError) -> bool:
 
 
 def _reason(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+    """One line for logs and job errors: Ray's cause of death when it gives one ("The actor
+    is dead because it was killed by `ray.kill`"), else the message's first line."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    cause = next((line for line in lines if line.startswith(_CAUSES)), None)
+    if cause is None:
+        return lines[0] if lines else type(exc).__name__
+    exit_type = re.search(r"Worker exit type: (\w+)", cause)
+    first = cause.split(". ")[0].rstrip(".")
+    return f"{first} ({exit_type[1]})" if exit_type else first
 
 
 async def _value(ref: Any) -> Any:
