@@ -256,10 +256,12 @@ class ActorPool:
             await _quiet(slot.handle.cancel.remote(job_id))
         return True
 
-    async def stats(self) -> list[dict[str, Any]]:
-        """One dict per actor (see `DspWorker.stats`); a dead actor reports its error."""
+    async def stats(self, timeout_s: float | None = None) -> list[dict[str, Any]]:
+        """One dict per actor (see `DspWorker.stats`); a dead actor, or one that did not
+        answer within `timeout_s` (a replacement still warming up), reports its error."""
         answers = await asyncio.gather(
-            *(s.handle.stats.remote() for s in self._slots), return_exceptions=True
+            *(asyncio.wait_for(_value(s.handle.stats.remote()), timeout_s) for s in self._slots),
+            return_exceptions=True,
         )
         return [
             a if isinstance(a, dict) else {"name": s.name, "error": repr(a)}

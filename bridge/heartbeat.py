@@ -29,9 +29,10 @@ def new_bridge_id() -> str:
 
 
 async def live_actors(pool: ActorPool, timeout_s: float) -> int:
-    """Actors that answered `stats` within `timeout_s`; 0 when none can be reached."""
+    """Actors that answered `stats` within `timeout_s`, each counted alone: one actor being
+    replaced (warming up) does not hide the others; 0 when none can be reached."""
     try:
-        stats = await asyncio.wait_for(pool.stats(), timeout_s)
+        stats = await asyncio.wait_for(pool.stats(timeout_s), timeout_s + 1.0)
     except Exception as exc:  # Ray gone, actors hanging: nothing is alive as far as we know
         log.warning("the actor pool did not answer: %r", exc)
         return 0

@@ -39,14 +39,14 @@ async def test_a_started_bridge_publishes_heartbeats_with_the_pools_actor_count(
 class _UnreachablePool:
     capacity = 2
 
-    async def stats(self) -> list[dict[str, object]]:
+    async def stats(self, timeout_s: float | None = None) -> list[dict[str, object]]:
         raise ConnectionError("Ray is gone")
 
 
 class _HangingPool:
     capacity = 2
 
-    async def stats(self) -> list[dict[str, object]]:
+    async def stats(self, timeout_s: float | None = None) -> list[dict[str, object]]:
         await asyncio.sleep(3600)
         return []
 
@@ -60,7 +60,7 @@ async def test_dead_actors_do_not_count() -> None:
     class HalfDead:
         capacity = 2
 
-        async def stats(self) -> list[dict[str, object]]:
+        async def stats(self, timeout_s: float | None = None) -> list[dict[str, object]]:
             return [{"name": "a", "busy": False}, {"name": "b", "error": "RayActorError()"}]
 
     assert await live_actors(HalfDead(), timeout_s=1.0) == 1  # type: ignore[arg-type]
