@@ -25,6 +25,8 @@ from dsp.impulses import preset
 from dsp.resample import Resample
 from jobs.effects import IR_PRESETS
 from jobs.errors import ProcessingFailed, UnsupportedAudio
+from jobs.probe import check_block
+from jobs.settings import MAX_SAMPLE_ABS
 
 CacheKey = tuple[str, int, int]
 """(IR id: preset name or uploaded file id, stream sample rate, partition block size)."""
@@ -52,6 +54,7 @@ def read_ir(path: Path, sample_rate: int) -> NDArray[np.float32]:
     if data.shape[0] == 0:
         raise UnsupportedAudio(f"impulse response {path.name} holds no frames")
     ir = np.ascontiguousarray(data.T)
+    check_block(ir, 0, MAX_SAMPLE_ABS, f"impulse response {path.name}")  # NaN would spread
     if rate != sample_rate:
         ir, _ = Chain([Resample(rate=sample_rate)]).process_array(ir, int(rate))
     return ir

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from actors.impulses import IRCache
-from jobs.errors import ProcessingFailed
+from jobs.errors import ProcessingFailed, UnsupportedAudio
 from tests.conftest import write_wav
 
 
@@ -37,3 +37,15 @@ def test_uploaded_ir_is_resampled_to_the_stream_rate(tmp_path: Path) -> None:
 def test_unknown_ir_is_a_processing_failure() -> None:
     with pytest.raises(ProcessingFailed, match="neither a preset"):
         IRCache(max_bytes=0).get("nope", 48_000, {})
+
+
+def test_an_ir_with_a_nan_is_refused_naming_the_sample(tmp_path: Path) -> None:
+    """An IR reaching storage (or the CLI) around the upload check: one NaN would turn every
+    output sample after it into NaN."""
+    ir = np.zeros((2, 4800), dtype=np.float32)
+    ir[:, 0], ir[1, 77] = 1.0, np.nan
+    path = write_wav(tmp_path / "ir.wav", ir)
+    with pytest.raises(
+        UnsupportedAudio, match=r"impulse response ir\.wav has a NaN sample at frame 77, channel 1"
+    ):
+        IRCache(max_bytes=10**9).get("f1", 48_000, {"f1": path})

@@ -169,3 +169,13 @@ def test_a_chain_that_blows_samples_up_never_hands_them_to_an_encoder(
     message = caught.value.message
     assert "the effect chain's output has a sample of" in message
     assert "frame" in message and "channel" in message and "discarded" in message
+
+
+def test_a_truncated_input_in_storage_is_refused(tmp_path: Path) -> None:
+    whole = write_wav(tmp_path / "whole.wav", sine(440.0, 1.0))
+    data = whole.read_bytes()
+    half = tmp_path / "half.wav"
+    half.write_bytes(data[: len(data) // 2])
+    with pytest.raises(UnsupportedAudio, match="truncated") as caught:
+        _run(half, tmp_path / "out.wav", [{"gain": {"db": 0}}], "WAV", "FLOAT")
+    assert str(tmp_path) not in caught.value.message
