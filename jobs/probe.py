@@ -58,6 +58,8 @@ class AudioInfo:
 def probe(path: Path) -> AudioInfo:
     """The header alone (no decoding): `UndecodableAudio` if libsndfile cannot open it or it
     holds nothing. Callers that accept a file use `inspect`, which decodes it."""
+    if not path.is_file():
+        raise UndecodableAudio(f"no such file: {path.name}")
     try:
         info = sf.info(str(path))
     except _DECODE_ERRORS as exc:

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from cli import exits
 from tests.conftest import sine, write_wav
 from tests.processes import ROOT
 
@@ -34,7 +35,7 @@ def test_non_finite_input_exits_non_zero_naming_the_sample(
     audio = sine(440.0, 1.0)
     audio[1, 30_000] = fill
     result = _process(write_wav(tmp_path / "bad.wav", audio), tmp_path)
-    assert result.returncode == 1
+    assert result.returncode == exits.BAD_INPUT
     assert result.stderr.startswith("audio-engine process: UNSUPPORTED_AUDIO: the file has")
     assert f"{said} at frame 30000, channel 1" in result.stderr
     assert "Traceback" not in result.stderr
@@ -47,7 +48,7 @@ def test_truncated_input_exits_non_zero_and_reports_no_declared_length(tmp_path:
     half = tmp_path / "half.wav"
     half.write_bytes(data[: len(data) // 2])
     result = _process(half, tmp_path)
-    assert result.returncode == 1
+    assert result.returncode == exits.BAD_INPUT
     assert "UNSUPPORTED_AUDIO" in result.stderr and "truncated" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "out.wav").exists()
