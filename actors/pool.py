@@ -358,23 +358,27 @@ class ActorPool:
         self.replaced += 1
 
     async def _watch(self) -> None:
-        """Find actors that died while idle (no job would notice them) and revive them."""
+        """Find actors that died while idle (no job would notice them) and revive them; a
+        failed round is logged and the next one tried, so the watch never ends by itself."""
         while True:
             await asyncio.sleep(WATCH_INTERVAL_S)
-            idle = [s for s in self._slots if not s.busy]
-            answers = await asyncio.gather(
-                *(
-                    asyncio.wait_for(_value(s.handle.stats.remote()), WATCH_INTERVAL_S)
-                    for s in idle
-                ),
-                return_exceptions=True,
-            )
-            async with self._changed:
-                for slot, answer in zip(idle, answers, strict=True):
-                    if isinstance(answer, RayActorError) and not slot.busy:
-                        log.warning("idle actor %s is dead; replacing it", slot.name)
-                        self._start_revive(slot)
-                        self._changed.notify_all()
+            try:
+                await self._watch_once()
+            except Exception as exc:
+                log.warning("watching the actors failed; trying again: %r", exc)
+
+    async def _watch_once(self) -> None:
+        idle = [s for s in self._slots if not s.busy]
+        answers = await asyncio.gather(
+            *(asyncio.wait_for(_value(s.handle.stats.remote()), WATCH_INTERVAL_S) for s in idle),
+            return_exceptions=True,
+        )
+        async with self._changed:
+            for slot, answer in zip(idle, answers, strict=True):
+                if isinstance(answer, RayActorError) and not slot.busy:
+                    log.warning("idle actor %s is dead; replacing it", slot.name)
+                    self._start_revive(slot)
+                    self._changed.notify_all()
 
     async def _polled(
         self, slot: _Slot, job_id: str, body: dict[str, Any], on_progress: ProgressCallback
