@@ -179,3 +179,14 @@ def test_a_truncated_input_in_storage_is_refused(tmp_path: Path) -> None:
     with pytest.raises(UnsupportedAudio, match="truncated") as caught:
         _run(half, tmp_path / "out.wav", [{"gain": {"db": 0}}], "WAV", "FLOAT")
     assert str(tmp_path) not in caught.value.message
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")
+@pytest.mark.parametrize(("fmt", "subtype"), [("WAV", "PCM_16"), ("FLAC", "PCM_24")])
+def test_a_chain_that_overflows_to_infinity_is_refused_even_for_pcm(
+    tmp_path: Path, fmt: str, subtype: str
+) -> None:
+    """13 x +60 dB passes float32's 3.4e38: infinity, which PCM would write as full-scale DC."""
+    src = write_wav(tmp_path / "tone.wav", sine(440.0, 0.2))
+    with pytest.raises(ProcessingFailed, match=r"an infinite sample \(inf\) at frame \d+"):
+        _run(src, tmp_path / "out", [{"gain": {"db": 60}}] * 13, fmt, subtype)
