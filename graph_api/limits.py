@@ -6,7 +6,8 @@ the limit it stops reading and answers 413 `PAYLOAD_TOO_LARGE` whatever the rout
 said. The file itself is also counted against `max_upload_bytes` as it is stored.
 
 The GraphQL limits below bound what one document may ask for; their errors come back with
-code `GRAPHQL_VALIDATION_FAILED` and a message naming the limit.
+code `GRAPHQL_VALIDATION_FAILED` (depth, tokens, aliases) or `QUERY_TOO_COMPLEX` (fragments,
+expanded size) and a message naming the limit.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ ENVELOPE_BYTES = 1 << 20
 MAX_QUERY_DEPTH = 10  # selection-set nesting (introspection is not counted)
 MAX_QUERY_TOKENS = 10_000  # lexer tokens of one document: pass big chains as variables
 MAX_QUERY_ALIASES = 20
+# Checked before validation (`graph_api.complexity`), which walks every spread written out.
+MAX_FRAGMENTS = 50
+MAX_EXPANDED_SELECTIONS = 1_000  # GraphiQL's introspection query counts about 240
 
 
 class BodyTooLarge(PayloadTooLarge):

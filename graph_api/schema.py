@@ -17,10 +17,10 @@ from strawberry.extensions import (
     MaxTokensLimiter,
     ParserCache,
     QueryDepthLimiter,
-    ValidationCache,
 )
 from strawberry.schema.config import StrawberryConfig
 
+from graph_api.complexity import BudgetedValidationCache, QueryBudget
 from graph_api.errors import EngineErrors
 from graph_api.limits import MAX_QUERY_ALIASES, MAX_QUERY_DEPTH, MAX_QUERY_TOKENS
 from graph_api.mutations import Mutation
@@ -70,7 +70,8 @@ schema = Schema(
         lambda: MaxTokensLimiter(max_token_count=MAX_QUERY_TOKENS),
         lambda: AddValidationRules(_LIMIT_RULES),
         lambda: CachedParser(maxsize=CACHED_DOCUMENTS),
-        lambda: ValidationCache(maxsize=CACHED_DOCUMENTS),
+        QueryBudget,
+        lambda: BudgetedValidationCache(maxsize=CACHED_DOCUMENTS),
     ],
 )
 

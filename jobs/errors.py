@@ -39,6 +39,12 @@ class ParamOutOfRange(BadInput):
         super().__init__(f"{effect}.{name} = {value!r} is out of range: must be {allowed}")
 
 
+class QueryTooComplex(BadInput):
+    """A GraphQL document whose fragments expand past what the API validates."""
+
+    code = "QUERY_TOO_COMPLEX"
+
+
 class UnsupportedAudio(EngineError):
     code = "UNSUPPORTED_AUDIO"
 
