@@ -5,7 +5,8 @@
 >>> uvicorn.run(app, host=settings.api_host, port=settings.api_port)  # doctest: +SKIP
 
 Every operation but the probes needs an API key (`Authorization: Bearer ae_...`, see
-`graph_api.auth`) unless `Settings.auth_enabled` is off (`--dev`). Multipart requests (GraphQL
+`graph_api.auth`), checked before anything is parsed (`graph_api.gate`), unless
+`Settings.auth_enabled` is off (`--dev`). Multipart requests (GraphQL
 uploads, `POST /files`) need an `Apollo-Require-Preflight: true` or `X-Requested-With` header
 when sent from a browser: see `graph_api.csrf`.
 """
@@ -17,19 +18,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from strawberry.fastapi import GraphQLRouter
-from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 
 from graph_api import files, health, metrics, web
 from graph_api.auth import ensure_first_key, first_key_banner
-from graph_api.context import Context, get_context
 from graph_api.csrf import RequirePreflight
+from graph_api.endpoint import GraphQLEndpoint
 from graph_api.errors import engine_error_response
+from graph_api.gate import AuthenticateFirst
 from graph_api.limits import BodyLimit
 from graph_api.metrics import Metrics, RequestTimer
 from graph_api.runtime import Runtime
-from graph_api.schema import schema
-from graph_api.upload_gate import AuthenticateUploads
 from jobs.errors import EngineError
 from jobs.settings import Settings
 
@@ -68,20 +66,13 @@ def create_app(settings: Settings) -> FastAPI:
         "Every route but /healthz and /readyz needs `Authorization: Bearer <API key>`.",
         lifespan=lifespan,
     )
-    graphql: GraphQLRouter[Context, None] = GraphQLRouter(
-        schema,
-        graphql_ide="graphiql",
-        context_getter=get_context,
-        subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL),
-        multipart_uploads_enabled=True,
-    )
-    app.include_router(graphql, prefix="/graphql")
+    app.include_router(GraphQLEndpoint(settings.auth_enabled), prefix="/graphql")
     app.include_router(files.router)
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(web.router)
     app.add_exception_handler(EngineError, engine_error_response)
-    app.add_middleware(AuthenticateUploads, auth_enabled=settings.auth_enabled)
+    app.add_middleware(AuthenticateFirst, auth_enabled=settings.auth_enabled)
     app.add_middleware(RequirePreflight)
     app.add_middleware(BodyLimit, max_upload_bytes=settings.max_upload_bytes)
     app.add_middleware(

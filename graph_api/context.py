@@ -14,6 +14,7 @@ from strawberry.dataloader import DataLoader
 from strawberry.fastapi import BaseContext
 
 from graph_api.auth import NOBODY, Principal, authenticate, bearer, key_from_params
+from graph_api.gate import PRINCIPAL
 from graph_api.runtime import Runtime
 from jobs.db import lifecycle
 from jobs.db import repository as repo
@@ -22,12 +23,18 @@ from jobs.models import AudioFile, Job
 
 
 class Context(BaseContext):
-    def __init__(self, runtime: Runtime, authorization: str | None = None) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        authorization: str | None = None,
+        principal: Principal | None = None,
+    ) -> None:
         super().__init__()
         self.runtime = runtime
         self.authorization = authorization
-        self._principal: Principal | None = None
-        self._checked_at = 0.0
+        # Found already by `graph_api.gate` for an HTTP request.
+        self._principal: Principal | None = principal
+        self._checked_at = time.monotonic()
         # Files never change once stored, so one cache per request or connection is safe.
         # Unfiltered: only for files reached through a job the caller may see.
         self.files: DataLoader[str, AudioFile | None] = DataLoader(load_fn=self._load_files)
@@ -86,7 +93,8 @@ async def get_context(
     connection: HTTPConnection,
     runtime: Runtime = Depends(get_runtime),  # noqa: B008
 ) -> Context:
-    return Context(runtime, connection.headers.get("authorization"))
+    state = connection.scope.get("state") or {}
+    return Context(runtime, connection.headers.get("authorization"), state.get(PRINCIPAL))
 
 
 _bearer = HTTPBearer(

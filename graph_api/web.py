@@ -1,6 +1,8 @@
 """The web page at `/`: upload or pick a file, build an effect chain from the `effects`
 catalog, follow the job live and compare before/after. Plain HTML, ES modules and CSS from
-`graph_api/static/`, no build step and nothing fetched from elsewhere at run time.
+`graph_api/static/`, no build step and nothing fetched from elsewhere at run time (a
+Content-Security-Policy says so to the browser). `static/vendor/` holds the pinned GraphiQL
+and React builds the GraphiQL page at `/graphql` loads.
 
 `router` also carries the image routes of `graph_api.images`, which the page shows:
 
@@ -23,6 +25,24 @@ STATIC_DIR = Path(__file__).parent / "static"
 # Revalidate every time (ETag / Last-Modified): a new release shows at once, unchanged files
 # cost a 304.
 NO_CACHE = {"Cache-Control": "no-cache"}
+# For the pages people type API keys into (this one and GraphiQL): scripts from this service
+# only, no inline script, nothing framed. Styles may be inline (React sets style attributes);
+# images and sounds may be blob: URLs the page made from authenticated downloads.
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self' 'unsafe-inline'",
+        "img-src 'self' data: blob:",
+        "media-src 'self' blob:",
+        "font-src 'self' data:",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "frame-ancestors 'none'",
+        "form-action 'self'",
+    ]
+)
 
 router = APIRouter()
 router.include_router(images.router)
@@ -31,7 +51,11 @@ _static = StaticFiles(directory=STATIC_DIR)
 
 @router.get("/", include_in_schema=False)
 async def page() -> FileResponse:
-    return FileResponse(STATIC_DIR / "index.html", media_type="text/html", headers=NO_CACHE)
+    return FileResponse(
+        STATIC_DIR / "index.html",
+        media_type="text/html",
+        headers={**NO_CACHE, "Content-Security-Policy": CONTENT_SECURITY_POLICY},
+    )
 
 
 @router.get("/static/{path:path}", include_in_schema=False)

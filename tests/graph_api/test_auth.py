@@ -22,6 +22,7 @@ from api_client import (
     uploaded,
 )
 from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
 from cli.main import main as cli_main
@@ -162,10 +163,25 @@ def _ws_codes(message: dict[str, Any]) -> list[str]:
     return [e["extensions"]["code"] for e in errors]
 
 
+async def _ws_refused(base: str, payload: dict[str, Any] | None) -> ConnectionClosed:
+    """Send `connection_init` with `payload`; the close the server answers with."""
+    async with connect(
+        f"ws://{base}/graphql", subprotocols=[Subprotocol("graphql-transport-ws")]
+    ) as ws:
+        init: dict[str, Any] = {"type": "connection_init"}
+        if payload is not None:
+            init["payload"] = payload
+        await ws.send(json.dumps(init))
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), 10)
+    return closed.value
+
+
 async def test_websocket_key_in_connection_init(secure_settings: Settings) -> None:
     key = await make_key(secure_settings, "alice")
     async with serving(secure_settings) as base:
-        # With a key the subscription runs (and finds no such job); without, it is refused.
+        # With a key the subscription runs (and finds no such job); without, the connection
+        # is refused at connection_init, before any document is parsed.
         for payload in (
             {"Authorization": f"Bearer {key}"},
             {"authorization": f"Bearer {key}"},
@@ -173,7 +189,8 @@ async def test_websocket_key_in_connection_init(secure_settings: Settings) -> No
         ):
             assert _ws_codes(await _ws_viewer(base, payload)) == ["NOT_FOUND"], payload
         for payload in (None, {}, {"apiKey": "ae_wrong"}, {"Authorization": "Bearer nope"}):
-            assert _ws_codes(await _ws_viewer(base, payload)) == ["UNAUTHENTICATED"], payload
+            closed = await _ws_refused(base, payload)
+            assert closed.rcvd is not None and closed.rcvd.code == 4403, payload
 
 
 async def test_dev_mode_has_no_owner_and_sees_everything(settings: Settings) -> None:
