@@ -1,9 +1,12 @@
 """Error reporting, done once per result: `jobs.errors.EngineError`s become GraphQL errors
-with `extensions.code`; anything else is logged and masked, so internals never leak."""
+with `extensions.code`; anything else is logged and masked, so internals never leak. Server
+paths are cut out of every message a client sees (`without_paths`): a library's "Error
+opening '/srv/data/storage/tmp/x.part'" says what went wrong, never where things are stored."""
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,12 +23,23 @@ INTERNAL_CODE = "INTERNAL_SERVER_ERROR"
 INTERNAL_MESSAGE = "Internal server error."
 REQUEST_CODE = "GRAPHQL_VALIDATION_FAILED"
 
+# A quoted text with a slash and no blank ('/srv/x.part', "data/storage/in/a.wav"), or an
+# absolute path standing alone: what libraries (libsndfile, OSError) put in their messages.
+_QUOTED_PATH = re.compile(r"""(['"])[^'"\s]*/[^'"\s]*\1""")
+_BARE_PATH = re.compile(r"(?<![\w/:.~-])/(?:[\w.~-]+/)+[\w.~-]*")
+HIDDEN_PATH = "the file"
+
+
+def without_paths(message: str) -> str:
+    """`message` with file-system paths replaced by "the file"."""
+    return _BARE_PATH.sub(HIDDEN_PATH, _QUOTED_PATH.sub(HIDDEN_PATH, message))
+
 
 def report(error: GraphQLError) -> GraphQLError:
     """The error a client sees for `error` (idempotent: coded errors pass through)."""
     original = error.original_error
     if isinstance(original, EngineError):
-        return _copy(error, original.message, original.code)
+        return _copy(error, without_paths(original.message), original.code)
     if original is None or isinstance(original, GraphQLError):
         if error.extensions and "code" in error.extensions:
             return error
@@ -87,4 +101,5 @@ async def engine_error_response(request: Request, exc: Exception) -> Response:
     if status == 500:
         log.error("unexpected engine error on %s", request.url.path, exc_info=exc)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse({"code": exc.code, "message": exc.message}, status, headers=headers)
+    message = without_paths(exc.message)
+    return JSONResponse({"code": exc.code, "message": message}, status, headers=headers)

@@ -18,6 +18,7 @@ import strawberry
 from strawberry.types import Info
 
 from graph_api.context import Context
+from graph_api.errors import without_paths
 from graph_api.permissions import AUTHENTICATED
 from graph_api.types import JobEvent
 from jobs import contract
@@ -54,7 +55,7 @@ def _from_job(job: JobRecord) -> JobEvent:
         job_id=strawberry.ID(job.id),
         status=job.status,
         progress=job.progress,
-        message=job.message,
+        message=without_paths(job.message),
         at=at,
     )
 
@@ -64,7 +65,7 @@ def _from_event(event: contract.JobEvent) -> JobEvent:
         job_id=strawberry.ID(event.job_id),
         status=event.status,
         progress=event.progress,
-        message=event.message,
+        message=without_paths(event.message),
         at=event.at,
     )
 

@@ -14,6 +14,7 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from graph_api.context import Context
+from graph_api.errors import without_paths
 from graph_api.files import download_url
 from jobs import models
 from jobs.db import repository as repo
@@ -143,7 +144,7 @@ class Job:
             effects=JSON(job.effects),
             output_format=job.output_format,
             output_subtype=job.output_subtype,
-            message=job.message,
+            message=without_paths(job.message),
             attempts=job.attempts,
             created_at=job.created_at,
             started_at=job.started_at,
@@ -165,7 +166,8 @@ class Job:
     def error(self) -> JobError | None:
         if self.record.error_code is None:
             return None
-        return JobError(code=self.record.error_code, message=self.record.error_message or "")
+        message = without_paths(self.record.error_message or "")
+        return JobError(code=self.record.error_code, message=message)
 
 
 @strawberry.type(description="A change of a job, as it happens.")

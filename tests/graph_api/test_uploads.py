@@ -8,8 +8,9 @@ from pathlib import Path
 import httpx
 import numpy as np
 import soundfile as sf
-from api_client import PREFLIGHT, codes, gql, running, upload, uploaded
+from api_client import PREFLIGHT, as_key, codes, gql, make_key, running, upload, uploaded
 
+from graph_api.errors import without_paths
 from graph_api.runtime import Runtime
 from graph_api.uploads import MAX_FILENAME, clean_filename
 from jobs.db import repository as repo
@@ -193,3 +194,33 @@ async def test_truncated_wav_is_refused_not_stored_as_half_a_file(
     message = body["errors"][0]["message"]
     assert "truncated" in message and str(runtime.storage.root) not in message
     assert [p for p in runtime.storage.root.rglob("*") if p.is_file()] == []
+
+
+async def test_undecodable_upload_names_the_problem_not_the_path(
+    secure_settings: Settings,
+) -> None:
+    """libsndfile says "Error opening '<data dir>/storage/tmp/<id>.part'": the client hears
+    what is wrong with the audio, never where the server keeps it (GraphQL and REST)."""
+    key = await make_key(secure_settings, "alice")
+    data_dir = str(secure_settings.data_dir.resolve())
+    async with running(secure_settings) as (app, _), as_key(app, key) as client:
+        body = await upload(client, b"RIFF\x00\x00\x00\x00WAVEjunk" * 50, "broken.wav")
+        response = await client.post("/files", files={"file": ("broken.wav", b"\x00" * 999)})
+        storage = str(app.state.runtime.storage.root)
+    assert codes(body) == ["UNSUPPORTED_AUDIO"], body
+    assert response.status_code == 415, response.text
+    for message in (body["errors"][0]["message"], response.json()["message"]):
+        assert "audio" in message.lower(), message
+        for leak in (data_dir, storage, "storage", "tmp", ".part", "/"):
+            assert leak not in message, message
+
+
+def test_paths_are_cut_from_messages() -> None:
+    assert (
+        without_paths("Error opening '/srv/data/storage/tmp/1.part': Format not recognised.")
+        == "Error opening the file: Format not recognised."
+    )
+    assert without_paths('open "data/storage/in/a.wav" failed') == "open the file failed"
+    assert without_paths("no such file /srv/x/y.wav") == "no such file the file"
+    for kept in ("no audio file with id 'abc'", "8000 to 192000 Hz", "see https://x.org/a/b"):
+        assert without_paths(kept) == kept
