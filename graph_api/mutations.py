@@ -30,7 +30,7 @@ from jobs.contract import ControlMessage, JobEvent, JobMessage
 from jobs.db import lifecycle
 from jobs.db import repository as repo
 from jobs.effects import EffectCall, chain_json, parse_chain, referenced_files
-from jobs.errors import BadInput, FileInUse, InvalidTransition
+from jobs.errors import BadInput, FileInUse, InvalidTransition, NotFound
 from jobs.formats import OutputFormat, output_format
 from jobs.models import AudioFile as AudioFileRecord
 from jobs.models import Job as JobRecord
@@ -46,6 +46,30 @@ def _preset_name(name: str) -> str:
     return name
 
 
+async def _impulses(
+    context: Context, calls: Sequence[EffectCall], scope: str | None
+) -> dict[str, AudioFileRecord]:
+    """The uploaded impulse responses `calls` use: `NOT_FOUND` naming the field for one
+    `scope` may not read, `BAD_INPUT` for one over `Settings.max_ir_seconds`."""
+    settings = context.runtime.settings
+    impulses: dict[str, AudioFileRecord] = {}
+    wanted = referenced_files(calls)
+    if wanted:
+        async with context.runtime.db.transaction() as session:
+            for file_id in wanted:
+                try:
+                    impulses[file_id] = await repo.visible_file(session, file_id, scope)
+                except NotFound as exc:
+                    raise NotFound(f"reverb.impulse: {exc.message}") from exc
+    for file_id, ir in impulses.items():
+        if ir.duration_seconds > settings.max_ir_seconds:
+            raise BadInput(
+                f"reverb.impulse: file {file_id} lasts {ir.duration_seconds:.1f} s; an impulse "
+                f"response may last at most {settings.max_ir_seconds:g} s"
+            )
+    return impulses
+
+
 async def _enqueue(
     context: Context,
     *,
@@ -59,18 +83,7 @@ async def _enqueue(
     quota, then write the job and its message together."""
     runtime = context.runtime
     settings = runtime.settings
-    wanted = referenced_files(calls)
-    impulses: dict[str, AudioFileRecord] = {}
-    if wanted:
-        async with runtime.db.transaction() as session:
-            for file_id in wanted:
-                impulses[file_id] = await repo.visible_file(session, file_id, scope)
-    for file_id, ir in impulses.items():
-        if ir.duration_seconds > settings.max_ir_seconds:
-            raise BadInput(
-                f"reverb.impulse: file {file_id} lasts {ir.duration_seconds:.1f} s; an impulse "
-                f"response may last at most {settings.max_ir_seconds:g} s"
-            )
+    impulses = await _impulses(context, calls, scope)
     job_id = repo.new_id()
     effects: list[dict[str, Any]] = chain_json(calls)
     message = JobMessage(
@@ -80,7 +93,7 @@ async def _enqueue(
         output_format=fmt.format,
         output_subtype=fmt.subtype,
         effects=effects,
-        impulses={i: impulses[i].storage_key for i in wanted},
+        impulses={i: ir.storage_key for i, ir in impulses.items()},
         timeout_s=settings.job_timeout_s,
     )
     at = repo.now()
@@ -208,9 +221,10 @@ class Mutation:
         return True
 
     @strawberry.mutation(
-        description="Save (or replace) a named effect chain of yours. It is validated like a "
-        "chain, except against the Nyquist rate, which is checked when it is used. Code: "
-        "BAD_INPUT.",
+        description="Save (or replace) a named, non-empty effect chain of yours. It is "
+        "validated like a chain (impulse responses included), except against the Nyquist "
+        "rate, which is checked when it is used. Codes: BAD_INPUT, NOT_FOUND (an impulse "
+        "file you cannot read).",
         permission_classes=AUTHENTICATED,
     )
     async def save_preset(
@@ -218,7 +232,11 @@ class Mutation:
     ) -> Preset:
         principal = await info.context.principal()
         name = _preset_name(name)
-        chain = chain_json(parse_chain(chain_of(effects), None))
+        if not effects:
+            raise BadInput("effects: a preset needs at least one effect")
+        calls = parse_chain(chain_of(effects), None)
+        await _impulses(info.context, calls, principal.scope)
+        chain = chain_json(calls)
         async with info.context.runtime.db.transaction() as session:
             preset = await repo.save_preset(session, principal.owner, name, chain)
         return Preset.of(preset)

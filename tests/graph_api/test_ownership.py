@@ -121,6 +121,31 @@ async def test_mutations(w: World, wav_file: Path) -> None:
     assert new.owner == "alice"  # a retry stays the original owner's
 
 
+SAVE_PRESET = (
+    "mutation($n: String!, $e: [EffectInput!]!) { savePreset(name: $n, effects: $e) { name } }"
+)
+
+
+async def test_save_preset_refuses_unreadable_impulses_and_empty_chains(w: World) -> None:
+    """Saving is refused like using would be: another owner's (or an unknown) impulse file
+    is NOT_FOUND naming the field, and an empty chain is BAD_INPUT."""
+    alices = [{"reverb": {"impulse": w.file["id"]}}]
+    for effects in (alices, [{"gain": {"db": -1}}, {"reverb": {"impulse": "nope"}}]):
+        body = await gql(w.bob, SAVE_PRESET, {"n": "stolen", "e": effects})
+        assert codes(body) == ["NOT_FOUND"], body
+        assert body["errors"][0]["message"].startswith("reverb.impulse: "), body
+        assert "alice" not in json.dumps(body)
+    empty = await gql(w.alice, SAVE_PRESET, {"n": "nothing", "e": []})
+    assert codes(empty) == ["BAD_INPUT"] and "effects" in empty["errors"][0]["message"]
+    async with w.runtime.db.transaction() as session:
+        assert await repo.list_presets(session, "bob") == []
+        assert await repo.list_presets(session, "alice") == []
+    # Her own file is fine for alice, and so is any file for an admin.
+    for client in (w.alice, w.admin):
+        saved = await gql(client, SAVE_PRESET, {"n": "room", "e": alices})
+        assert saved["data"]["savePreset"]["name"] == "room", saved
+
+
 async def test_rest_download(w: World) -> None:
     url = w.file["downloadUrl"]
     assert (await w.alice.get(url)).status_code == 200
