@@ -7,6 +7,7 @@ progress to SUCCEEDED, see the before/after images, download the output and chec
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from playwright.sync_api import Browser, FilePayload, Page, expect, sync_playwright
+from playwright.sync_api import Browser, FilePayload, Page, Route, expect, sync_playwright
 from scipy.signal import sosfilt
 
 from tests.conftest import sine, write_wav
@@ -213,3 +214,37 @@ def test_the_key_is_sent_everywhere(
     expect(page.get_by_label("API key")).to_have_value(key)
     expect(page.locator("#errors")).to_be_hidden()
     expect(page.get_by_label("Existing file").locator("option")).not_to_have_count(1)
+
+
+def test_graphiql_runs_from_local_copies_with_the_key(
+    secure_api: tuple[Stack, str], page: Page
+) -> None:
+    """GraphiQL at /graphql renders and answers with no other host reachable and no
+    Content-Security-Policy violation; the key comes from its Headers pane."""
+    stack, key = secure_api
+    elsewhere: list[str] = []
+    violations: list[str] = []
+
+    def refuse(route: Route) -> None:
+        elsewhere.append(route.request.url)
+        route.abort()
+
+    page.route(lambda url: not url.startswith(stack.url), refuse)
+    page.on(
+        "console",
+        lambda message: (
+            violations.append(message.text) if "Content Security Policy" in message.text else None
+        ),
+    )
+    headers = json.dumps(json.dumps({"Authorization": f"Bearer {key}"}))
+    query = json.dumps("{ viewer { owner admin } }")
+    page.add_init_script(
+        f"localStorage.setItem('graphiql:headers', {headers});"
+        f"localStorage.setItem('graphiql:query', {query});"
+    )
+    page.goto(f"{stack.url}/graphql")
+    expect(page.locator(".graphiql-container")).to_be_visible()
+    page.get_by_role("button", name=re.compile("Execute query")).click()
+    expect(page.locator(".graphiql-response")).to_contain_text('"owner": "admin"')
+    assert elsewhere == []
+    assert violations == []
