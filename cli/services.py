@@ -57,13 +57,13 @@ async def _run(command: str, settings: Settings) -> int:
     server_task: asyncio.Task[None] | None = None
     if with_api:
         from graph_api.app import create_app
+        from graph_api.serving import uvicorn_config
 
         app = create_app(settings)
         server = _Server(
-            uvicorn.Config(
+            uvicorn_config(
                 app,
-                host=settings.api_host,
-                port=settings.api_port,
+                settings,
                 log_level="info",
                 lifespan="on",
                 # The sans-I/O implementation: the legacy one is deprecated in websockets 14+.

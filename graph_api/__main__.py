@@ -6,13 +6,14 @@ import uvicorn
 
 from graph_api.app import create_app
 from graph_api.logging import configure_logging
+from graph_api.serving import uvicorn_config
 from jobs.settings import Settings
 
 
 def main() -> None:
     configure_logging("INFO")
     settings = Settings()
-    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port)
+    uvicorn.Server(uvicorn_config(create_app(settings), settings)).run()
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from graph_api.csrf import RequirePreflight
 from graph_api.endpoint import GraphQLEndpoint
 from graph_api.errors import engine_error_response
 from graph_api.gate import AuthenticateFirst
-from graph_api.limits import BodyLimit
+from graph_api.limits import BodyLimit, SlowBodyGuard
 from graph_api.metrics import Metrics, RequestTimer
 from graph_api.runtime import Runtime
 from jobs.errors import EngineError
@@ -77,6 +77,11 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(BodyLimit, max_upload_bytes=settings.max_upload_bytes)
     app.add_middleware(
         RequestTimer, metrics=app_metrics, templates=lambda: ["/graphql", *app.openapi()["paths"]]
+    )
+    app.add_middleware(
+        SlowBodyGuard,
+        timeout_s=settings.body_timeout_s,
+        min_bytes_per_s=settings.body_min_bytes_per_s,
     )
     app.state.metrics = app_metrics
     return app

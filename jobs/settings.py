@@ -70,6 +70,32 @@ class Settings(BaseSettings):
     api_host: str = Field("127.0.0.1", description="Address the API listens on.")
     api_port: int = Field(8000, description="Port the API listens on.")
     max_upload_bytes: int = Field(200 * 2**20, ge=1, description="Largest accepted upload.")
+    header_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="Longest a client may take to send a request's headers, counted from "
+        "connecting or from the first byte of a next request; then 408 and closed.",
+    )
+    body_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="Time the API waits for a request body beyond what "
+        "body_min_bytes_per_s earns; then 408 and closed.",
+    )
+    body_min_bytes_per_s: int = Field(
+        4096,
+        ge=1,
+        description="Slowest accepted average body rate: each byte received extends the "
+        "body deadline by 1/this seconds.",
+    )
+    keep_alive_s: int = Field(5, ge=1, description="Idle keep-alive connections close after this.")
+    max_connections_per_client: int = Field(
+        64,
+        ge=0,
+        description="Open HTTP connections one client address may hold (0: no cap); more are "
+        "answered 429 and closed. Behind a reverse proxy every client has the proxy's address: "
+        "set 0 there and cap connections in the proxy.",
+    )
     public_url: str = Field("", description="Base URL put in download links; '' means relative.")
     auth_enabled: bool = Field(
         True,

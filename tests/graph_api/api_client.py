@@ -16,6 +16,7 @@ from fastapi import FastAPI
 
 from graph_api.app import create_app
 from graph_api.runtime import Runtime
+from graph_api.serving import uvicorn_config
 from jobs.broker import Broker
 from jobs.contract import BridgeHeartbeat
 from jobs.settings import Settings
@@ -47,8 +48,13 @@ async def running(settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.Asyn
 async def serving(settings: Settings) -> AsyncIterator[str]:
     """A real uvicorn server on a free port (websocket tests); yields `host:port`."""
     port = free_port()
-    config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+    config = uvicorn_config(
+        create_app(settings),
+        settings,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="on",
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())

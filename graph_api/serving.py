@@ -1,0 +1,129 @@
+"""How the API is served: uvicorn, guarded against slow and greedy clients.
+
+uvicorn closes idle keep-alive connections but sets no deadline on a request's headers, so a
+client that connects and sends a header line now and then holds its connection (and a file
+descriptor) for as long as it likes; and it lets one address open any number of them. The
+HTTP protocol here adds both bounds below the ASGI app, where no middleware can reach:
+
+- headers must be complete within `Settings.header_timeout_s` of connecting (or of the first
+  byte of a next request on a kept-alive connection), else 408 and the connection closes;
+- one client address holds at most `Settings.max_connections_per_client` open connections;
+  one more is answered 429 and closed at once. A connection upgraded to a websocket stops
+  counting (graphql-transport-ws closes those that do not authenticate in time).
+
+Slow bodies are bounded in the app (`graph_api.limits.SlowBodyGuard`), where the time spent
+waiting on the client can be told from the time the app takes to store what it got.
+
+>>> uvicorn.Server(uvicorn_config(create_app(settings), settings)).run()  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import Counter
+from typing import Any
+
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from jobs.settings import Settings
+
+
+def _response(status: str, code: str, message: str) -> bytes:
+    body = json.dumps({"code": code, "message": message}).encode()
+    head = (
+        f"HTTP/1.1 {status}\r\ncontent-type: application/json\r\n"
+        f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+def guarded_protocol(settings: Settings) -> type[asyncio.Protocol]:
+    """An `HttpToolsProtocol` class bound to `settings`' limits; its connection counts are
+    shared by every connection of one server."""
+    header_timeout = settings.header_timeout_s
+    most = settings.max_connections_per_client
+    open_by_address: Counter[str] = Counter()
+    too_slow = _response(
+        "408 Request Timeout",
+        "REQUEST_TIMEOUT",
+        f"the request headers did not arrive within {header_timeout:g} s",
+    )
+    too_many = _response(
+        "429 Too Many Requests",
+        "TOO_MANY_CONNECTIONS",
+        f"this address already holds {most} open connections: reuse them",
+    )
+
+    class GuardedHttpProtocol(HttpToolsProtocol):
+        _header_timer: asyncio.TimerHandle | None = None
+        _counted: str | None = None
+
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            address = self.client[0] if self.client else None
+            if most and address is not None:
+                if open_by_address[address] >= most:
+                    transport.write(too_many)
+                    transport.close()
+                    return
+                open_by_address[address] += 1
+                self._counted = address
+            self._arm()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            self._uncount()
+            super().connection_lost(exc)
+
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            if self._header_timer is None:
+                self._arm()
+
+        def on_headers_complete(self) -> None:
+            self._disarm()
+            super().on_headers_complete()
+
+        def handle_websocket_upgrade(self) -> None:
+            self._disarm()
+            self._uncount()
+            super().handle_websocket_upgrade()
+
+        def _arm(self) -> None:
+            self._header_timer = self.loop.call_later(header_timeout, self._headers_too_slow)
+
+        def _disarm(self) -> None:
+            if self._header_timer is not None:
+                self._header_timer.cancel()
+                self._header_timer = None
+
+        def _uncount(self) -> None:
+            if self._counted is not None:
+                open_by_address[self._counted] -= 1
+                if open_by_address[self._counted] <= 0:
+                    del open_by_address[self._counted]
+                self._counted = None
+
+        def _headers_too_slow(self) -> None:
+            self._header_timer = None
+            if self.transport.is_closing():
+                return
+            if self.cycle is None or self.cycle.response_complete:
+                self.transport.write(too_slow)
+            self.transport.close()
+
+    return GuardedHttpProtocol
+
+
+def uvicorn_config(app: Any, settings: Settings, **options: Any) -> uvicorn.Config:
+    """uvicorn's config for `app` with `settings`' address and client limits."""
+    options.setdefault("host", settings.api_host)
+    options.setdefault("port", settings.api_port)
+    return uvicorn.Config(
+        app,
+        http=guarded_protocol(settings),
+        timeout_keep_alive=settings.keep_alive_s,
+        **options,
+    )
