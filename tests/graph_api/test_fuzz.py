@@ -1,6 +1,7 @@
-"""Seeded fuzzing of the public surface: hundreds of random and corrupted uploads and random
-GraphQL documents and inputs. The API never answers 5xx, never raises, and every GraphQL
-refusal carries an `extensions.code` (every REST refusal a `code`)."""
+"""Seeded fuzzing of the public surface: hundreds of random and corrupted uploads, random
+GraphQL documents and inputs, and Hypothesis-built documents full of fragments. The API never
+answers 5xx, never raises, and every GraphQL refusal carries an `extensions.code` (every REST
+refusal a `code`)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,19 @@ import io
 import json
 import random
 import struct
+import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import numpy as np
+import pytest
 import soundfile as sf
-from api_client import PREFLIGHT, UPLOAD, gql, heartbeat, uploaded
+from api_client import PREFLIGHT, UPLOAD, as_key, gql, heartbeat, make_key, running, uploaded
 from fastapi import FastAPI
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from jobs.effects import SPECS
 from jobs.settings import Settings
@@ -202,3 +209,76 @@ async def test_random_graphql_documents_and_inputs(
     await heartbeat(api[0], settings)
     assert (await client.get("/readyz")).status_code == 200
     assert "errors" not in await gql(client, "{ effects { name } }")
+
+
+# Hypothesis: GraphQL documents built from nested fragments (spreading each other, cycles
+# included), aliases, inline fragments and directives, sent with a key to the running API.
+FIELDS = ["__typename", "viewer", "effects", "presets", "jobs", "owner", "name", "params", "x"]
+DIRECTIVES = ["", "@include(if: true)", "@skip(if: false)", "@skip(if: true)", "@nope", "@include"]
+ANSWER_WITHIN_S = 5.0  # generous: a refusal or an answer takes milliseconds
+
+
+@st.composite
+def _selections(draw: st.DrawFn, below: int, count: int, depth: int = 0) -> str:
+    """Selections that may spread fragments F0..F(below-1); now and then any of the
+    `count` fragments, so cycles happen too."""
+    parts: list[str] = []
+    for _ in range(draw(st.integers(1, 3))):
+        kind = draw(st.integers(0, 3 if depth < 3 else 1))
+        directive = draw(st.sampled_from(DIRECTIVES))
+        if kind == 1 and count:
+            wild = draw(st.integers(0, 19)) == 0
+            limit = count if wild or not below else below
+            name = f"F{draw(st.integers(0, limit - 1))}"
+            parts.append(" ".join([f"...{name} {directive}"] * draw(st.integers(1, 3))))
+        elif kind == 2:
+            inner = draw(_selections(below, count, depth + 1))
+            parts.append(f"{draw(st.sampled_from(FIELDS))} {directive} {{ {inner} }}")
+        elif kind == 3:
+            inner = draw(_selections(below, count, depth + 1))
+            parts.append(f"... on Query {directive} {{ {inner} }}")
+        else:
+            alias = draw(st.sampled_from(["", "", "a:", "b:", "c1:"]))
+            parts.append(f"{alias} {draw(st.sampled_from(FIELDS))} {directive}")
+    return " ".join(parts)
+
+
+@st.composite
+def documents(draw: st.DrawFn) -> str:
+    count = draw(st.integers(0, 30))
+    fragments = [
+        f"fragment F{i} on {draw(st.sampled_from(['Query', 'Query', 'Query', 'Viewer']))} "
+        f"{{ {draw(_selections(i, count))} }}"
+        for i in range(count)
+    ]
+    operation = draw(st.sampled_from(["", "query Q", "query Q($v: Boolean = true)"]))
+    return f"{operation} {{ {draw(_selections(count, count))} }} " + " ".join(fragments)
+
+
+@pytest.fixture
+async def keyed(secure_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    key = await make_key(secure_settings, "fuzzer")
+    async with running(secure_settings) as (app, _), as_key(app, key) as client:
+        yield client
+
+
+@hypothesis_settings(
+    max_examples=100,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(document=documents(), via_get=st.booleans())
+async def test_generated_fragment_documents_are_answered_quickly(
+    keyed: httpx.AsyncClient, document: str, via_get: bool
+) -> None:
+    started = time.monotonic()
+    if via_get:
+        response = await keyed.get("/graphql", params={"query": document})
+    else:
+        response = await keyed.post("/graphql", json={"query": document})
+    took = time.monotonic() - started
+    assert response.status_code < 500, (document, response.text)
+    assert took < ANSWER_WITHIN_S, (document, took)
+    if response.headers.get("content-type", "").startswith("application/json"):
+        check_graphql(response.json())
