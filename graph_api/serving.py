@@ -7,9 +7,8 @@ HTTP protocol here adds both bounds below the ASGI app, where no middleware can 
 
 - headers must be complete within `Settings.header_timeout_s` of connecting (or of the first
   byte of a next request on a kept-alive connection), else 408 and the connection closes;
-- one client address holds at most `Settings.max_connections_per_client` open connections;
-  one more is answered 429 and closed at once. A connection upgraded to a websocket stops
-  counting (graphql-transport-ws closes those that do not authenticate in time).
+- one client address holds at most `Settings.max_connections_per_client` open connections,
+  websockets included; one more is answered 429 and closed at once.
 
 Slow bodies are bounded in the app (`graph_api.limits.SlowBodyGuard`), where the time spent
 waiting on the client can be told from the time the app takes to store what it got.
@@ -25,7 +24,10 @@ from collections import Counter
 from typing import Any
 
 import uvicorn
+from uvicorn.config import WS_PROTOCOLS
+from uvicorn.importer import import_from_string
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.utils import get_remote_addr
 
 from jobs.settings import Settings
 
@@ -39,12 +41,34 @@ def _response(status: str, code: str, message: str) -> bytes:
     return head.encode() + body
 
 
-def guarded_protocol(settings: Settings) -> type[asyncio.Protocol]:
-    """An `HttpToolsProtocol` class bound to `settings`' limits; its connection counts are
-    shared by every connection of one server."""
+def guarded_protocols(
+    settings: Settings, websocket: type[asyncio.Protocol]
+) -> tuple[type[asyncio.Protocol], type[asyncio.Protocol]]:
+    """HTTP and websocket protocol classes bound to `settings`' limits, sharing one count of
+    open connections by address. A connection keeps counting when it upgrades to a websocket:
+    the HTTP protocol lets go of it as the websocket protocol takes it."""
     header_timeout = settings.header_timeout_s
     most = settings.max_connections_per_client
     open_by_address: Counter[str] = Counter()
+
+    class CountedWebSocket(websocket):  # type: ignore[misc, valid-type]
+        _counted: str | None = None
+
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            address = get_remote_addr(transport)
+            if most and address is not None:
+                open_by_address[address[0]] += 1
+                self._counted = address[0]
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if self._counted is not None:
+                open_by_address[self._counted] -= 1
+                if open_by_address[self._counted] <= 0:
+                    del open_by_address[self._counted]
+                self._counted = None
+            super().connection_lost(exc)
+
     too_slow = _response(
         "408 Request Timeout",
         "REQUEST_TIMEOUT",
@@ -114,16 +138,17 @@ def guarded_protocol(settings: Settings) -> type[asyncio.Protocol]:
                 self.transport.write(too_slow)
             self.transport.close()
 
-    return GuardedHttpProtocol
+    return GuardedHttpProtocol, CountedWebSocket
 
 
 def uvicorn_config(app: Any, settings: Settings, **options: Any) -> uvicorn.Config:
-    """uvicorn's config for `app` with `settings`' address and client limits."""
+    """uvicorn's config for `app` with `settings`' address and client limits (`ws` may name
+    any of uvicorn's websocket implementations)."""
     options.setdefault("host", settings.api_host)
     options.setdefault("port", settings.api_port)
+    ws = options.pop("ws", "auto")
+    websocket = import_from_string(WS_PROTOCOLS[ws]) if isinstance(ws, str) else ws
+    http, counted_ws = guarded_protocols(settings, websocket)
     return uvicorn.Config(
-        app,
-        http=guarded_protocol(settings),
-        timeout_keep_alive=settings.keep_alive_s,
-        **options,
+        app, http=http, ws=counted_ws, timeout_keep_alive=settings.keep_alive_s, **options
     )

@@ -13,6 +13,8 @@ import time
 
 import httpx
 from api_client import make_key, serving
+from websockets.asyncio.client import connect
+from websockets.typing import Subprotocol
 
 from jobs.settings import Settings
 
@@ -132,3 +134,32 @@ async def test_connections_per_address_are_capped(secure_settings: Settings) -> 
         finally:
             for _, writer in opened:
                 writer.close()
+
+
+async def _http_status(address: str, source: str) -> bytes:
+    host, port = address.split(":")
+    reader, writer = await asyncio.open_connection(host, int(port), local_addr=(source, 0))
+    try:
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: api\r\nConnection: close\r\n\r\n")
+        return (await asyncio.wait_for(reader.read(4096), 5)).split(b"\r\n")[0]
+    finally:
+        writer.close()
+
+
+async def test_websockets_count_against_the_cap(secure_settings: Settings) -> None:
+    settings = secure_settings.model_copy(update={"max_connections_per_client": 3})
+    async with serving(settings) as address, contextlib.AsyncExitStack() as sockets:
+        for _ in range(3):
+            await sockets.enter_async_context(
+                connect(
+                    f"ws://{address}/graphql",
+                    subprotocols=[Subprotocol("graphql-transport-ws")],
+                    local_addr=("127.0.0.5", 0),
+                )
+            )
+        assert await _http_status(address, "127.0.0.5") == b"HTTP/1.1 429 Too Many Requests"
+        assert await _http_status(address, "127.0.0.6") == b"HTTP/1.1 200 OK"
+        await sockets.aclose()
+        async with asyncio.timeout(10):
+            while await _http_status(address, "127.0.0.5") != b"HTTP/1.1 200 OK":
+                await asyncio.sleep(0.05)  # until the server has seen the sockets close
