@@ -73,8 +73,8 @@ def test_map_paths_may_go_into_lists_and_objects_that_exist() -> None:
         check_file_map([operations], {"0": ["0.variables.files.0"]}, files)
 
 
-async def test_graphiql_loads_nothing_from_elsewhere(settings: Settings) -> None:
-    async with running(settings) as (_, client):
+async def test_graphiql_loads_nothing_from_elsewhere(secure_settings: Settings) -> None:
+    async with running(secure_settings) as (_, client):
         page = await client.get("/graphql", headers={"Accept": "text/html"})
         assert page.status_code == 200
         policy = page.headers["content-security-policy"]

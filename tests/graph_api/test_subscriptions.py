@@ -135,10 +135,12 @@ async def test_cancelling_a_queued_job_ends_its_subscription(
             assert (await receive(ws))["type"] == "complete"
 
 
-async def test_legacy_graphql_ws_protocol_is_refused_at_connect(settings: Settings) -> None:
+async def test_legacy_graphql_ws_protocol_is_refused_at_connect(
+    secure_settings: Settings,
+) -> None:
     """Only graphql-transport-ws is spoken: a legacy `graphql-ws` client is told so with
     close code 4406 before it can send anything, instead of a masked internal error."""
-    async with serving(settings) as base:
+    async with serving(secure_settings) as base:
         async with connect(f"ws://{base}/graphql", subprotocols=[Subprotocol("graphql-ws")]) as ws:
             assert ws.subprotocol is None
             with pytest.raises(ConnectionClosed) as closed:
