@@ -108,3 +108,33 @@ def test_vendored_files_carry_their_licenses() -> None:
     for folder in folders:
         assert "MIT License" in (folder / "LICENSE").read_text(), folder
     assert sum(f.stat().st_size for f in vendor.rglob("*")) < 5 * 2**20
+
+
+async def test_batches_multipart_bombs_and_alias_floods_stay_refused(
+    secure_settings: Settings,
+) -> None:
+    """What the probe found holding, kept: a GraphQL batch, a multipart request of thousands
+    of parts, and an alias flood are each refused, never a 5xx."""
+    key = await make_key(secure_settings, "alice")
+    async with running(secure_settings) as (app, _), as_key(app, key) as client:
+        batch = await client.post("/graphql", json=[{"query": "{ __typename }"}] * 2)
+        assert batch.status_code == 400, batch.text
+        parts = {str(i): (f"{i}.wav", b"x", "audio/wav") for i in range(1500)}
+        bomb = await client.post(
+            "/graphql",
+            headers=PREFLIGHT,
+            data={"operations": json.dumps(OPERATIONS), "map": '{"0": ["variables.file"]}'},
+            files=parts,
+        )
+        assert bomb.status_code == 400, bomb.text
+        fields = await client.post(
+            "/graphql",
+            headers=PREFLIGHT,
+            data={f"f{i}": "x" for i in range(1500)},
+            files={"0": ("a.wav", b"x", "audio/wav")},
+        )
+        assert fields.status_code == 400, fields.text
+        aliases = "{ " + " ".join(f"a{i}: __typename" for i in range(500)) + " }"
+        flood = await client.post("/graphql", json={"query": aliases})
+        assert flood.status_code < 500
+        assert codes(flood.json()) == ["GRAPHQL_VALIDATION_FAILED"], flood.text
