@@ -11,10 +11,12 @@ const subscriptionUrl = url.replace(/^http/, "ws");
 
 const KEY_TEMPLATE = '{\n  "Authorization": "Bearer <paste your API key here>"\n}';
 
-const EXAMPLE_QUERY = `# Audio engine GraphiQL. Every operation needs an API key: open the Headers pane
-# below and put your key there, then re-fetch the schema (circular arrows, left).
+const EXAMPLE_QUERY = `# Audio engine GraphiQL.
+# Every operation needs an API key: put yours in the
+# Headers pane below, then re-fetch the schema
+# (circular arrows, bottom left).
 #
-# Run with Ctrl-Enter. Autocomplete with Ctrl-Space.
+# Run: Ctrl-Enter. Autocomplete: Ctrl-Space.
 
 query Catalog {
   effects {
