@@ -240,11 +240,18 @@ def test_graphiql_runs_from_local_copies_with_the_key(
     query = json.dumps("{ viewer { owner admin } }")
     page.add_init_script(
         f"localStorage.setItem('graphiql:headers', {headers});"
-        f"localStorage.setItem('graphiql:query', {query});"
+        "if (!localStorage.getItem('graphiql:query'))"
+        f" localStorage.setItem('graphiql:query', {query});"
     )
     page.goto(f"{stack.url}/graphql")
     expect(page.locator(".graphiql-container")).to_be_visible()
     page.get_by_role("button", name=re.compile("Execute query")).click()
     expect(page.locator(".graphiql-response")).to_contain_text('"owner": "admin"')
+    # A subscription carries the same headers in connection_init: it runs (no such job).
+    subscription = json.dumps('subscription { jobUpdates(jobId: "missing") { status } }')
+    page.evaluate(f"localStorage.setItem('graphiql:query', {subscription})")
+    page.reload()
+    page.get_by_role("button", name=re.compile("Execute")).click()
+    expect(page.locator(".graphiql-response")).to_contain_text("no job with id 'missing'")
     assert elsewhere == []
     assert violations == []
