@@ -1,14 +1,14 @@
 """Authentication before anything is read or parsed.
 
-FastAPI parses a multipart form before it solves a route's dependencies, and Strawberry
-parses and validates a document before a resolver's permission runs, so without this a caller
-with no key could still make the API spool an upload of up to `max_upload_bytes`, or parse and
+FastAPI parses a form before it solves a route's dependencies, and Strawberry parses and
+validates a document before a resolver's permission runs, so without this a caller with no
+key could still make the API spool an upload of up to `max_upload_bytes`, or parse and
 validate whatever document it likes (introspection included). `AuthenticateFirst` checks the
-`Authorization` header of every GraphQL operation over HTTP (GET or POST) and of every
-multipart request first, and answers an unknown key the way the route would have: 401
-`UNAUTHENTICATED` on REST, a GraphQL error on `/graphql`. Only a GET of `/graphql` without a
-`query` passes without a key: that is GraphiQL's page, which sends the key itself from its
-Headers pane. Subscriptions are checked at `connection_init` (`graph_api.endpoint`).
+`Authorization` header of every GraphQL operation over HTTP (GET or POST) and of every form
+request (multipart or urlencoded) first, and answers an unknown key the way the route would
+have: 401 `UNAUTHENTICATED` on REST, a GraphQL error on `/graphql`. Only a GET of `/graphql`
+without a `query` passes without a key: that is GraphiQL's page, which sends the key itself
+from its Headers pane. Subscriptions are checked at `connection_init` (`graph_api.endpoint`).
 
 The caller it found rides along in the request's state (`PRINCIPAL`), so the GraphQL context
 does not look the key up twice.
@@ -28,6 +28,8 @@ from graph_api.errors import engine_error_response
 from jobs.errors import Unauthenticated
 
 PRINCIPAL = "audio_engine.principal"
+# Bodies FastAPI reads whole (and parses) before a route's dependencies run.
+FORMS = ("multipart/", "application/x-www-form-urlencoded")
 
 
 def is_graphql(scope: Scope) -> bool:
@@ -36,7 +38,7 @@ def is_graphql(scope: Scope) -> bool:
 
 def needs_key(scope: Scope, headers: Headers) -> bool:
     """Whether the request runs (or uploads) something: every one but GraphiQL's page."""
-    if headers.get("content-type", "").lower().startswith("multipart/"):
+    if headers.get("content-type", "").lower().startswith(FORMS):
         return True
     if not is_graphql(scope):
         return False
