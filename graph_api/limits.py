@@ -2,7 +2,8 @@
 
 `SlowBodyGuard` bounds the time a request body may take (see its docstring).
 
-`BodyLimit` refuses a body that announces more than the upload limit (Content-Length) before
+`BodyLimit` refuses a body that announces more than the upload limit (Content-Length; a
+body that is not multipart may hold no file, so its limit is `ENVELOPE_BYTES`) before
 anything is read, and counts the bytes of bodies that announce nothing (chunked): once past
 the limit it stops reading and answers 413 `PAYLOAD_TOO_LARGE` whatever the route would have
 said. The file itself is also counted against `max_upload_bytes` as it is stored.
@@ -39,24 +40,24 @@ class BodyTooLarge(PayloadTooLarge):
 class BodyLimit:
     def __init__(self, app: ASGIApp, max_upload_bytes: int) -> None:
         self.app = app
-        self.max_body = max_upload_bytes + ENVELOPE_BYTES
-
-    def _refusal(self) -> JSONResponse:
-        return JSONResponse(
-            {
-                "code": "PAYLOAD_TOO_LARGE",
-                "message": f"the request body exceeds {self.max_body} bytes",
-            },
-            status_code=413,
-        )
+        self.max_upload_body = max_upload_bytes + ENVELOPE_BYTES
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        length = dict(scope["headers"]).get(b"content-length", b"")
-        if length.isdigit() and int(length) > self.max_body:
-            await self._refusal()(scope, receive, send)
+        headers = dict(scope["headers"])
+        # Only a multipart request carries a file; anything else (a GraphQL JSON document,
+        # a form of fields) fits in the envelope, and is parsed whole in memory.
+        multipart = headers.get(b"content-type", b"").lower().startswith(b"multipart/")
+        max_body = self.max_upload_body if multipart else ENVELOPE_BYTES
+        refusal = JSONResponse(
+            {"code": "PAYLOAD_TOO_LARGE", "message": f"the request body exceeds {max_body} bytes"},
+            status_code=413,
+        )
+        length = headers.get(b"content-length", b"")
+        if length.isdigit() and int(length) > max_body:
+            await refusal(scope, receive, send)
             return
         received = 0
         exceeded = False
@@ -67,9 +68,9 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_body:
+                if received > max_body:
                     exceeded = True
-                    raise BodyTooLarge(f"the request body exceeds {self.max_body} bytes")
+                    raise BodyTooLarge(f"the request body exceeds {max_body} bytes")
             return message
 
         async def guarded_send(message: Message) -> None:
@@ -78,7 +79,7 @@ class BodyLimit:
                 # Whatever the route made of the interrupted body, the answer is 413.
                 if message["type"] == "http.response.start" and not started:
                     started = True
-                    await self._refusal()(scope, receive, send)
+                    await refusal(scope, receive, send)
                 return
             if message["type"] == "http.response.start":
                 started = True
@@ -90,7 +91,7 @@ class BodyLimit:
             if not exceeded:
                 raise
             if not started:
-                await self._refusal()(scope, receive, send)
+                await refusal(scope, receive, send)
 
 
 class BodyTooSlow(EngineError):

@@ -13,8 +13,19 @@ import httpx
 import numpy as np
 import pytest
 import soundfile as sf
-from api_client import PREFLIGHT, UPLOAD, codes, gql, running, upload, uploaded
+from api_client import (
+    PREFLIGHT,
+    UPLOAD,
+    as_key,
+    codes,
+    gql,
+    make_key,
+    running,
+    upload,
+    uploaded,
+)
 
+from graph_api.limits import ENVELOPE_BYTES
 from graph_api.uploads import clean_filename
 from jobs.db import repository as repo
 from jobs.settings import Settings
@@ -184,3 +195,27 @@ async def test_sanitized_names_reach_the_download_header(
 def test_wav_helper_is_sane() -> None:
     info = sf.info(io.BytesIO(wav_bytes(channels=3)))
     assert info.channels == 3 and np.isclose(info.duration, 0.1)
+
+
+async def test_bodies_without_a_file_are_held_to_the_envelope(secure_settings: Settings) -> None:
+    """A JSON document is parsed whole in memory: one past ENVELOPE_BYTES is refused (413)
+    whether it announces its length or not, even with a key and a large upload limit."""
+    key = await make_key(secure_settings, "alice")
+    huge = json.dumps({"query": "{ __typename }", "variables": {"x": "a" * ENVELOPE_BYTES}})
+
+    async def chunked() -> AsyncIterator[bytes]:
+        for start in range(0, len(huge), 65536):
+            yield huge[start : start + 65536].encode()
+
+    async with running(secure_settings) as (app, _), as_key(app, key) as client:
+        for content in (huge.encode(), chunked()):
+            response = await client.post(
+                "/graphql", content=content, headers={"Content-Type": "application/json"}
+            )
+            assert response.status_code == 413, response.text
+            assert response.json()["code"] == "PAYLOAD_TOO_LARGE"
+        fits = json.dumps({"query": "{ __typename }", "variables": {"x": "a" * 1000}})
+        response = await client.post(
+            "/graphql", content=fits, headers={"Content-Type": "application/json"}
+        )
+        assert response.json() == {"data": {"__typename": "Query"}}
