@@ -217,41 +217,45 @@ def test_the_key_is_sent_everywhere(
 
 
 def test_graphiql_runs_from_local_copies_with_the_key(
-    secure_api: tuple[Stack, str], page: Page
+    secure_api: tuple[Stack, str], browser: Browser
 ) -> None:
-    """GraphiQL at /graphql renders and answers with no other host reachable and no
-    Content-Security-Policy violation; the key comes from its Headers pane."""
+    """GraphiQL at /graphql renders and answers, a query over HTTP and a subscription over
+    its websocket, with no other host reachable and no Content-Security-Policy violation;
+    the key comes from its Headers pane."""
     stack, key = secure_api
     elsewhere: list[str] = []
-    violations: list[str] = []
+    problems: list[str] = []
 
     def refuse(route: Route) -> None:
         elsewhere.append(route.request.url)
         route.abort()
 
-    page.route(lambda url: not url.startswith(stack.url), refuse)
-    page.on(
-        "console",
-        lambda message: (
-            violations.append(message.text) if "Content Security Policy" in message.text else None
-        ),
-    )
-    headers = json.dumps(json.dumps({"Authorization": f"Bearer {key}"}))
-    query = json.dumps("{ viewer { owner admin } }")
-    page.add_init_script(
-        f"localStorage.setItem('graphiql:headers', {headers});"
-        "if (!localStorage.getItem('graphiql:query'))"
-        f" localStorage.setItem('graphiql:query', {query});"
-    )
-    page.goto(f"{stack.url}/graphql")
-    expect(page.locator(".graphiql-container")).to_be_visible()
-    page.get_by_role("button", name=re.compile("Execute query")).click()
-    expect(page.locator(".graphiql-response")).to_contain_text('"owner": "admin"')
+    def run(query: str, expected: str) -> None:
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        page.route(lambda url: not url.startswith(stack.url), refuse)
+        page.on("pageerror", lambda exc: problems.append(str(exc)))
+        page.on(
+            "console",
+            lambda message: (
+                problems.append(message.text) if "Content Security Policy" in message.text else None
+            ),
+        )
+        headers = json.dumps(json.dumps({"Authorization": f"Bearer {key}"}))
+        page.add_init_script(
+            f"localStorage.setItem('graphiql:headers', {headers});"
+            f"localStorage.setItem('graphiql:query', {json.dumps(query)});"
+        )
+        try:
+            page.goto(f"{stack.url}/graphql")
+            expect(page.locator(".graphiql-container")).to_be_visible()
+            page.get_by_role("button", name=re.compile("Execute")).click()
+            expect(page.locator(".graphiql-response")).to_contain_text(expected)
+        finally:
+            context.close()
+
+    run("{ viewer { owner admin } }", '"owner": "admin"')
     # A subscription carries the same headers in connection_init: it runs (no such job).
-    subscription = json.dumps('subscription { jobUpdates(jobId: "missing") { status } }')
-    page.evaluate(f"localStorage.setItem('graphiql:query', {subscription})")
-    page.reload()
-    page.get_by_role("button", name=re.compile("Execute")).click()
-    expect(page.locator(".graphiql-response")).to_contain_text("no job with id 'missing'")
+    run('subscription { jobUpdates(jobId: "missing") { status } }', "no job with id 'missing'")
     assert elsewhere == []
-    assert violations == []
+    assert problems == []
