@@ -25,6 +25,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
+from cli import exits
 from cli.main import main as cli_main
 from graph_api.auth import KEY_PREFIX, bearer, hash_key, key_from_params
 from jobs.db import Database
@@ -222,13 +223,13 @@ def test_keys_cli(
     created = capsys.readouterr().out
     key = next(w for w in created.split() if w.startswith(KEY_PREFIX))
     assert cli_main(["keys", "create", "--name", "ops", "--admin"]) == 0
-    assert cli_main(["keys", "create", "--name", "alice"]) == 1  # names are unique
+    assert cli_main(["keys", "create", "--name", "alice"]) == exits.BAD_INPUT  # names are unique
     capsys.readouterr()
     assert cli_main(["keys", "list"]) == 0
     listing = capsys.readouterr().out
     assert "alice" in listing and "ops" in listing and key not in listing
     assert cli_main(["keys", "revoke", "alice"]) == 0
-    assert cli_main(["keys", "revoke", "nobody"]) == 1
+    assert cli_main(["keys", "revoke", "nobody"]) == exits.BAD_INPUT
     capsys.readouterr()
     assert cli_main(["keys", "list"]) == 0
     assert "revoked" in capsys.readouterr().out
