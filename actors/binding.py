@@ -21,9 +21,9 @@ from dsp.dynamics import Compressor, Limiter
 from dsp.edits import Fade, Trim
 from dsp.filters import EQ, EqBand
 from dsp.gain import Gain
-from dsp.normalize import Normalize
+from dsp.normalize import LoudnessNormalize, Normalize
 from dsp.resample import Resample
-from jobs.effects import EffectCall
+from jobs.effects import EffectCall, loudness_targets
 
 Impulses = Callable[[str, int], tuple[NDArray[np.float32], PartitionedIR | None]]
 """(impulse name or uploaded file id, stream sample rate) -> (IR at that rate, its spectra)."""
@@ -59,6 +59,11 @@ def _eq(p: Mapping[str, Any], _rate: int, _impulses: Impulses) -> Effect:
     return EQ(bands=bands)
 
 
+def _loudness(p: Mapping[str, Any], _rate: int, _impulses: Impulses) -> Effect:
+    spec = loudness_targets(p)
+    return LoudnessNormalize(target_lufs=spec.target_lufs, ceiling_dbtp=spec.true_peak_db)
+
+
 def _trim(p: Mapping[str, Any], _rate: int, _impulses: Impulses) -> Effect:
     end = p["end_s"]
     return Trim(start_s=float(p["start_s"]), end_s=None if end is None else float(end))
@@ -67,6 +72,7 @@ def _trim(p: Mapping[str, Any], _rate: int, _impulses: Impulses) -> Effect:
 BINDINGS: dict[str, Binder] = {
     "gain": lambda p, _r, _i: Gain(db=float(p["db"])),
     "normalize": lambda p, _r, _i: Normalize(mode=_lower(p["mode"]), target=float(p["target"])),
+    "loudness": _loudness,
     "eq": _eq,
     "delay": lambda p, _r, _i: Delay(
         time_ms=float(p["time_ms"]),

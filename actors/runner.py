@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +19,10 @@ from numpy.typing import NDArray
 from actors.binding import Impulses, build_chain
 from dsp.chain import Stopped
 from dsp.loudness import LevelMeter, LoudnessMeter
-from jobs.contract import AudioAnalysis
-from jobs.effects import EffectCall
+from dsp.normalize import LoudnessNormalize
+from dsp.truepeak import TruePeakMeter
+from jobs.contract import AudioAnalysis, Compliance
+from jobs.effects import EffectCall, loudness_targets
 from jobs.errors import JobCancelled, ProcessingFailed, UnsupportedAudio
 from jobs.probe import NonFiniteAudio, check_block, check_data_chunk
 from jobs.settings import MAX_SAMPLE_ABS
@@ -29,18 +31,20 @@ _DECODE_ERRORS = (sf.LibsndfileError, RuntimeError, TypeError, ValueError, OSErr
 
 
 class StreamMeter:
-    """Peak, RMS, clipping and BS.1770 loudness of a stream, metered block by block as it
-    passes (no second read of the file)."""
+    """Peak, RMS, clipping, true peak and BS.1770 / EBU R128 loudness (integrated, maxima,
+    range) of a stream, metered block by block as it passes (no second read of the file)."""
 
     def __init__(self, sample_rate: int, channels: int) -> None:
         self.sample_rate = sample_rate
         self.levels = LevelMeter()
         self.loudness = LoudnessMeter(sample_rate, channels)
+        self.true_peak = TruePeakMeter(sample_rate, channels)
         self.frames = 0
 
     def add(self, block: NDArray[np.float32]) -> None:
         self.levels.add(block)
         self.loudness.add(block)
+        self.true_peak.add(block)
         self.frames += block.shape[1]
 
     def analysis(self) -> AudioAnalysis:
@@ -50,7 +54,24 @@ class StreamMeter:
             loudness_lufs=self.loudness.integrated(),
             duration_seconds=self.frames / self.sample_rate,
             clipping=self.levels.clipped,
+            true_peak_db=self.true_peak.true_peak_db(),
+            loudness_range_lu=self.loudness.loudness_range(),
+            short_term_max_lufs=self.loudness.short_term_max(),
+            momentary_max_lufs=self.loudness.momentary_max(),
         )
+
+
+def measure_file(path: Path, block_frames: int = 65536) -> AudioAnalysis:
+    """The full measurement of an audio file as decoded (`audio-engine analyze`, and the
+    compliance check of a delivered file). Raises `UnsupportedAudio` if it cannot be read."""
+    with open_input(path) as reader:
+        meter = StreamMeter(reader.samplerate, reader.channels)
+        try:
+            for block in reader.blocks(blocksize=block_frames, dtype="float32", always_2d=True):
+                meter.add(np.ascontiguousarray(block.T))
+        except _DECODE_ERRORS as exc:
+            raise UnsupportedAudio(f"decoding failed midway: {exc}") from exc
+    return meter.analysis()
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +86,16 @@ class RenderInfo:
     frames: int
     input_analysis: AudioAnalysis | None = None
     output_analysis: AudioAnalysis | None = None
+    compliance: Compliance | None = None
+    loudness_reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class LoudnessTrim:
+    """Corrections for a re-render of a `loudness` step: extra gain, and a lower ceiling."""
+
+    gain_db: float = 0.0
+    ceiling_db: float = 0.0
 
 
 def open_input(in_path: Path) -> sf.SoundFile:
@@ -101,6 +132,7 @@ def process_file(
     progress: Callable[[float], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     max_sample_abs: float = MAX_SAMPLE_ABS,
+    trim: LoudnessTrim | None = None,
 ) -> RenderInfo:
     """Stream `in_path` through `calls` into `out_path` (libsndfile `out_format`/`out_subtype`).
 
@@ -119,6 +151,10 @@ def process_file(
         sample_rate, channels, total = reader.samplerate, reader.channels, reader.frames
         try:
             chain = build_chain(calls, sample_rate, impulses)
+            spec_steps = [e for e in chain.effects if isinstance(e, LoudnessNormalize)]
+            if spec_steps and trim is not None:
+                spec_steps[-1].gain_trim_db = trim.gain_db
+                spec_steps[-1].ceiling_trim_db = trim.ceiling_db
             out_sr, out_ch = chain.configure(sample_rate, channels)
         except ValueError as exc:
             raise ProcessingFailed(f"invalid effect chain for this input: {exc}") from exc
@@ -184,4 +220,90 @@ def process_file(
         frames,
         input_analysis=in_meter.analysis(),
         output_analysis=out_meter.analysis(),
+        loudness_reason=spec_steps[-1].reason if spec_steps else "",
     )
+
+
+MAX_RENDERS = 3
+AIM_LU = 0.1
+"""A render whose delivered loudness misses the target by more is rendered again (the
+limiter took some loudness, or an encoder moved it) while renders remain."""
+PASS_LU = 0.5
+"""Delivered loudness within this of the target passes (EBU R128's tolerance for files)."""
+CEILING_MARGIN_DB = 0.1
+"""A re-render lowers the limiter's ceiling by the overshoot plus this."""
+
+
+def judge(delivered: AudioAnalysis, target: float, ceiling: float) -> str:
+    """Why `delivered` misses the spec; empty when it passes."""
+    if delivered.loudness_lufs is None:
+        return "the delivered file has no integrated loudness"
+    problems = []
+    if abs(delivered.loudness_lufs - target) > PASS_LU:
+        problems.append(
+            f"integrated loudness {delivered.loudness_lufs:.2f} LUFS is more than {PASS_LU} LU "
+            f"from the {target:g} LUFS target"
+        )
+    if delivered.true_peak_db is not None and delivered.true_peak_db > ceiling:
+        problems.append(
+            f"true peak {delivered.true_peak_db:.2f} dBTP is over the {ceiling:g} dBTP ceiling"
+        )
+    return "; ".join(problems)
+
+
+def render_to_spec(
+    in_path: Path,
+    out_path: Path,
+    calls: Sequence[EffectCall],
+    out_format: str,
+    out_subtype: str,
+    block_frames: int,
+    impulses: Impulses,
+    progress: Callable[[float], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    max_sample_abs: float = MAX_SAMPLE_ABS,
+) -> RenderInfo:
+    """`process_file`, and for a chain with a `loudness` step, proof that the delivered file
+    meets its spec: the encoded `out_path` is decoded and measured; when it misses (a lossy
+    encode pushed the true peak over the ceiling, the limiter took loudness) it is rendered
+    again with a corrected gain and a lower ceiling, at most `MAX_RENDERS` times. The result
+    carries the `Compliance` and the delivered file's analysis.
+    """
+    steps = [c for c in calls if c.name == "loudness"]
+    if not steps:
+        return process_file(
+            in_path, out_path, calls, out_format, out_subtype, block_frames, impulses,
+            progress, should_stop, max_sample_abs=max_sample_abs,
+        )  # fmt: skip
+    spec = loudness_targets(steps[-1].params)
+    trim = LoudnessTrim()
+    for renders in range(1, MAX_RENDERS + 1):
+        info = process_file(
+            in_path, out_path, calls, out_format, out_subtype, block_frames, impulses,
+            progress if renders == 1 else None, should_stop,
+            max_sample_abs=max_sample_abs, trim=trim,
+        )  # fmt: skip
+        delivered = measure_file(out_path, block_frames)
+        problem = info.loudness_reason or judge(delivered, spec.target_lufs, spec.true_peak_db)
+        lufs, peak = delivered.loudness_lufs, delivered.true_peak_db
+        if info.loudness_reason or lufs is None or renders == MAX_RENDERS:
+            break
+        miss = spec.target_lufs - lufs
+        over = (peak - spec.true_peak_db) if peak is not None else 0.0
+        if over <= 0.0 and abs(miss) <= AIM_LU:
+            break
+        trim = LoudnessTrim(
+            gain_db=trim.gain_db + (miss if abs(miss) > AIM_LU else 0.0),
+            ceiling_db=trim.ceiling_db - (over + CEILING_MARGIN_DB if over > 0.0 else 0.0),
+        )
+    compliance = Compliance(
+        integrated_lufs=delivered.loudness_lufs,
+        true_peak_db=delivered.true_peak_db,
+        loudness_range_lu=delivered.loudness_range_lu,
+        target=spec.target_lufs,
+        true_peak_limit=spec.true_peak_db,
+        passed=not problem,
+        renders=renders,
+        reason=problem or None,
+    )
+    return replace(info, output_analysis=delivered, compliance=compliance)

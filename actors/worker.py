@@ -24,7 +24,7 @@ import ray
 from actors.failures import RemoteJobError
 from actors.impulses import IRCache
 from actors.metrics import WorkerMetrics
-from actors.runner import RenderInfo, open_input, process_file
+from actors.runner import RenderInfo, open_input, render_to_spec
 from dsp.warmup import warmup
 from jobs.contract import JobMessage, JobResult
 from jobs.effects import parse_chain
@@ -148,6 +148,7 @@ class DspWorker:
                 node_id=self._node_id,
                 input_analysis=info.input_analysis,
                 output_analysis=info.output_analysis,
+                compliance=info.compliance,
             )
             return result.model_dump(mode="json")
 
@@ -156,7 +157,7 @@ class DspWorker:
         return self._progress if self._current == job_id else None
 
     def _render(self, message: JobMessage) -> RenderInfo:
-        """`process_file` on this call's thread; `cancel` stops it between blocks."""
+        """`render_to_spec` on this call's thread; `cancel` stops it between blocks."""
         in_path = self.storage.path(message.input_key)
         with open_input(in_path) as probe:
             rate = probe.samplerate
@@ -168,7 +169,7 @@ class DspWorker:
             self._progress = value
 
         with self.storage.writing(message.output_key) as tmp:
-            return process_file(
+            return render_to_spec(
                 in_path,
                 tmp,
                 calls,

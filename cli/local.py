@@ -1,6 +1,6 @@
 """`audio-engine process`: the service's chain on a local file, without broker or Ray.
 
-It calls the same `actors.runner.process_file` the Ray actors call, so for the same input and
+It calls the same `actors.runner.render_to_spec` the Ray actors call, so for the same input and
 chain the output is bit-identical to the service's. A reverb `impulse` may name a preset or a
 local audio file path.
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from actors.impulses import uncached_impulses
-from actors.runner import process_file
+from actors.runner import measure_file, render_to_spec
 from cli import exits
 from cli.progress import progress_bar
 from jobs.effects import IR_PRESETS, parse_chain, referenced_files
@@ -52,7 +52,7 @@ def process(
                 raise EngineError(f"reverb impulse {ir!r} is neither a preset nor a file")
         tmp = output_path.with_name(f".{output_path.name}.part")
         with progress_bar(quiet) as progress:
-            result = process_file(
+            result = render_to_spec(
                 input_path,
                 tmp,
                 calls,
@@ -74,4 +74,45 @@ def process(
             f"{output_path}: {out.format}/{out.subtype} {result.sample_rate} Hz, "
             f"{result.channels} ch, {seconds:.2f} s"
         )
+        if result.compliance is not None:
+            c = result.compliance
+            verdict = "passed" if c.passed else f"FAILED: {c.reason}"
+            print(
+                f"loudness {_level(c.integrated_lufs)} LUFS (target {c.target:g}), true peak "
+                f"{_level(c.true_peak_db)} dBTP (limit {c.true_peak_limit:g}), "
+                f"{c.renders} render(s): {verdict}"
+            )
+    return 0
+
+
+def _level(value: float | None) -> str:
+    return "-inf" if value is None else f"{value:.2f}"
+
+
+_ANALYSIS_LINES = (
+    ("integrated loudness", "loudness_lufs", "LUFS"),
+    ("loudness range", "loudness_range_lu", "LU"),
+    ("short-term max", "short_term_max_lufs", "LUFS"),
+    ("momentary max", "momentary_max_lufs", "LUFS"),
+    ("true peak", "true_peak_db", "dBTP"),
+    ("sample peak", "peak_db", "dBFS"),
+    ("RMS", "rms_db", "dBFS"),
+)
+
+
+def analyze(input_path: Path, as_json: bool, settings: Settings) -> int:
+    """Print the full measurement of a file (the `analysis` a job records), or JSON."""
+    try:
+        analysis = measure_file(input_path, settings.block_frames)
+    except (EngineError, OSError) as exc:
+        code = getattr(exc, "code", type(exc).__name__)
+        print(f"audio-engine analyze: {code}: {exc}", file=sys.stderr)
+        return exits.for_error(exc)
+    if as_json:
+        print(json.dumps(analysis.model_dump(mode="json")))
+        return 0
+    print(f"{input_path}: {analysis.duration_seconds:.3f} s")
+    for label, name, unit in _ANALYSIS_LINES:
+        print(f"  {label + ':':22}{_level(getattr(analysis, name)):>8} {unit}")
+    print(f"  {'clipping:':22}{'yes' if analysis.clipping else 'no':>8}")
     return 0

@@ -3,6 +3,7 @@
 audio-engine serve                      # API + bridge + local Ray, all in one process
 audio-engine api | bridge               # the parts alone, for docker-compose / scale-out
 audio-engine process in.wav -o out.wav --chain chain.json   # local, no broker, no Ray
+audio-engine analyze in.wav [--json]   # true peak, loudness (integrated, max, range), levels
 audio-engine submit in.wav --chain chain.json --server http://127.0.0.1:8000
 audio-engine keys create --name NAME [--admin] | keys list | keys revoke NAME-OR-ID
 
@@ -66,6 +67,10 @@ def _parser() -> argparse.ArgumentParser:
     process.add_argument("--subtype", default=None, help="PCM_16, PCM_24, PCM_32, FLOAT")
     process.add_argument("--quiet", action="store_true", help="no progress bar, no summary")
 
+    analyze = sub.add_parser("analyze", help="measure a file: loudness, true peak, levels")
+    analyze.add_argument("input", type=Path)
+    analyze.add_argument("--json", action="store_true", help="one JSON object (null: -inf)")
+
     submit = sub.add_parser("submit", help="upload, process on a server, watch, download")
     submit.add_argument("input", type=Path)
     submit.add_argument("--chain", type=Path, required=True)
@@ -118,6 +123,10 @@ def main(argv: list[str] | None = None) -> int:
         return local.process(
             args.input, args.output, args.chain, args.format, args.subtype, settings, args.quiet
         )
+    if args.command == "analyze":
+        from cli import local
+
+        return local.analyze(args.input, args.json, settings)
     if args.command == "keys":
         from cli import keys
 

@@ -1,14 +1,20 @@
-"""Level measurement: ITU-R BS.1770-4 integrated loudness, sample peak, RMS, clipping."""
+"""Level measurement: ITU-R BS.1770-4 / EBU R128 loudness (integrated, momentary, short-term,
+range), sample peak, RMS, clipping."""
 
 import math
 
 import numpy as np
 from numpy.typing import NDArray
 
-from dsp.filters import biquad_cascade
+from dsp.jit import kernel
 
 ABSOLUTE_GATE_LUFS = -70.0
 RELATIVE_GATE_LU = -10.0
+LRA_RELATIVE_GATE_LU = -20.0
+LRA_LOW_PERCENTILE = 10.0
+LRA_HIGH_PERCENTILE = 95.0
+MOMENTARY_STEPS = 4
+SHORT_TERM_STEPS = 30
 
 
 def k_weighting_sos(sample_rate: int) -> NDArray[np.float64]:
@@ -57,15 +63,100 @@ def _lufs(power: float) -> float:
     return -0.691 + 10.0 * math.log10(power) if power > 0.0 else -math.inf
 
 
-class LoudnessMeter:
-    """Streaming integrated loudness (BS.1770-4).
+def _to_lufs(powers: NDArray[np.float64]) -> NDArray[np.float64]:
+    with np.errstate(divide="ignore"):
+        return np.asarray(-0.691 + 10.0 * np.log10(powers), dtype=np.float64)
 
-    Blocks of any size go in through ``add``; the signal is K-weighted, squared and summed per
-    100 ms step; each 400 ms gating block (75 % overlap) is four consecutive steps. Only one
-    weighted power per gating block is kept (10 floats per second of audio). Integrated loudness
-    = -0.691 + 10 log10(mean weighted power of the blocks above both the absolute gate (-70 LUFS)
-    and the relative gate (10 LU below the loudness of the blocks above the absolute gate)).
-    A trailing partial 400 ms block is ignored, as the standard specifies.
+
+@kernel
+def loudness_steps_kernel(
+    x: NDArray[np.floating],
+    sos: NDArray[np.float64],
+    state: NDArray[np.float64],
+    weights: NDArray[np.float64],
+    sample_rate: int,
+    counters: NDArray[np.int64],
+    accumulator: NDArray[np.float64],
+    energies: NDArray[np.float64],
+    lengths: NDArray[np.int64],
+) -> int:
+    """K-weight, square, weigh by channel and sum per 100 ms step, sample by sample.
+
+    Step k holds frames [floor(k fs / 10), floor((k + 1) fs / 10)). Each closed step writes its
+    weighted energy sum_c G_c sum_n z_c[n]^2 to ``energies`` and its length to ``lengths``;
+    returns how many closed. The sums run in frame order whatever the block size, so any
+    split of the stream gives the same bits. Two transposed-direct-form-II sections per channel;
+    state (channels, 2, 2); counters = [step index, frames in the open step]; accumulator[0]
+    holds the open step's sum.
+    """
+    channels, n = x.shape
+    step = counters[0]
+    filled = counters[1]
+    total = accumulator[0]
+    length = (step + 1) * sample_rate // 10 - step * sample_rate // 10
+    closed = 0
+    b0, b1, b2, a1, a2 = sos[0, 0], sos[0, 1], sos[0, 2], sos[0, 4], sos[0, 5]
+    c0, c1, c2, d1, d2 = sos[1, 0], sos[1, 1], sos[1, 2], sos[1, 4], sos[1, 5]
+    for i in range(n):
+        energy = 0.0
+        for c in range(channels):
+            v = np.float64(x[c, i])
+            y = b0 * v + state[c, 0, 0]
+            state[c, 0, 0] = (b1 * v + state[c, 0, 1]) - a1 * y
+            state[c, 0, 1] = b2 * v - a2 * y
+            z = c0 * y + state[c, 1, 0]
+            state[c, 1, 0] = (c1 * y + state[c, 1, 1]) - d1 * z
+            state[c, 1, 1] = c2 * y - d2 * z
+            energy += weights[c] * (z * z)
+        total += energy
+        filled += 1
+        if filled == length:
+            energies[closed] = total
+            lengths[closed] = length
+            closed += 1
+            total = 0.0
+            filled = 0
+            step += 1
+            length = (step + 1) * sample_rate // 10 - step * sample_rate // 10
+    counters[0] = step
+    counters[1] = filled
+    accumulator[0] = total
+    return closed
+
+
+def _window_powers(
+    energies: NDArray[np.float64], lengths: NDArray[np.int64], steps: int
+) -> NDArray[np.float64]:
+    """Mean weighted power of every full window of ``steps`` consecutive 100 ms steps."""
+    if energies.size < steps:
+        return np.zeros(0, dtype=np.float64)
+    e = np.concatenate(([0.0], np.cumsum(energies)))
+    n = np.concatenate(([0], np.cumsum(lengths)))
+    return np.asarray((e[steps:] - e[:-steps]) / (n[steps:] - n[:-steps]), dtype=np.float64)
+
+
+def _gated(powers: NDArray[np.float64], relative_lu: float) -> NDArray[np.float64]:
+    """The powers above the absolute gate (-70 LUFS) and ``relative_lu`` below their mean."""
+    above: NDArray[np.float64] = powers[powers > 10.0 ** ((ABSOLUTE_GATE_LUFS + 0.691) / 10.0)]
+    if above.size == 0:
+        return above
+    relative = _lufs(float(above.mean())) + relative_lu
+    gated: NDArray[np.float64] = above[above > 10.0 ** ((relative + 0.691) / 10.0)]
+    return gated
+
+
+class LoudnessMeter:
+    """Streaming BS.1770-4 / EBU Tech 3341-3342 loudness: integrated, momentary and short-term
+    maxima, loudness range.
+
+    Blocks of any size go in through ``add``; one numba pass K-weights, squares and sums them per
+    100 ms step and keeps only that sum (10 floats per second of audio). Every measure is then
+    a window over whole steps: momentary = 4 steps (400 ms), short-term = 30 steps (3 s), both
+    with a 100 ms hop, so the result does not depend on how the stream was cut. Integrated:
+    mean power of the 400 ms blocks above -70 LUFS and above (their mean - 10 LU). LRA (Tech
+    3342): 95th - 10th percentile of the 3 s values above -70 LUFS and (their mean - 20 LU).
+    Only full windows count: a trailing partial step is ignored, a stream shorter than a window
+    has no value for it (-inf, or NaN for the range).
     """
 
     def __init__(self, sample_rate: int, channels: int) -> None:
@@ -74,63 +165,74 @@ class LoudnessMeter:
         self._sos = k_weighting_sos(self.sample_rate)
         self._state = np.zeros((self.channels, 2, 2), dtype=np.float64)
         self._weights = channel_weights(self.channels)
-        self._step_index = 0
-        self._step_filled = 0
-        self._step_sum = np.zeros(self.channels, dtype=np.float64)
-        self._steps: list[NDArray[np.float64]] = []
-        self._step_lengths: list[int] = []
-        self._blocks: list[float] = []
-
-    def _step_length(self, index: int) -> int:
-        """Frames in 100 ms step ``index``; boundaries at floor(k * rate / 10), exact over time."""
-        return (index + 1) * self.sample_rate // 10 - index * self.sample_rate // 10
+        self._counters = np.zeros(2, dtype=np.int64)
+        self._accumulator = np.zeros(1, dtype=np.float64)
+        self._energies: list[NDArray[np.float64]] = []
+        self._lengths: list[NDArray[np.int64]] = []
 
     def add(self, block: NDArray[np.float32] | NDArray[np.float64]) -> None:
         """Feed (channels, n) samples; ValueError for a NaN or infinite one (see `LevelMeter`)."""
         if block.shape[0] != self.channels:
             raise ValueError(f"expected {self.channels} channels, got {block.shape[0]}")
         _require_finite(block)
-        weighted = biquad_cascade(
-            np.ascontiguousarray(block, dtype=np.float64), self._sos, self._state
+        room = block.shape[1] * 10 // max(self.sample_rate, 1) + 2
+        energies = np.empty(room, dtype=np.float64)
+        lengths = np.empty(room, dtype=np.int64)
+        closed = loudness_steps_kernel(
+            np.ascontiguousarray(block),
+            self._sos,
+            self._state,
+            self._weights,
+            self.sample_rate,
+            self._counters,
+            self._accumulator,
+            energies,
+            lengths,
         )
-        squared = weighted * weighted
-        pos = 0
-        n = squared.shape[1]
-        while pos < n:
-            length = self._step_length(self._step_index)
-            take = min(length - self._step_filled, n - pos)
-            self._step_sum += squared[:, pos : pos + take].sum(axis=1)
-            self._step_filled += take
-            pos += take
-            if self._step_filled == length:
-                self._close_step(length)
+        if closed:
+            self._energies.append(energies[:closed])
+            self._lengths.append(lengths[:closed])
 
-    def _close_step(self, length: int) -> None:
-        self._steps.append(self._step_sum.copy())
-        self._step_lengths.append(length)
-        self._step_sum[:] = 0.0
-        self._step_filled = 0
-        self._step_index += 1
-        if len(self._steps) == 4:
-            sums = self._steps[0] + self._steps[1] + self._steps[2] + self._steps[3]
-            frames = sum(self._step_lengths)
-            self._blocks.append(float(np.dot(self._weights, sums / frames)))
-            self._steps.pop(0)
-            self._step_lengths.pop(0)
+    def _steps(self) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+        if len(self._energies) > 1:
+            self._energies = [np.concatenate(self._energies)]
+            self._lengths = [np.concatenate(self._lengths)]
+        if not self._energies:
+            return np.zeros(0, dtype=np.float64), np.zeros(0, dtype=np.int64)
+        return self._energies[0], self._lengths[0]
+
+    def momentary(self) -> NDArray[np.float64]:
+        """Momentary loudness (LUFS, 400 ms windows) every 100 ms."""
+        return _to_lufs(_window_powers(*self._steps(), MOMENTARY_STEPS))
+
+    def short_term(self) -> NDArray[np.float64]:
+        """Short-term loudness (LUFS, 3 s windows) every 100 ms."""
+        return _to_lufs(_window_powers(*self._steps(), SHORT_TERM_STEPS))
 
     def integrated(self) -> float:
         """Integrated loudness in LUFS; -inf when no block passes the gates (silence, < 400 ms)."""
-        if not self._blocks:
-            return -math.inf
-        powers = np.array(self._blocks)
-        above = powers[powers > 10.0 ** ((ABSOLUTE_GATE_LUFS + 0.691) / 10.0)]
-        if above.size == 0:
-            return -math.inf
-        relative = _lufs(float(above.mean())) + RELATIVE_GATE_LU
-        gated = above[above > 10.0 ** ((relative + 0.691) / 10.0)]
+        gated = _gated(_window_powers(*self._steps(), MOMENTARY_STEPS), RELATIVE_GATE_LU)
+        return _lufs(float(gated.mean())) if gated.size else -math.inf
+
+    def momentary_max(self) -> float:
+        """Highest momentary loudness (LUFS); -inf for silence or less than 400 ms."""
+        values = self.momentary()
+        return float(values.max()) if values.size else -math.inf
+
+    def short_term_max(self) -> float:
+        """Highest short-term loudness (LUFS); -inf for silence or less than 3 s."""
+        values = self.short_term()
+        return float(values.max()) if values.size else -math.inf
+
+    def loudness_range(self) -> float:
+        """Loudness range (LU, EBU Tech 3342); NaN when no 3 s window passes the gates
+        (silence, shorter than 3 s)."""
+        powers = _window_powers(*self._steps(), SHORT_TERM_STEPS)
+        gated = _gated(powers, LRA_RELATIVE_GATE_LU)
         if gated.size == 0:
-            return -math.inf
-        return _lufs(float(gated.mean()))
+            return math.nan
+        low, high = np.percentile(_to_lufs(gated), [LRA_LOW_PERCENTILE, LRA_HIGH_PERCENTILE])
+        return float(high - low)
 
 
 def _require_finite(x: NDArray[np.floating]) -> None:

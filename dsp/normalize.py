@@ -1,4 +1,5 @@
-"""Two-pass normalisation to a sample-peak or integrated-loudness target."""
+"""Two-pass normalisation to a sample-peak or integrated-loudness target, and delivery to a
+loudness spec (target and true-peak ceiling)."""
 
 import math
 
@@ -7,8 +8,12 @@ from numpy.typing import NDArray
 
 from dsp.gain import apply_gain, db_to_linear
 from dsp.loudness import LoudnessMeter
+from dsp.truepeak import TruePeakLimiter
 
 MODES = ("peak", "loudness")
+LIMITER_MARGIN_DB = 0.05
+"""The limiter aims this far under the ceiling: its smoothed gain, applied per sample, can
+move an inter-sample peak by a few hundredths of a dB."""
 
 
 class Normalize:
@@ -65,3 +70,72 @@ class Normalize:
 
     def flush(self) -> NDArray[np.float32]:
         return np.zeros((self._channels, 0), dtype=np.float32)
+
+
+class LoudnessNormalize:
+    """Delivery to a loudness spec: static gain to ``target_lufs`` (BS.1770-4 integrated), then
+    a true-peak limiter holding ``ceiling_dbtp`` (see ``TruePeakLimiter``). Sample rate kept.
+
+    Two passes through Chain (``Analyzer``). When the input has no integrated loudness (digital
+    silence, under 400 ms, or everything below the -70 LUFS gate) the stream passes unchanged
+    and ``reason`` says why. ``gain_trim_db`` and ``ceiling_trim_db`` shift the gain and the
+    limiter's ceiling for a re-render (what was delivered missed the spec after encoding).
+    """
+
+    needs_analysis = True
+
+    def __init__(self, target_lufs: float, ceiling_dbtp: float) -> None:
+        if not (math.isfinite(target_lufs) and math.isfinite(ceiling_dbtp)):
+            raise ValueError("loudness target and ceiling must be finite")
+        if ceiling_dbtp > 0.0:
+            raise ValueError(f"true-peak ceiling must be <= 0 dBTP, got {ceiling_dbtp}")
+        self.target_lufs = float(target_lufs)
+        self.ceiling_dbtp = float(ceiling_dbtp)
+        self.gain_trim_db = 0.0
+        self.ceiling_trim_db = 0.0
+        self.measured_lufs = -math.inf
+        self.reason = ""
+        self._meter: LoudnessMeter | None = None
+        self._limiter: TruePeakLimiter | None = None
+        self._channels = 1
+
+    @property
+    def gain_db(self) -> float:
+        """Static gain of the real pass (0 when the input has no loudness)."""
+        if not math.isfinite(self.measured_lufs):
+            return 0.0
+        return self.target_lufs - self.measured_lufs + self.gain_trim_db
+
+    def begin_analysis(self, sample_rate: int, channels: int) -> None:
+        self._meter = LoudnessMeter(sample_rate, channels)
+
+    def analyze(self, block: NDArray[np.float32]) -> None:
+        assert self._meter is not None, "begin_analysis first"
+        self._meter.add(block)
+
+    def finish_analysis(self) -> None:
+        assert self._meter is not None, "begin_analysis first"
+        self.measured_lufs = self._meter.integrated()
+        self.reason = (
+            ""
+            if math.isfinite(self.measured_lufs)
+            else "the input has no integrated loudness (silent, below -70 LUFS or shorter than "
+            "400 ms); it was left unchanged"
+        )
+
+    def configure(self, sample_rate: int, channels: int) -> tuple[int, int]:
+        self._channels = channels
+        self._limiter = None
+        if math.isfinite(self.measured_lufs):
+            ceiling = min(self.ceiling_dbtp + self.ceiling_trim_db, 0.0) - LIMITER_MARGIN_DB
+            self._limiter = TruePeakLimiter(self.gain_db, ceiling)
+            self._limiter.configure(sample_rate, channels)
+        return sample_rate, channels
+
+    def process(self, block: NDArray[np.float32]) -> NDArray[np.float32]:
+        return block if self._limiter is None else self._limiter.process(block)
+
+    def flush(self) -> NDArray[np.float32]:
+        if self._limiter is None:
+            return np.zeros((self._channels, 0), dtype=np.float32)
+        return self._limiter.flush()

@@ -117,6 +117,10 @@ class AudioAnalysis(BaseModel):
     loudness_lufs: float | None
     duration_seconds: float
     clipping: bool
+    true_peak_db: float | None = None
+    loudness_range_lu: float | None = None
+    short_term_max_lufs: float | None = None
+    momentary_max_lufs: float | None = None
 
     @classmethod
     def of(
@@ -127,6 +131,10 @@ class AudioAnalysis(BaseModel):
         loudness_lufs: float,
         duration_seconds: float,
         clipping: bool,
+        true_peak_db: float = -math.inf,
+        loudness_range_lu: float = math.nan,
+        short_term_max_lufs: float = -math.inf,
+        momentary_max_lufs: float = -math.inf,
     ) -> AudioAnalysis:
         def finite(value: float) -> float | None:
             return value if math.isfinite(value) else None
@@ -137,7 +145,28 @@ class AudioAnalysis(BaseModel):
             loudness_lufs=finite(loudness_lufs),
             duration_seconds=duration_seconds,
             clipping=clipping,
+            true_peak_db=finite(true_peak_db),
+            loudness_range_lu=finite(loudness_range_lu),
+            short_term_max_lufs=finite(short_term_max_lufs),
+            momentary_max_lufs=finite(momentary_max_lufs),
         )
+
+
+class Compliance(BaseModel):
+    """A `loudness` job's delivered file measured against its spec (decoded after encoding).
+    `renders`: how many times the job was rendered to get there (a lossy encode that broke
+    the ceiling is rendered again with a lower limiter ceiling, at most 3 times)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    integrated_lufs: float | None
+    true_peak_db: float | None
+    loudness_range_lu: float | None
+    target: float
+    true_peak_limit: float
+    passed: bool
+    renders: int
+    reason: str | None = None
 
 
 class JobResult(BaseModel):
@@ -158,6 +187,7 @@ class JobResult(BaseModel):
     node_id: str = ""
     input_analysis: AudioAnalysis | None = None
     output_analysis: AudioAnalysis | None = None
+    compliance: Compliance | None = None
 
 
 class ControlMessage(BaseModel):

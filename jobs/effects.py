@@ -158,6 +158,8 @@ class EffectSpec:
     description: str
     params: tuple[Param, ...]
     changes_rate: bool = False
+    one_of: tuple[str, ...] = ()
+    """Nullable parameters of which at least one must be given."""
 
     @property
     def type_name(self) -> str:
@@ -165,7 +167,11 @@ class EffectSpec:
 
     def resolve(self, given: Any, sample_rate: int | None = None) -> dict[str, Any]:
         """Validated parameters by snake_case name, defaults filled in."""
-        return _check_fields(self.name, self.params, given, sample_rate)
+        values = _check_fields(self.name, self.params, given, sample_rate)
+        if self.one_of and all(values[name] is None for name in self.one_of):
+            fields = " or ".join(camel(name) for name in self.one_of)
+            raise BadInput(f"{self.name} needs {fields}")
+        return values
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +200,42 @@ def _float(
     name: str, description: str, unit: str, default: Any, low: float, high: float | None, **kw: Any
 ) -> Param:
     return Param(name, "float", description, unit, default, low, high, **kw)
+
+
+@dataclass(frozen=True, slots=True)
+class LoudnessStandard:
+    """A delivery spec: integrated loudness target (LUFS) and true-peak ceiling (dBTP)."""
+
+    target_lufs: float
+    true_peak_db: float
+
+
+LOUDNESS_STANDARDS: dict[str, LoudnessStandard] = {
+    "EBU_R128": LoudnessStandard(-23.0, -1.0),
+    "ATSC_A85": LoudnessStandard(-24.0, -2.0),
+    "PODCAST": LoudnessStandard(-16.0, -1.0),
+    "STREAMING": LoudnessStandard(-14.0, -1.0),
+}
+DEFAULT_TRUE_PEAK_DB = -1.0
+
+
+def loudness_targets(params: Mapping[str, Any]) -> LoudnessStandard:
+    """Target and ceiling of a validated `loudness` step: explicit values win over the
+    standard's; without a standard the ceiling defaults to -1 dBTP.
+
+    >>> loudness_targets({"standard": "ATSC_A85", "target": None, "true_peak_db": None})
+    LoudnessStandard(target_lufs=-24.0, true_peak_db=-2.0)
+    """
+    standard = LOUDNESS_STANDARDS.get(str(params.get("standard")))
+    target = params.get("target")
+    ceiling = params.get("true_peak_db")
+    if target is None:
+        if standard is None:
+            raise BadInput("loudness needs standard or target")
+        target = standard.target_lufs
+    if ceiling is None:
+        ceiling = standard.true_peak_db if standard else DEFAULT_TRUE_PEAK_DB
+    return LoudnessStandard(float(target), float(ceiling))
 
 
 EQ_KINDS = ("LOWPASS", "HIGHPASS", "BANDPASS", "NOTCH", "PEAK", "LOWSHELF", "HIGHSHELF")
@@ -229,6 +271,46 @@ SPECS: dict[str, EffectSpec] = {
                     0.0,
                 ),
             ),
+        ),
+        EffectSpec(
+            "loudness",
+            "Deliver to a loudness spec: measure the integrated loudness (ITU-R BS.1770-4), "
+            "apply a static gain to the target, then an oversampled true-peak limiter holding "
+            "the ceiling. Give standard or target; an explicit target or truePeakDb overrides "
+            "the standard's (EBU_R128 -23/-1, ATSC_A85 -24/-2, PODCAST -16/-1, STREAMING "
+            "-14/-1). Reads the input twice; the job reports compliance measured on the "
+            "delivered file.",
+            (
+                Param(
+                    "standard",
+                    "enum",
+                    "Named delivery spec.",
+                    "",
+                    None,
+                    nullable=True,
+                    choices=tuple(LOUDNESS_STANDARDS),
+                    type_name="LoudnessStandard",
+                ),
+                _float(
+                    "target",
+                    "Integrated loudness target; null takes the standard's.",
+                    "LUFS",
+                    None,
+                    -70.0,
+                    0.0,
+                    nullable=True,
+                ),
+                _float(
+                    "true_peak_db",
+                    "True-peak ceiling; null takes the standard's, else -1.",
+                    "dBTP",
+                    None,
+                    -20.0,
+                    0.0,
+                    nullable=True,
+                ),
+            ),
+            one_of=("standard", "target"),
         ),
         EffectSpec(
             "eq",

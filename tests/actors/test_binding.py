@@ -28,6 +28,7 @@ def test_every_effect_builds_and_runs_with_its_defaults() -> None:
     chain_json = [
         {"gain": {"db": -3}},
         {"normalize": {"target": -1}},
+        {"loudness": {"standard": "EBU_R128"}},
         {"eq": {"bands": [{"kind": "PEAK", "frequency": 1000, "gainDb": 3}]}},
         {"delay": {}},
         {"reverb": {}},
