@@ -193,6 +193,7 @@ class JobConsumer:
             node_id=result.node_id or None,
             actor=result.actor or None,
             at=at,
+            compliance=result.compliance,
         )
         await self.broker.publish_event(
             JobEvent(job_id=message.job_id, status=JobStatus.SUCCEEDED, progress=1.0)

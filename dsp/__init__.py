@@ -10,8 +10,9 @@ from dsp.filters import EQ, EqBand, biquad_cascade, rbj_sos
 from dsp.gain import Gain
 from dsp.impulses import PRESETS, preset
 from dsp.loudness import LevelMeter, LoudnessMeter, peak_db, rms_db
-from dsp.normalize import Normalize
+from dsp.normalize import LoudnessNormalize, Normalize
 from dsp.resample import Resample
+from dsp.truepeak import TruePeakLimiter, TruePeakMeter
 from dsp.warmup import warmup
 
 __all__ = [
@@ -29,12 +30,15 @@ __all__ = [
     "LevelMeter",
     "Limiter",
     "LoudnessMeter",
+    "LoudnessNormalize",
     "Normalize",
     "PartitionedIR",
     "Resample",
     "Reverb",
     "Stopped",
     "Trim",
+    "TruePeakLimiter",
+    "TruePeakMeter",
     "biquad_cascade",
     "peak_db",
     "preset",

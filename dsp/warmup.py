@@ -8,7 +8,8 @@ from dsp.delay import Delay
 from dsp.dynamics import Compressor, Limiter
 from dsp.filters import EQ, EqBand
 from dsp.loudness import LoudnessMeter
-from dsp.normalize import Normalize
+from dsp.normalize import LoudnessNormalize, Normalize
+from dsp.truepeak import TruePeakLimiter, TruePeakMeter
 
 
 def warmup() -> None:
@@ -30,8 +31,14 @@ def warmup() -> None:
             Reverb(ir, 0.5, partitions=PartitionedIR.build(ir, 64)),
             Limiter(-1.0, 50.0, 1.0),
             Normalize("loudness", -23.0),
+            LoudnessNormalize(-23.0, -1.0),
+            TruePeakLimiter(6.0, -1.0),
         ]
         Chain(effects).process_array(x, sample_rate)
         meter = LoudnessMeter(sample_rate, channels)
         meter.add(x)
         meter.add(x.astype(np.float64))
+        meter.integrated()
+        meter.loudness_range()
+        for rate in (sample_rate, 44_100, 48_000, 96_000):
+            TruePeakMeter(rate, channels).add(x)

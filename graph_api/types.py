@@ -58,6 +58,20 @@ class AudioAnalysis:
     )
     duration_seconds: float = strawberry.field(description="Length of the metered stream.")
     clipping: bool = strawberry.field(description="A sample reached or passed full scale.")
+    true_peak_db: float | None = strawberry.field(
+        description="True peak in dBTP (ITU-R BS.1770-4 Annex 2, oversampled to >= 192 kHz); "
+        "null for digital silence or when not measured."
+    )
+    loudness_range_lu: float | None = strawberry.field(
+        description="Loudness range in LU (EBU Tech 3342); null when no 3 s window passes the "
+        "gates (silence, shorter than 3 s)."
+    )
+    short_term_max_lufs: float | None = strawberry.field(
+        description="Highest short-term (3 s) loudness; null for silence or shorter than 3 s."
+    )
+    momentary_max_lufs: float | None = strawberry.field(
+        description="Highest momentary (400 ms) loudness; null for silence or under 400 ms."
+    )
 
 
 @strawberry.type(description="A stored audio file: an upload or a job's output.")
@@ -96,13 +110,7 @@ class AudioFile:
             found = (await repo.file_analyses(session, [str(self.id)])).get(str(self.id))
         if found is None:
             return None
-        return AudioAnalysis(
-            peak_db=found.peak_db,
-            rms_db=found.rms_db,
-            loudness_lufs=found.loudness_lufs,
-            duration_seconds=found.duration_seconds,
-            clipping=found.clipping,
-        )
+        return AudioAnalysis(**found.model_dump())
 
 
 async def _file(info: Info[Context, None], file_id: str | None) -> AudioFile | None:
@@ -118,6 +126,32 @@ async def _file(info: Info[Context, None], file_id: str | None) -> AudioFile | N
 class JobError:
     code: str
     message: str
+
+
+@strawberry.type(
+    description="A `loudness` job's delivered file, decoded after encoding and measured "
+    "against its spec."
+)
+class Compliance:
+    integrated_lufs: float | None = strawberry.field(
+        description="Integrated loudness of the delivered file (BS.1770-4); null if none."
+    )
+    true_peak_db: float | None = strawberry.field(
+        description="True peak of the delivered file in dBTP."
+    )
+    loudness_range_lu: float | None = strawberry.field(
+        description="Loudness range of the delivered file (EBU Tech 3342)."
+    )
+    target: float = strawberry.field(description="Integrated loudness asked for (LUFS).")
+    true_peak_limit: float = strawberry.field(description="True-peak ceiling asked for (dBTP).")
+    passed: bool = strawberry.field(
+        description="Within 0.5 LU of the target and at or under the ceiling."
+    )
+    renders: int = strawberry.field(
+        description="Renders it took (a lossy encode over the ceiling is rendered again with "
+        "a lower limiter ceiling, at most 3)."
+    )
+    reason: str | None = strawberry.field(description="Why it did not pass; null if it did.")
 
 
 @strawberry.type(description="One run of an effect chain over an uploaded file.")
@@ -161,6 +195,11 @@ class Job:
     @strawberry.field(description="Set once the job SUCCEEDED.")
     async def output(self, info: Info[Context, None]) -> AudioFile | None:
         return await _file(info, self.record.output_file_id)
+
+    @strawberry.field(description="Set once a job with a `loudness` step SUCCEEDED.")
+    def compliance(self) -> Compliance | None:
+        found = self.record.compliance
+        return None if found is None else Compliance(**found.model_dump())
 
     @strawberry.field(description="Set when the job FAILED.")
     def error(self) -> JobError | None:

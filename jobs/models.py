@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from jobs.contract import Compliance
 from jobs.states import JobStatus
 
 
@@ -48,3 +49,4 @@ class Job:
     started_at: datetime | None
     finished_at: datetime | None
     dsp_seconds: float | None
+    compliance: Compliance | None = None

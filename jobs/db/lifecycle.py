@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any, NoReturn, cast
 
 from sqlalchemy import (
+    JSON,
     Connection,
     DateTime,
     Table,
@@ -25,8 +26,8 @@ from sqlalchemy import (
     update,
 )
 
-from jobs.contract import AudioAnalysis
-from jobs.db.tables import FileRow, JobRow, OutboxRow
+from jobs.contract import AudioAnalysis, Compliance
+from jobs.db.tables import ANALYSIS_COLUMNS, FileRow, JobRow, OutboxRow
 from jobs.errors import FileNotFound, InvalidTransition, JobNotFound, QuotaExceeded
 from jobs.models import AudioFile, Job
 from jobs.states import JobStatus, can_transition, check_transition
@@ -113,6 +114,7 @@ _SUCCEED = (
         dsp_seconds=bindparam("b_dsp"),
         node_id=bindparam("b_node"),
         actor=bindparam("b_actor"),
+        compliance=bindparam("b_compliance", type_=JSON),
         error_code=None,
         error_message=None,
         finished_at=bindparam("b_at", type_=_TS),
@@ -265,9 +267,11 @@ def succeed(
     node_id: str | None,
     actor: str | None,
     at: datetime,
+    compliance: Compliance | None = None,
 ) -> None:
-    """Store the output file and the levels measured, and end the job SUCCEEDED with it.
-    Raises `InvalidTransition` if it may not succeed (cancelled meanwhile): nothing is kept."""
+    """Store the output file and the levels measured, and end the job SUCCEEDED with it (and
+    its loudness compliance, if it had a `loudness` step). Raises `InvalidTransition` if it may
+    not succeed (cancelled meanwhile): nothing is kept."""
     if input_analysis is not None:
         set_analysis(conn, input_file_id, input_analysis)
     insert_file(conn, output, output_analysis)
@@ -279,6 +283,7 @@ def succeed(
             "b_dsp": dsp_seconds,
             "b_node": node_id,
             "b_actor": actor,
+            "b_compliance": compliance.model_dump(mode="json") if compliance else None,
             "b_at": at,
         },
     )
@@ -317,9 +322,6 @@ def _file_values(file: AudioFile, analysis: AudioAnalysis | None) -> dict[str, A
 def _levels(analysis: AudioAnalysis | None) -> dict[str, Any]:
     """The file columns that hold `analysis` (all NULL without one)."""
     return {
-        "analysis_peak_db": analysis.peak_db if analysis else None,
-        "analysis_rms_db": analysis.rms_db if analysis else None,
-        "analysis_loudness_lufs": analysis.loudness_lufs if analysis else None,
-        "analysis_duration_s": analysis.duration_seconds if analysis else None,
-        "analysis_clipping": analysis.clipping if analysis else None,
+        column: getattr(analysis, name) if analysis else None
+        for name, column in ANALYSIS_COLUMNS.items()
     }

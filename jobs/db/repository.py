@@ -13,9 +13,9 @@ from typing import Any
 from sqlalchemy import String, and_, cast, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from jobs.contract import AudioAnalysis
+from jobs.contract import AudioAnalysis, Compliance
 from jobs.db import lifecycle
-from jobs.db.tables import ApiKeyRow, FileRow, JobRow, OutboxRow, PresetRow
+from jobs.db.tables import ANALYSIS_COLUMNS, ApiKeyRow, FileRow, JobRow, OutboxRow, PresetRow
 from jobs.errors import ApiKeyNotFound, BadInput, FileNotFound, JobNotFound, PresetNotFound
 from jobs.models import AudioFile, Job
 from jobs.states import JobStatus, check_transition
@@ -69,6 +69,7 @@ def _job(row: JobRow) -> Job:
         started_at=_aware(row.started_at),
         finished_at=_aware(row.finished_at),
         dsp_seconds=row.dsp_seconds,
+        compliance=Compliance.model_validate(row.compliance) if row.compliance else None,
     )
 
 
@@ -416,25 +417,22 @@ async def delete_preset(session: AsyncSession, owner: str | None, name: str) -> 
 
 async def file_analyses(session: AsyncSession, ids: Sequence[str]) -> dict[str, AudioAnalysis]:
     """The stored analyses of those of `ids` that have one (a job has read or written them)."""
+    names = list(ANALYSIS_COLUMNS)
+    columns = [getattr(FileRow, ANALYSIS_COLUMNS[name]) for name in names]
     rows = (
         await session.execute(
-            select(
-                FileRow.id,
-                FileRow.analysis_peak_db,
-                FileRow.analysis_rms_db,
-                FileRow.analysis_loudness_lufs,
-                FileRow.analysis_duration_s,
-                FileRow.analysis_clipping,
-            ).where(FileRow.id.in_(ids), FileRow.analysis_duration_s.is_not(None))
+            select(FileRow.id, *columns).where(
+                FileRow.id.in_(ids), FileRow.analysis_duration_s.is_not(None)
+            )
         )
     ).all()
     return {
-        str(r[0]): AudioAnalysis(
-            peak_db=r[1],
-            rms_db=r[2],
-            loudness_lufs=r[3],
-            duration_seconds=float(r[4] or 0.0),
-            clipping=bool(r[5]),
+        str(r[0]): AudioAnalysis.model_validate(
+            {
+                **dict(zip(names, r[1:], strict=True)),
+                "duration_seconds": float(r[1 + names.index("duration_seconds")] or 0.0),
+                "clipping": bool(r[1 + names.index("clipping")]),
+            }
         )
         for r in rows
     }

@@ -20,6 +20,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from jobs.contract import AudioAnalysis
+
 
 class Base(DeclarativeBase):
     pass
@@ -50,6 +52,17 @@ class FileRow(Base):
     analysis_loudness_lufs: Mapped[float | None] = mapped_column(Float, default=None)
     analysis_duration_s: Mapped[float | None] = mapped_column(Float, default=None)
     analysis_clipping: Mapped[bool | None] = mapped_column(Boolean, default=None)
+    analysis_true_peak_db: Mapped[float | None] = mapped_column(Float, default=None)
+    analysis_loudness_range_lu: Mapped[float | None] = mapped_column(Float, default=None)
+    analysis_short_term_max_lufs: Mapped[float | None] = mapped_column(Float, default=None)
+    analysis_momentary_max_lufs: Mapped[float | None] = mapped_column(Float, default=None)
+
+
+ANALYSIS_COLUMNS = {
+    name: "analysis_duration_s" if name == "duration_seconds" else f"analysis_{name}"
+    for name in AudioAnalysis.model_fields
+}
+"""`jobs.contract.AudioAnalysis` field -> the `files` column holding it."""
 
 
 class JobRow(Base):
@@ -74,6 +87,8 @@ class JobRow(Base):
     dsp_seconds: Mapped[float | None] = mapped_column(Float)
     node_id: Mapped[str | None] = mapped_column(String(64), default=None)
     actor: Mapped[str | None] = mapped_column(String(100), default=None)
+    # `jobs.contract.Compliance` as JSON, for jobs with a `loudness` step.
+    compliance: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
 
 
 class OutboxRow(Base):
