@@ -234,7 +234,7 @@ class TruePeakLimiter:
         gain_db: float,
         ceiling_db: float,
         lookahead_ms: float = 2.0,
-        release_ms: float = 100.0,
+        release_ms: float = 50.0,
     ) -> None:
         if not (math.isfinite(ceiling_db) and ceiling_db <= 0.0):
             raise ValueError(f"true-peak ceiling must be <= 0 dBTP, got {ceiling_db}")

@@ -102,3 +102,98 @@ def test_huge_finite_levels_are_reported_as_they_are() -> None:
     meter.add(np.full((1, 10), 1000.0, dtype=np.float32))
     assert meter.peak_db() == pytest.approx(60.0)
     assert meter.clipped
+
+
+# --- EBU Tech 3341 / 3342 minimum requirements, synthesized from their descriptions ---------
+
+
+def _stereo_tone(sr: int, parts: list[tuple[float, float]], freq: float = 1000.0) -> np.ndarray:
+    """Concatenated stereo 1 kHz sine segments of (dBFS peak level, seconds), phase-continuous."""
+    amps = np.concatenate([np.full(int(round(sr * s)), 10 ** (db / 20)) for db, s in parts])
+    t = np.arange(amps.size) / sr
+    x = (amps * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+    return np.stack([x, x])
+
+
+def _meter(x: np.ndarray, sr: int, block: int = 4410) -> LoudnessMeter:
+    meter = LoudnessMeter(sr, x.shape[0])
+    for s in range(0, x.shape[1], block):
+        meter.add(x[:, s : s + block])
+    return meter
+
+
+@pytest.mark.parametrize(
+    "parts",
+    [
+        [(-23.0, 20.0)],  # case 1
+        [(-33.0, 20.0)],  # case 2 (expects -33)
+        [(-36.0, 10.0), (-23.0, 60.0), (-36.0, 10.0)],  # case 3
+        [(-72.0, 10.0), (-36.0, 10.0), (-23.0, 60.0), (-36.0, 10.0), (-72.0, 10.0)],  # case 4
+        [(-26.0, 20.0), (-20.0, 20.1), (-26.0, 20.0)],  # case 5
+    ],
+    ids=["3341-1", "3341-2", "3341-3", "3341-4", "3341-5"],
+)
+@pytest.mark.parametrize("sr", [48000, 44100])
+def test_tech_3341_integrated(parts: list[tuple[float, float]], sr: int) -> None:
+    expected = -33.0 if parts == [(-33.0, 20.0)] else -23.0
+    # Tech 3341's tolerance for the integrated loudness: +-0.1 LU.
+    assert _meter(_stereo_tone(sr, parts), sr).integrated() == pytest.approx(expected, abs=0.1)
+
+
+def test_tech_3341_case_6_five_channels() -> None:
+    sr = 48000
+    t = np.arange(sr * 20) / sr
+    tone = np.sin(2 * np.pi * 1000 * t)
+    levels = [-28.0, -28.0, -24.0, -30.0, -30.0]  # L R C Ls Rs, as in Tech 3341 case 6
+    x = np.stack([10 ** (db / 20) * tone for db in levels]).astype(np.float32)
+    assert _meter(x, sr).integrated() == pytest.approx(-23.0, abs=0.1)
+
+
+def test_tech_3341_short_term_and_momentary_maxima() -> None:
+    sr = 48000
+    # Case 9's idea: 1.34 s at -20 dBFS + 1.66 s at -30 dBFS repeated: every 3 s window -23.0.
+    x = _stereo_tone(sr, [(-20.0, 1.34), (-30.0, 1.66)] * 5)
+    meter = _meter(x, sr)
+    assert meter.short_term_max() == pytest.approx(-23.0, abs=0.1)
+    # A steady tone's momentary and short-term loudness is its level; a 400 ms burst 10 dB up
+    # reads 10 dB up on the momentary meter only partly on the short-term one.
+    steady = _meter(_stereo_tone(sr, [(-23.0, 5.0)]), sr)
+    assert steady.momentary_max() == pytest.approx(-23.0, abs=0.1)
+    assert steady.short_term_max() == pytest.approx(-23.0, abs=0.1)
+    burst = _meter(_stereo_tone(sr, [(-23.0, 4.0), (-13.0, 0.4), (-23.0, 4.0)]), sr)
+    assert burst.momentary_max() == pytest.approx(-13.0, abs=0.1)
+    assert burst.short_term_max() == pytest.approx(
+        -23.0 + 10 * math.log10(1 + 9 * 0.4 / 3), abs=0.1
+    )
+
+
+@pytest.mark.parametrize(
+    "parts,expected",
+    [
+        ([(-20.0, 20.0), (-30.0, 20.0)], 10.0),  # Tech 3342 case 1
+        ([(-20.0, 20.0), (-15.0, 20.0)], 5.0),  # case 2
+        ([(-40.0, 20.0), (-20.0, 20.0)], 20.0),  # case 3
+        ([(-50.0, 20.0), (-35.0, 20.0), (-20.0, 20.0), (-35.0, 20.0), (-50.0, 20.0)], 15.0),
+    ],
+    ids=["3342-1", "3342-2", "3342-3", "3342-4"],
+)
+def test_tech_3342_loudness_range(parts: list[tuple[float, float]], expected: float) -> None:
+    # Tech 3342's tolerance: +-1 LU.
+    assert _meter(_stereo_tone(48000, parts), 48000).loudness_range() == pytest.approx(
+        expected, abs=1.0
+    )
+
+
+def test_every_measure_is_block_size_invariant() -> None:
+    x = _music_like(48000, 8.0, 2, 4)
+    a, b = _meter(x, 48000, 1000), _meter(x, 48000, 48000 * 8)
+    for name in ("integrated", "momentary_max", "short_term_max", "loudness_range"):
+        assert getattr(a, name)() == getattr(b, name)(), name
+
+
+def test_short_and_silent_streams_have_no_values() -> None:
+    silent = _meter(np.zeros((2, 48000 * 4), np.float32), 48000)
+    assert silent.momentary_max() == -math.inf and math.isnan(silent.loudness_range())
+    short = _meter(_stereo_tone(48000, [(-20.0, 2.0)]), 48000)
+    assert short.momentary_max() == pytest.approx(-20.0, abs=0.1)
+    assert short.short_term_max() == -math.inf  # no full 3 s window
