@@ -8,9 +8,9 @@ from numpy.typing import NDArray
 from dsp.jit import kernel
 
 OVERSAMPLED_RATE = 192_000
-TAPS_PER_PHASE = 16
-KAISER_BETA = 7.0
-SCREEN_CHUNK = 32
+TAPS_PER_PHASE = 32
+KAISER_BETA = 9.0
+SCREEN_CHUNK = 64
 
 
 def oversampling_factor(sample_rate: int) -> int:
@@ -34,6 +34,81 @@ def interpolator(factor: int, taps_per_phase: int = TAPS_PER_PHASE) -> NDArray[n
 
 
 @kernel
+def phase_bounds(phases: NDArray[np.float64]) -> tuple[float, float]:
+    """(central, tail): max over phases of sum |h| over the 4 taps around the interpolated
+    interval, and over the other taps. No oversampled value at frame j exceeds central * (max
+    |x| of those 4 frames) + tail * (max |x| of the whole window): frames under the level
+    that matters skip the interpolation, exactly."""
+    factor, taps = phases.shape
+    half = taps // 2
+    central = 0.0
+    tail = 0.0
+    for p in range(factor):
+        c = 0.0
+        t = 0.0
+        for k in range(taps):
+            if half - 2 <= k <= half + 1:
+                c += abs(phases[p, k])
+            else:
+                t += abs(phases[p, k])
+        central = max(central, c)
+        tail = max(tail, t)
+    return central, tail
+
+
+@kernel
+def frame_peak(ext: NDArray[np.float64], phases: NDArray[np.float64], j: int) -> float:
+    """Largest |oversampled value| between ext[j - T/2] and ext[j - T/2 + 1] (phases >= 1)."""
+    factor, taps = phases.shape
+    peak = 0.0
+    for p in range(1, factor):
+        acc = 0.0
+        for k in range(taps):
+            acc += phases[p, k] * ext[j - k]
+        peak = max(peak, abs(acc))
+    return peak
+
+
+@kernel
+def screened_peaks(
+    ext: NDArray[np.float64],
+    phases: NDArray[np.float64],
+    threshold: float,
+    running: bool,
+    detect: NDArray[np.float64],
+) -> float:
+    """Raise detect[i] to the oversampled peak at frame keep + i of ``ext`` wherever it may
+    exceed ``threshold`` (raised along the way to each peak found when ``running``); returns
+    the final threshold. Chunks, then frames, whose bound (``phase_bounds``) stays under it are
+    skipped."""
+    taps = phases.shape[1]
+    keep = taps - 1
+    half = taps // 2
+    n = ext.shape[0] - keep
+    central, tail = phase_bounds(phases)
+    for start in range(keep, keep + n, SCREEN_CHUNK):
+        stop = min(start + SCREEN_CHUNK, keep + n)
+        window = 0.0
+        for i in range(start - keep, stop):
+            window = max(window, abs(ext[i]))
+        if (central + tail) * window <= threshold:
+            continue
+        for j in range(start, stop):
+            near = max(
+                max(abs(ext[j - half - 1]), abs(ext[j - half])),
+                max(abs(ext[j - half + 1]), abs(ext[j - half + 2])),
+            )
+            if central * near + tail * window <= threshold:
+                continue
+            peak = frame_peak(ext, phases, j)
+            if peak > detect[j - keep]:
+                detect[j - keep] = peak
+            if running and peak > threshold:
+                threshold = peak
+    return threshold
+
+
+@kernel
 def true_peak_kernel(
     x: NDArray[np.floating],
     phases: NDArray[np.float64],
@@ -42,20 +117,14 @@ def true_peak_kernel(
 ) -> None:
     """Raise ``peaks[c]`` to the highest |sample| and |oversampled value| of channel c.
 
-    Exact, but skips the interpolation of any chunk of frames whose own window cannot reach
-    the running peak: |u| <= sum_k |phases[p, k]| max |x| over the window. ``history`` holds the
-    last taps - 1 input frames per channel (float64), so blocks chain seamlessly.
+    Exact: the interpolation is skipped only where it cannot reach the running peak.
+    ``history`` holds the last taps - 1 input frames per channel (float64), so blocks chain
+    seamlessly.
     """
     channels, n = x.shape
-    factor, taps = phases.shape
-    keep = taps - 1
-    bound = 0.0
-    for p in range(factor):
-        s = 0.0
-        for k in range(taps):
-            s += abs(phases[p, k])
-        bound = max(bound, s)
+    keep = phases.shape[1] - 1
     ext = np.empty(keep + n, dtype=np.float64)
+    detect = np.zeros(n, dtype=np.float64)
     for c in range(channels):
         for i in range(keep):
             ext[i] = history[c, i]
@@ -63,25 +132,8 @@ def true_peak_kernel(
         for i in range(n):
             v = np.float64(x[c, i])
             ext[keep + i] = v
-            if abs(v) > peak:
-                peak = abs(v)
-        for start in range(keep, keep + n, SCREEN_CHUNK):
-            stop = min(start + SCREEN_CHUNK, keep + n)
-            top = 0.0
-            for i in range(start - keep, stop):
-                a = abs(ext[i])
-                if a > top:
-                    top = a
-            if top * bound <= peak:
-                continue
-            for j in range(start, stop):
-                for p in range(1, factor):
-                    acc = 0.0
-                    for k in range(taps):
-                        acc += phases[p, k] * ext[j - k]
-                    if abs(acc) > peak:
-                        peak = abs(acc)
-        peaks[c] = peak
+            peak = max(peak, abs(v))
+        peaks[c] = screened_peaks(ext, phases, peak, True, detect)
         for i in range(keep):
             history[c, i] = ext[n + i]
 
@@ -135,15 +187,28 @@ def true_peak_limiter_kernel(
     leaves the delay line, g[j] = mean(h[j - L .. j]) ramps the reduction in over the L frames
     of lookahead, and the release smoother may only lower it at once: s = g if g < s else
     release s + (1 - release) g. Output y[j] = gain x[j - L - T/2] s[j], clamped to the ceiling.
-    The window of ``mins`` is L + 2 long, the box and delay hold L + 1 and L + T/2 values;
-    state = [box sum, s]; counters = [time, deque head, deque tail].
+    Frames that cannot reach the ceiling (``phase_bounds``) skip the interpolation. ``history`` holds the last T - 1 gained frames; the window of ``mins`` is
+    L + 2 long, the box and delay hold L + 1 and L + T/2 values; state = [box sum, s];
+    counters = [time, deque head, deque tail].
     """
     channels, n = x.shape
-    factor, taps = phases.shape
+    taps = phases.shape[1]
     keep = taps - 1
     size = mins.shape[0]
     box_size = box.shape[0]
     lag = delay.shape[1]
+    detect = np.zeros(n, dtype=np.float64)
+    ext = np.empty(keep + n, dtype=np.float64)
+    for c in range(channels):
+        for i in range(keep):
+            ext[i] = history[c, i]
+        for i in range(n):
+            v = np.float64(x[c, i]) * gain
+            ext[keep + i] = v
+            detect[i] = max(detect[i], abs(v))
+        screened_peaks(ext, phases, ceiling, False, detect)
+        for i in range(keep):
+            history[c, i] = ext[n + i]
     y = np.empty_like(x)
     total = state[0]
     smooth = state[1]
@@ -153,37 +218,8 @@ def true_peak_limiter_kernel(
     limit = np.float32(ceiling)
     if np.float64(limit) > ceiling:
         limit = np.nextafter(limit, np.float32(0.0))
-    bound = 0.0
-    for p in range(factor):
-        s = 0.0
-        for k in range(taps):
-            s += abs(phases[p, k])
-        bound = max(bound, s)
-    carried = 0.0
-    for c in range(channels):
-        for k in range(keep):
-            carried = max(carried, abs(history[c, k]))
-    quiet = np.zeros((n + SCREEN_CHUNK - 1) // SCREEN_CHUNK, dtype=np.bool_)
-    for q in range(quiet.shape[0]):
-        start = q * SCREEN_CHUNK
-        top = carried if start < keep else 0.0
-        for c in range(channels):
-            for i in range(max(0, start - keep), min(n, start + SCREEN_CHUNK)):
-                top = max(top, abs(np.float64(x[c, i]) * gain))
-        quiet[q] = top * bound <= ceiling
     for i in range(n):
-        d = 0.0
-        skip = quiet[i // SCREEN_CHUNK]
-        for c in range(channels):
-            v = np.float64(x[c, i]) * gain
-            for p in range(0 if skip else factor):
-                acc = phases[p, 0] * v
-                for k in range(1, taps):
-                    acc += phases[p, k] * history[c, (t - k) % keep]
-                if abs(acc) > d:
-                    d = abs(acc)
-            if keep > 0:
-                history[c, t % keep] = v
+        d = detect[i]
         r = ceiling / d if d > ceiling else 1.0
         while tail > head and mins[(tail - 1) % size] >= r:
             tail -= 1

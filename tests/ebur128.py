@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 FFMPEG = shutil.which("ffmpeg") or "ffmpeg"
+FILTER = ("-af", "ebur128=peak=true", "-f", "null", "-")
 
 
 @dataclass(frozen=True)
@@ -28,8 +29,7 @@ def _number(text: str) -> float:
 
 def measure(path: Path) -> Ebur128:
     run = subprocess.run(
-        [FFMPEG, "-hide_banner", "-nostats", "-i", str(path)]
-        + ["-af", "ebur128=peak=true", "-f", "null", "-"],
+        [FFMPEG, "-hide_banner", "-nostats", "-i", str(path), *FILTER],
         capture_output=True,
         text=True,
         check=True,

@@ -109,7 +109,7 @@ def test_huge_finite_levels_are_reported_as_they_are() -> None:
 
 def _stereo_tone(sr: int, parts: list[tuple[float, float]], freq: float = 1000.0) -> np.ndarray:
     """Concatenated stereo 1 kHz sine segments of (dBFS peak level, seconds), phase-continuous."""
-    amps = np.concatenate([np.full(int(round(sr * s)), 10 ** (db / 20)) for db, s in parts])
+    amps = np.concatenate([np.full(round(sr * s), 10 ** (db / 20)) for db, s in parts])
     t = np.arange(amps.size) / sr
     x = (amps * np.sin(2 * np.pi * freq * t)).astype(np.float32)
     return np.stack([x, x])

@@ -132,7 +132,7 @@ def _limit(x: np.ndarray, sr: int, gain_db: float, ceiling_db: float, block: int
     lim = TruePeakLimiter(gain_db, ceiling_db)
     lim.configure(sr, x.shape[0])
     parts = [lim.process(x[:, s : s + block]) for s in range(0, x.shape[1], block)]
-    return np.concatenate(parts + [lim.flush()], axis=1)
+    return np.concatenate([*parts, lim.flush()], axis=1)
 
 
 @pytest.mark.parametrize("sr", [44100, 48000])
