@@ -8,6 +8,7 @@ call `process_file`, so a file processed either way is bit-identical. Memory is 
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -61,11 +62,19 @@ class StreamMeter:
         )
 
 
+MP3_READ_FRAMES = 1 << 24
+"""libsndfile 1.2.2's MP3 decoder returns runs of zeros after some read boundaries when a
+file is read in several calls (one call decodes it right, as ffmpeg does); MP3s up to this
+many frames (5.8 min at 48 kHz, 128 MB of stereo float32) are measured in one read."""
+
+
 def measure_file(path: Path, block_frames: int = 65536) -> AudioAnalysis:
     """The full measurement of an audio file as decoded (`audio-engine analyze`, and the
     compliance check of a delivered file). Raises `UnsupportedAudio` if it cannot be read."""
     with open_input(path) as reader:
         meter = StreamMeter(reader.samplerate, reader.channels)
+        if reader.format == "MP3":
+            block_frames = max(block_frames, MP3_READ_FRAMES)
         try:
             for block in reader.blocks(blocksize=block_frames, dtype="float32", always_2d=True):
                 meter.add(np.ascontiguousarray(block.T))
@@ -277,25 +286,49 @@ def render_to_spec(
         )  # fmt: skip
     spec = loudness_targets(steps[-1].params)
     trim = LoudnessTrim()
-    for renders in range(1, MAX_RENDERS + 1):
-        info = process_file(
-            in_path, out_path, calls, out_format, out_subtype, block_frames, impulses,
-            progress if renders == 1 else None, should_stop,
-            max_sample_abs=max_sample_abs, trim=trim,
-        )  # fmt: skip
-        delivered = measure_file(out_path, block_frames)
-        problem = info.loudness_reason or judge(delivered, spec.target_lufs, spec.true_peak_db)
-        lufs, peak = delivered.loudness_lufs, delivered.true_peak_db
-        if info.loudness_reason or lufs is None or renders == MAX_RENDERS:
-            break
-        miss = spec.target_lufs - lufs
-        over = (peak - spec.true_peak_db) if peak is not None else 0.0
-        if over <= 0.0 and abs(miss) <= AIM_LU:
-            break
-        trim = LoudnessTrim(
-            gain_db=trim.gain_db + (miss if abs(miss) > AIM_LU else 0.0),
-            ceiling_db=trim.ceiling_db - (over + CEILING_MARGIN_DB if over > 0.0 else 0.0),
+    renders: list[tuple[Path, RenderInfo, AudioAnalysis, str]] = []
+    try:
+        while len(renders) < MAX_RENDERS:
+            path = (
+                out_path if not renders else out_path.with_name(f"{out_path.name}.{len(renders)}")
+            )
+            info = process_file(
+                in_path, path, calls, out_format, out_subtype, block_frames, impulses,
+                None if renders else progress, should_stop,
+                max_sample_abs=max_sample_abs, trim=trim,
+            )  # fmt: skip
+            delivered = measure_file(path, block_frames)
+            problem = info.loudness_reason or judge(delivered, spec.target_lufs, spec.true_peak_db)
+            renders.append((path, info, delivered, problem))
+            lufs, peak = delivered.loudness_lufs, delivered.true_peak_db
+            if info.loudness_reason or lufs is None:
+                break
+            miss = spec.target_lufs - lufs
+            over = (peak - spec.true_peak_db) if peak is not None else 0.0
+            if over <= 0.0 and abs(miss) <= AIM_LU:
+                break
+            ceiling = trim.ceiling_db
+            if over > 0.0:
+                # The encoder added `over` to what the limiter let through (which may have been
+                # under its ceiling): aim that much under what was rendered.
+                rendered = info.output_analysis.true_peak_db if info.output_analysis else None
+                reached = min(spec.true_peak_db + ceiling, rendered or 0.0)
+                ceiling = reached - over - CEILING_MARGIN_DB - spec.true_peak_db
+            gain = trim.gain_db + (miss if abs(miss) > AIM_LU else 0.0)
+            trim = LoudnessTrim(gain_db=gain, ceiling_db=ceiling)
+        # The best render is delivered: a passing one nearest the target, else the last.
+        path, info, delivered, problem = min(
+            reversed(renders),
+            key=lambda r: (
+                bool(r[3]),
+                abs(spec.target_lufs - (r[2].loudness_lufs or 0.0)) if not r[3] else 0.0,
+            ),
         )
+        if path != out_path:
+            os.replace(path, out_path)
+    finally:
+        for other, *_ in renders[1:]:
+            other.unlink(missing_ok=True)
     compliance = Compliance(
         integrated_lufs=delivered.loudness_lufs,
         true_peak_db=delivered.true_peak_db,
@@ -303,7 +336,7 @@ def render_to_spec(
         target=spec.target_lufs,
         true_peak_limit=spec.true_peak_db,
         passed=not problem,
-        renders=renders,
+        renders=len(renders),
         reason=problem or None,
     )
     return replace(info, output_analysis=delivered, compliance=compliance)

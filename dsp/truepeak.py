@@ -187,9 +187,10 @@ def true_peak_limiter_kernel(
     leaves the delay line, g[j] = mean(h[j - L .. j]) ramps the reduction in over the L frames
     of lookahead, and the release smoother may only lower it at once: s = g if g < s else
     release s + (1 - release) g. Output y[j] = gain x[j - L - T/2] s[j], clamped to the ceiling.
-    Frames that cannot reach the ceiling (``phase_bounds``) skip the interpolation. ``history`` holds the last T - 1 gained frames; the window of ``mins`` is
-    L + 2 long, the box and delay hold L + 1 and L + T/2 values; state = [box sum, s];
-    counters = [time, deque head, deque tail].
+    Frames that cannot reach the ceiling (``phase_bounds``) skip the interpolation.
+    ``history`` holds the last T - 1 gained frames; the window of ``mins`` is L + 2 long, the
+    box and delay hold L + 1 and L + T/2 values; state = [box sum, s]; counters = [time,
+    deque head, deque tail].
     """
     channels, n = x.shape
     taps = phases.shape[1]
