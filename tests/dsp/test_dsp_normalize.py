@@ -11,7 +11,7 @@ from dsp.chain import Chain
 from dsp.loudness import LoudnessMeter
 from dsp.normalize import LoudnessNormalize
 from dsp.truepeak import TruePeakMeter
-from tests.dsp.test_dsp_truepeak import music_like, speech_like
+from tests.loudness_signals import music_like, speech_like
 
 
 def _run(

@@ -13,6 +13,7 @@ import soundfile as sf
 from dsp.loudness import LoudnessMeter
 from dsp.truepeak import TruePeakLimiter, TruePeakMeter, interpolator, oversampling_factor
 from tests import ebur128
+from tests.loudness_signals import music_like, speech_like
 
 # Tech 3341's true-peak tolerance: +0.2 / -0.4 dB.
 TP_HIGH, TP_LOW = 0.2, 0.4
@@ -68,47 +69,6 @@ def test_block_size_invariant_and_silence() -> None:
     assert _true_peak(x, 48000, 100) == _true_peak(x, 48000, 48000)
     assert _true_peak(x, 48000) >= 20 * math.log10(float(np.abs(x).max()))
     assert _true_peak(np.zeros((2, 1000), np.float32), 48000) == -math.inf
-
-
-def music_like(sr: int, seconds: float, seed: int) -> np.ndarray:
-    """Chords with a beat, bass and noise, a quiet passage, stereo (LRA of a few LU)."""
-    rng = np.random.default_rng(seed)
-    n = int(sr * seconds)
-    t = np.arange(n) / sr
-    beat = np.exp(-((t * 2.0) % 1.0) * 8.0)
-    chords = sum(
-        np.sin(2 * np.pi * f * t + k) / (k + 1) for k, f in enumerate([220, 277, 330, 440])
-    )
-    bass = np.sin(2 * np.pi * 55 * t) * beat
-    section = np.where((t > seconds * 0.4) & (t < seconds * 0.6), 0.25, 1.0)
-    left = section * (0.25 * chords + 0.4 * bass + 0.05 * rng.standard_normal(n) * beat)
-    right = section * (0.2 * chords + 0.4 * bass + 0.05 * rng.standard_normal(n) * beat)
-    return (0.5 * np.stack([left, right])).astype(np.float32)
-
-
-def speech_like(sr: int, seconds: float, seed: int) -> np.ndarray:
-    """Voiced syllables (harmonics of a gliding 100-180 Hz f0 through two formant bands) of
-    random length and level, separated by pauses; mono copied to both channels."""
-    rng = np.random.default_rng(seed)
-    n = int(sr * seconds)
-    out = np.zeros(n)
-    pos = 0
-    while pos < n:
-        length = int(sr * rng.uniform(0.08, 0.35))
-        t = np.arange(length) / sr
-        f0 = rng.uniform(100, 180) * (1 + 0.1 * t)
-        phase = 2 * np.pi * np.cumsum(f0) / sr
-        syllable = sum(
-            np.sin(h * phase)
-            * (1.0 if 300 < h * f0[0] < 900 or 1800 < h * f0[0] < 2600 else 0.15)
-            / h
-            for h in range(1, 30)
-        )
-        env = np.sin(np.pi * np.arange(length) / length) ** 2 * 10 ** (rng.uniform(-12, 0) / 20)
-        stop = min(n, pos + length)
-        out[pos:stop] = (0.3 * syllable * env)[: stop - pos]
-        pos = stop + int(sr * rng.choice([0.05, 0.1, 0.6], p=[0.6, 0.3, 0.1]))
-    return np.stack([out, out]).astype(np.float32)
 
 
 @pytest.mark.parametrize("kind", ["music", "speech"])
