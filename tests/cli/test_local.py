@@ -1,5 +1,6 @@
 """`audio-engine process` refuses bad inputs the way uploads do (same check, same message),
-with a non-zero exit and no traceback."""
+with a non-zero exit and no traceback; `audio-engine analyze`, and `process` with a
+`loudness` chain, in process."""
 
 from __future__ import annotations
 
@@ -12,7 +13,10 @@ import numpy as np
 import pytest
 
 from cli import exits
+from cli.main import main
+from tests import ebur128
 from tests.conftest import sine, write_wav
+from tests.loudness_signals import music_like
 from tests.processes import ROOT
 
 
@@ -52,3 +56,33 @@ def test_truncated_input_exits_non_zero_and_reports_no_declared_length(tmp_path:
     assert "UNSUPPORTED_AUDIO" in result.stderr and "truncated" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "out.wav").exists()
+
+
+def test_analyze_prints_the_full_measurement(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_wav(tmp_path / "music.wav", music_like(48_000, 8.0, 31))
+    assert main(["analyze", str(path), "--json"]) == 0
+    measured = json.loads(capsys.readouterr().out)
+    ref = ebur128.measure(path)
+    assert measured["loudness_lufs"] == pytest.approx(ref.integrated, abs=0.15)
+    assert measured["true_peak_db"] == pytest.approx(ref.true_peak, abs=0.2)
+    assert measured["loudness_range_lu"] == pytest.approx(ref.lra, abs=0.6)
+    assert measured["short_term_max_lufs"] == pytest.approx(ref.short_term_max, abs=0.15)
+    assert measured["momentary_max_lufs"] == pytest.approx(ref.momentary_max, abs=0.15)
+    assert main(["analyze", str(path)]) == 0
+    text = capsys.readouterr().out
+    assert "true peak:" in text and "loudness range:" in text and "dBTP" in text
+    assert main(["analyze", str(tmp_path / "missing.wav")]) == 1
+
+
+def test_process_delivers_to_a_standard(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = write_wav(tmp_path / "music.wav", 0.2 * music_like(44_100, 6.0, 32), 44_100)
+    chain = tmp_path / "chain.json"
+    chain.write_text(json.dumps([{"loudness": {"standard": "ATSC_A85"}}]))
+    out = tmp_path / "out.flac"
+    assert main(["process", str(source), "-o", str(out), "--chain", str(chain)]) == 0
+    assert "passed" in capsys.readouterr().out
+    ref = ebur128.measure(out)
+    assert ref.integrated == pytest.approx(-24.0, abs=0.2)
+    assert ref.true_peak <= -2.0 + 0.2
