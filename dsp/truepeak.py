@@ -10,7 +10,8 @@ from dsp.jit import kernel
 OVERSAMPLED_RATE = 192_000
 TAPS_PER_PHASE = 32
 KAISER_BETA = 9.0
-SCREEN_CHUNK = 64
+SCREEN_CHUNK = 32
+"""Frames screened together; must exceed taps - 1."""
 
 
 def oversampling_factor(sample_rate: int) -> int:
@@ -57,16 +58,34 @@ def phase_bounds(phases: NDArray[np.float64]) -> tuple[float, float]:
 
 
 @kernel
-def frame_peak(ext: NDArray[np.float64], phases: NDArray[np.float64], j: int) -> float:
-    """Largest |oversampled value| between ext[j - T/2] and ext[j - T/2 + 1] (phases >= 1)."""
+def span_peaks(
+    ext: NDArray[np.float64],
+    phases: NDArray[np.float64],
+    first: int,
+    out: NDArray[np.float64],
+    acc: NDArray[np.float64],
+) -> None:
+    """out[i] = largest |oversampled value| (phases >= 1) in the interval of frame first + i
+    of ``ext`` (between ext[first + i - T/2] and the next frame).
+
+    Summed tap-outer over the span, so the inner loop runs across frames and vectorises, and
+    every value is still summed in tap order (same bits for any block size).
+    """
     factor, taps = phases.shape
-    peak = 0.0
+    m = out.shape[0]
+    for i in range(m):
+        out[i] = 0.0
     for p in range(1, factor):
-        acc = 0.0
+        for i in range(m):
+            acc[i] = 0.0
         for k in range(taps):
-            acc += phases[p, k] * ext[j - k]
-        peak = max(peak, abs(acc))
-    return peak
+            h = phases[p, k]
+            source = ext[first - k : first - k + m]
+            for i in range(m):
+                acc[i] += h * source[i]
+        for i in range(m):
+            a = abs(acc[i])
+            out[i] = a if a > out[i] else out[i]
 
 
 @kernel
@@ -78,33 +97,66 @@ def screened_peaks(
     detect: NDArray[np.float64],
 ) -> float:
     """Raise detect[i] to the oversampled peak at frame keep + i of ``ext`` wherever it may
-    exceed ``threshold`` (raised along the way to each peak found when ``running``); returns
-    the final threshold. Chunks, then frames, whose bound (``phase_bounds``) stays under it are
-    skipped."""
+    exceed ``threshold`` (raised along the way to each sample and oversampled peak found when
+    ``running``); returns the final threshold. Chunks whose bound (``phase_bounds``) stays
+    under it are skipped, and within the others the span of frames that may reach it is
+    interpolated (``span_peaks``). Slices keep indices non-negative, so numba drops its
+    wraparound checks and the loops vectorise."""
     taps = phases.shape[1]
     keep = taps - 1
     half = taps // 2
     n = ext.shape[0] - keep
     central, tail = phase_bounds(phases)
-    for start in range(keep, keep + n, SCREEN_CHUNK):
-        stop = min(start + SCREEN_CHUNK, keep + n)
-        window = 0.0
-        for i in range(start - keep, stop):
-            window = max(window, abs(ext[i]))
+    out = np.empty(SCREEN_CHUNK, dtype=np.float64)
+    acc = np.empty(SCREEN_CHUNK, dtype=np.float64)
+    chunks = (n + SCREEN_CHUNK - 1) // SCREEN_CHUNK
+    # tops[q] = max |ext| over the chunk's frames and the keep frames before them (chunks are
+    # longer than keep, so the previous chunk's own max covers those).
+    own = np.empty(chunks + 1, dtype=np.float64)
+    own[0] = 0.0
+    for i in range(keep):
+        own[0] = max(own[0], abs(ext[i]))
+    for q in range(chunks):
+        segment = ext[keep + q * SCREEN_CHUNK : min(keep + (q + 1) * SCREEN_CHUNK, keep + n)]
+        t0 = t1 = t2 = t3 = 0.0  # four running maxima: independent chains
+        whole = segment.shape[0] // 4 * 4
+        for i in range(0, whole, 4):
+            t0 = max(t0, abs(segment[i]))
+            t1 = max(t1, abs(segment[i + 1]))
+            t2 = max(t2, abs(segment[i + 2]))
+            t3 = max(t3, abs(segment[i + 3]))
+        for i in range(whole, segment.shape[0]):
+            t0 = max(t0, abs(segment[i]))
+        top = max(max(t0, t1), max(t2, t3))
+        own[q + 1] = top
+        if running and top > threshold:
+            threshold = top
+    for q in range(chunks):
+        window = max(own[q], own[q + 1])
         if (central + tail) * window <= threshold:
             continue
-        for j in range(start, stop):
+        floor = tail * window
+        low = keep + q * SCREEN_CHUNK
+        high = min(low + SCREEN_CHUNK, keep + n)
+        first, last = high, low - 1
+        around = ext[low - half - 1 : high - half + 2]
+        for i in range(high - low):
             near = max(
-                max(abs(ext[j - half - 1]), abs(ext[j - half])),
-                max(abs(ext[j - half + 1]), abs(ext[j - half + 2])),
+                max(abs(around[i]), abs(around[i + 1])),
+                max(abs(around[i + 2]), abs(around[i + 3])),
             )
-            if central * near + tail * window <= threshold:
-                continue
-            peak = frame_peak(ext, phases, j)
-            if peak > detect[j - keep]:
-                detect[j - keep] = peak
-            if running and peak > threshold:
-                threshold = peak
+            if central * near + floor > threshold:
+                first = min(first, low + i)
+                last = low + i
+        if last < first:
+            continue
+        span = out[: last - first + 1]
+        span_peaks(ext, phases, first, span, acc)
+        for i in range(span.shape[0]):
+            if span[i] > detect[first - keep + i]:
+                detect[first - keep + i] = span[i]
+            if running and span[i] > threshold:
+                threshold = span[i]
     return threshold
 
 
@@ -128,12 +180,11 @@ def true_peak_kernel(
     for c in range(channels):
         for i in range(keep):
             ext[i] = history[c, i]
-        peak = peaks[c]
+        body = ext[keep:]
+        row = x[c]
         for i in range(n):
-            v = np.float64(x[c, i])
-            ext[keep + i] = v
-            peak = max(peak, abs(v))
-        peaks[c] = screened_peaks(ext, phases, peak, True, detect)
+            body[i] = row[i]
+        peaks[c] = screened_peaks(ext, phases, peaks[c], True, detect)
         for i in range(keep):
             history[c, i] = ext[n + i]
 
