@@ -35,6 +35,7 @@ lint: install
 bench: install
 	$(BIN)/python benchmarks/dsp.py
 	$(BIN)/python benchmarks/cli_process.py
+	$(BIN)/python benchmarks/loudness.py
 	$(BIN)/python benchmarks/memory.py --quick
 
 # Every benchmark script on tiny inputs: it completes and prints its rows (a test runs this).
