@@ -1,6 +1,6 @@
 """Loudness: our full meter and our `loudness` effect vs pyloudnorm and ffmpeg's loudnorm.
 
-Run: python benchmarks/loudness.py [--quick] [--repeats N]
+Run: python benchmarks/loudness.py [--quick] [--smoke] [--repeats N]
 Same 60 s stereo 48 kHz music-like signal for every row. The meter row is everything
 `analysis` reports (integrated, LRA, momentary and short-term maxima, true peak at 4x) against
 pyloudnorm's integrated loudness alone; the effect row is file to file: our two-pass render
@@ -79,9 +79,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="10 s signal, 3 repeats")
     parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--smoke", action="store_true", help="1 s signal, 1 repeat (CI)")
     args = parser.parse_args()
-    seconds = 10.0 if args.quick else 60.0
-    repeats = args.repeats or (3 if args.quick else 5)
+    seconds = 1.0 if args.smoke else 10.0 if args.quick else 60.0
+    repeats = args.repeats or (1 if args.smoke else 3 if args.quick else 5)
     ffmpeg = shutil.which("ffmpeg")
 
     print(f"machine: {machine()}")

@@ -73,7 +73,7 @@ def test_analyze_prints_the_full_measurement(
     assert main(["analyze", str(path)]) == 0
     text = capsys.readouterr().out
     assert "true peak:" in text and "loudness range:" in text and "dBTP" in text
-    assert main(["analyze", str(tmp_path / "missing.wav")]) == 1
+    assert main(["analyze", str(tmp_path / "missing.wav")]) == 3  # bad input
 
 
 def test_process_delivers_to_a_standard(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
