@@ -85,57 +85,46 @@ def loudness_steps_kernel(
     Step k holds frames [floor(k fs / 10), floor((k + 1) fs / 10)). Each closed step writes its
     weighted energy sum_c G_c sum_n z_c[n]^2 to ``energies`` and its length to ``lengths``;
     returns how many closed. The sums run in frame order whatever the block size, so any
-    split of the stream gives the same bits. Two transposed-direct-form-II sections per channel;
-    state (channels, 2, 2); counters = [step index, frames in the open step]; accumulator[0]
-    holds the open step's sum.
+    split of the stream gives the same bits. Two direct-form-I sections per channel; state
+    (channels, 3, 2) holds the last two inputs, first-section and second-section outputs;
+    counters = [step index, frames in the open step]; accumulator[0] holds the open step's sum.
     """
     channels, n = x.shape
     energy = np.zeros(n, dtype=np.float64)
     b0, b1, b2, a1, a2 = sos[0, 0], sos[0, 1], sos[0, 2], sos[0, 4], sos[0, 5]
     c0, c1, c2, d1, d2 = sos[1, 0], sos[1, 1], sos[1, 2], sos[1, 4], sos[1, 5]
-    # Channels in pairs with the filter state in locals: two independent recursions per loop
-    # keep the FPU busy. Each frame's energy still sums channel 0, 1, 2... in that order.
+    # Channels in pairs (the last one alone, paired with a zero-weight copy of itself): two
+    # independent recursions per loop. Each frame's energy sums channel 0, 1, 2... in order.
     for first in range(0, channels, 2):
         pair = first + 1 < channels
         second = first + 1 if pair else first
         wa, wb = weights[first], weights[second] if pair else 0.0
-        p1, p2, p3, p4 = (
-            state[first, 0, 0],
-            state[first, 0, 1],
-            state[first, 1, 0],
-            state[first, 1, 1],
-        )
-        q1, q2, q3, q4 = (
-            state[second, 0, 0],
-            state[second, 0, 1],
-            state[second, 1, 0],
-            state[second, 1, 1],
-        )
+        row_a, row_b = x[first], x[second]
+        x1, x2 = state[first, 0, 0], state[first, 0, 1]
+        y1, y2 = state[first, 1, 0], state[first, 1, 1]
+        z1, z2 = state[first, 2, 0], state[first, 2, 1]
+        u1, u2 = state[second, 0, 0], state[second, 0, 1]
+        v1, v2 = state[second, 1, 0], state[second, 1, 1]
+        w1, w2 = state[second, 2, 0], state[second, 2, 1]
         for i in range(n):
-            v = np.float64(x[first, i])
-            u = np.float64(x[second, i])
-            y = b0 * v + p1
-            p1 = (b1 * v + p2) - a1 * y
-            p2 = b2 * v - a2 * y
-            z = c0 * y + p3
-            p3 = (c1 * y + p4) - d1 * z
-            p4 = c2 * y - d2 * z
-            yy = b0 * u + q1
-            q1 = (b1 * u + q2) - a1 * yy
-            q2 = b2 * u - a2 * yy
-            zz = c0 * yy + q3
-            q3 = (c1 * yy + q4) - d1 * zz
-            q4 = c2 * yy - d2 * zz
-            energy[i] = (energy[i] + wa * (z * z)) + wb * (zz * zz)
-        state[first, 0, 0], state[first, 0, 1], state[first, 1, 0], state[first, 1, 1] = (
-            p1,
-            p2,
-            p3,
-            p4,
-        )
+            xa = np.float64(row_a[i])
+            xb = np.float64(row_b[i])
+            # Direct form I, the feedback term last: the recursion through y1 (z1) is one
+            # multiply and one subtract; everything else overlaps across frames.
+            y = (((b0 * xa + b1 * x1) + b2 * x2) - a2 * y2) - a1 * y1
+            z = (((c0 * y + c1 * y1) + c2 * y2) - d2 * z2) - d1 * z1
+            v = (((b0 * xb + b1 * u1) + b2 * u2) - a2 * v2) - a1 * v1
+            w = (((c0 * v + c1 * v1) + c2 * v2) - d2 * w2) - d1 * w1
+            x2, x1, y2, y1, z2, z1 = x1, xa, y1, y, z1, z
+            u2, u1, v2, v1, w2, w1 = u1, xb, v1, v, w1, w
+            energy[i] = (energy[i] + wa * (z * z)) + wb * (w * w)
+        state[first, 0, 0], state[first, 0, 1] = x1, x2
+        state[first, 1, 0], state[first, 1, 1] = y1, y2
+        state[first, 2, 0], state[first, 2, 1] = z1, z2
         if pair:
-            state[second, 0, 0], state[second, 0, 1] = q1, q2
-            state[second, 1, 0], state[second, 1, 1] = q3, q4
+            state[second, 0, 0], state[second, 0, 1] = u1, u2
+            state[second, 1, 0], state[second, 1, 1] = v1, v2
+            state[second, 2, 0], state[second, 2, 1] = w1, w2
     step = counters[0]
     filled = counters[1]
     total = accumulator[0]
@@ -197,7 +186,7 @@ class LoudnessMeter:
         self.sample_rate = int(sample_rate)
         self.channels = int(channels)
         self._sos = k_weighting_sos(self.sample_rate)
-        self._state = np.zeros((self.channels, 2, 2), dtype=np.float64)
+        self._state = np.zeros((self.channels, 3, 2), dtype=np.float64)
         self._weights = channel_weights(self.channels)
         self._counters = np.zeros(2, dtype=np.int64)
         self._accumulator = np.zeros(1, dtype=np.float64)
