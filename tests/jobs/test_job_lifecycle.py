@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 from job_records import queued_job, stored_file
 
-from jobs.contract import AudioAnalysis
+from jobs.contract import AudioAnalysis, Compliance
 from jobs.db import Database, lifecycle
 from jobs.db import repository as repo
 from jobs.errors import InvalidTransition, JobNotFound, QuotaExceeded
@@ -158,3 +158,51 @@ async def test_concurrent_submits_never_pass_the_quota(database: Database) -> No
     accepted = await asyncio.gather(*(one() for _ in range(20)))
     assert sum(accepted) == 5
     assert await database.run(lifecycle.count_unfinished, "alice") == 5
+
+
+async def test_loudness_levels_and_compliance_are_kept(database: Database) -> None:
+    f = await stored_file(database)
+    job = await queued_job(database, f.id)
+    await database.run(lifecycle.start, job.id, "running", repo.now())
+    levels = AudioAnalysis.of(
+        peak_db=-1.5,
+        rms_db=-18.0,
+        loudness_lufs=-16.02,
+        duration_seconds=30.0,
+        clipping=False,
+        true_peak_db=-1.04,
+        loudness_range_lu=6.5,
+        short_term_max_lufs=-12.0,
+        momentary_max_lufs=-9.5,
+    )
+    report = Compliance(
+        integrated_lufs=-16.02,
+        true_peak_db=-1.04,
+        loudness_range_lu=6.5,
+        target=-16.0,
+        true_peak_limit=-1.0,
+        passed=True,
+        renders=2,
+    )
+    output = replace(f, id=repo.new_id(), filename="a.processed.mp3", role="output")
+    await database.run(
+        lifecycle.succeed,
+        job.id,
+        output,
+        levels,
+        input_file_id=f.id,
+        input_analysis=None,
+        dsp_seconds=0.1,
+        node_id=None,
+        actor=None,
+        at=repo.now(),
+        compliance=report,
+    )
+    async with database.transaction() as s:
+        done = await repo.get_job(s, job.id)
+        analyses = await repo.file_analyses(s, [output.id])
+    assert done.compliance == report
+    assert analyses == {output.id: levels}
+    other = await queued_job(database, f.id)
+    async with database.transaction() as s:
+        assert (await repo.get_job(s, other.id)).compliance is None
