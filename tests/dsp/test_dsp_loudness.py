@@ -1,10 +1,19 @@
+import itertools
 import math
 
 import numpy as np
 import pyloudnorm
 import pytest
+from scipy.signal import sosfilt
 
-from dsp.loudness import LevelMeter, LoudnessMeter, channel_weights, peak_db, rms_db
+from dsp.loudness import (
+    LevelMeter,
+    LoudnessMeter,
+    channel_weights,
+    k_weighting_sos,
+    peak_db,
+    rms_db,
+)
 
 
 def _sine(sr: int, amp: float, seconds: float, freq: float = 997.0) -> np.ndarray:
@@ -197,3 +206,18 @@ def test_short_and_silent_streams_have_no_values() -> None:
     short = _meter(_stereo_tone(48000, [(-20.0, 2.0)]), 48000)
     assert short.momentary_max() == pytest.approx(-20.0, abs=0.1)
     assert short.short_term_max() == -math.inf  # no full 3 s window
+
+
+def test_step_energies_match_a_scipy_reference() -> None:
+    # Plain reference: scipy's sosfilt with the same K-weighting sections, squared, weighted
+    # and summed per 100 ms step.
+    sr = 44100
+    x = _music_like(sr, 2.05, 2, 9)
+    meter = _meter(x, sr, block=777)
+    energies, lengths = meter._steps()
+    weighted = sosfilt(k_weighting_sos(sr), x.astype(np.float64), axis=1)
+    per_frame = (channel_weights(2)[:, None] * weighted**2).sum(axis=0)
+    edges = [k * sr // 10 for k in range(21)]
+    expected = [per_frame[a:b].sum() for a, b in itertools.pairwise(edges)]
+    np.testing.assert_array_equal(lengths, np.diff(edges))
+    np.testing.assert_allclose(energies, expected, rtol=1e-9)

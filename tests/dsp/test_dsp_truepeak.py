@@ -127,3 +127,20 @@ def test_light_limiting_keeps_the_loudness() -> None:
     after.add(y)
     assert _true_peak(x, sr) > 1.0 and _true_peak(y, sr) <= -1.0 + 0.05
     assert after.integrated() == pytest.approx(before.integrated(), abs=0.1)
+
+
+@pytest.mark.parametrize("sr", [44100, 48000, 96000])
+def test_meter_matches_a_plain_numpy_oversampler(sr: int) -> None:
+    # Reference: zero-stuff by the factor, convolve with the whole interpolation filter,
+    # take the largest magnitude (no screening, no streaming).
+    factor = oversampling_factor(sr)
+    phases = interpolator(factor)
+    h = phases.T.reshape(-1)  # back to the prototype filter: h[F k + p] = phases[p, k]
+    x = music_like(sr, 0.5, 8)
+    stuffed = np.zeros((2, x.shape[1] * factor))
+    stuffed[:, ::factor] = x
+    reference = max(float(np.abs(np.convolve(row, h)).max()) for row in stuffed)
+    meter = TruePeakMeter(sr, 2)
+    for s in range(0, x.shape[1], 1000):
+        meter.add(x[:, s : s + 1000])
+    np.testing.assert_allclose(meter.true_peak(), reference, rtol=1e-12)
