@@ -11,10 +11,12 @@ import soundfile as sf
 from scipy.signal import sosfilt
 
 from actors.impulses import uncached_impulses
-from actors.runner import process_file
+from actors.runner import process_file, render_to_spec
 from jobs.effects import parse_chain
 from jobs.errors import JobCancelled, ProcessingFailed, UnsupportedAudio
+from tests import ebur128
 from tests.conftest import sine, write_wav
+from tests.loudness_signals import music_like
 
 
 def rbj(kind: str, f0: float, q: float, gain_db: float, fs: int) -> list[float]:
@@ -190,3 +192,18 @@ def test_a_chain_that_overflows_to_infinity_is_refused_even_for_pcm(
     src = write_wav(tmp_path / "tone.wav", sine(440.0, 0.2))
     with pytest.raises(ProcessingFailed, match=r"an infinite sample \(inf\) at frame \d+"):
         _run(src, tmp_path / "out", [{"gain": {"db": 60}}] * 13, fmt, subtype)
+
+
+def test_an_ogg_delivery_is_measured_after_encoding(tmp_path: Path) -> None:
+    """Vorbis moves loudness and peaks: the report is what ffmpeg reads in the delivered file."""
+    src = write_wav(tmp_path / "in.wav", 0.3 * music_like(48_000, 6.0, 41))
+    out = tmp_path / "out.ogg"
+    calls = parse_chain([{"loudness": {"standard": "STREAMING"}}], 48_000)
+    info = render_to_spec(src, out, calls, "OGG", "VORBIS", 65536, uncached_impulses({}))
+    report = info.compliance
+    assert report is not None and report.passed, report
+    ref = ebur128.measure(out)
+    assert abs(ref.integrated - -14.0) <= 0.5 and ref.true_peak <= -1.0 + 0.2
+    assert report.integrated_lufs == pytest.approx(ref.integrated, abs=0.2)
+    assert report.true_peak_db == pytest.approx(ref.true_peak, abs=0.2)
+    assert not list(tmp_path.glob("out.ogg.*"))  # no render left behind
