@@ -144,3 +144,10 @@ def test_meter_matches_a_plain_numpy_oversampler(sr: int) -> None:
     for s in range(0, x.shape[1], 1000):
         meter.add(x[:, s : s + 1000])
     np.testing.assert_allclose(meter.true_peak(), reference, rtol=1e-12)
+
+
+def test_limiter_output_does_not_depend_on_the_block_size() -> None:
+    x = music_like(48000, 2.0, 9)
+    np.testing.assert_array_equal(
+        _limit(x, 48000, 12.0, -1.0, block=333), _limit(x, 48000, 12.0, -1.0, block=48000)
+    )
