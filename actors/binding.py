@@ -17,12 +17,15 @@ from dsp.chain import Chain, Effect
 from dsp.channels import Channels
 from dsp.convolution import PartitionedIR, Reverb
 from dsp.delay import Delay
+from dsp.denoise import Denoise
 from dsp.dynamics import Compressor, Limiter
 from dsp.edits import Fade, Trim
 from dsp.filters import EQ, EqBand
 from dsp.gain import Gain
+from dsp.gate import Gate
 from dsp.normalize import LoudnessNormalize, Normalize
 from dsp.resample import Resample
+from dsp.silence import Silence
 from jobs.effects import EffectCall, loudness_targets
 
 Impulses = Callable[[str, int], tuple[NDArray[np.float32], PartitionedIR | None]]
@@ -69,6 +72,15 @@ def _trim(p: Mapping[str, Any], _rate: int, _impulses: Impulses) -> Effect:
     return Trim(start_s=float(p["start_s"]), end_s=None if end is None else float(end))
 
 
+def _denoise(p: Mapping[str, Any], _rate: int, _impulses: Impulses) -> Effect:
+    profile = p["profile"]
+    return Denoise(
+        reduction_db=float(p["reduction_db"]),
+        sensitivity=float(p["sensitivity"]),
+        profile=None if profile is None else (float(profile["start_s"]), float(profile["end_s"])),
+    )
+
+
 BINDINGS: dict[str, Binder] = {
     "gain": lambda p, _r, _i: Gain(db=float(p["db"])),
     "normalize": lambda p, _r, _i: Normalize(mode=_lower(p["mode"]), target=float(p["target"])),
@@ -98,6 +110,19 @@ BINDINGS: dict[str, Binder] = {
     "trim": _trim,
     "resample": lambda p, _r, _i: Resample(rate=int(p["rate"])),
     "channels": lambda p, _r, _i: Channels(mode=_lower(p["mode"])),
+    "denoise": _denoise,
+    "silence": lambda p, _r, _i: Silence(
+        threshold_db=float(p["threshold_db"]),
+        min_silence_ms=float(p["min_silence_ms"]),
+        keep_ms=float(p["keep_ms"]),
+    ),
+    "gate": lambda p, _r, _i: Gate(
+        threshold_db=float(p["threshold_db"]),
+        range_db=float(p["range_db"]),
+        attack_ms=float(p["attack_ms"]),
+        hold_ms=float(p["hold_ms"]),
+        release_ms=float(p["release_ms"]),
+    ),
 }
 
 

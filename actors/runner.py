@@ -97,6 +97,7 @@ class RenderInfo:
     output_analysis: AudioAnalysis | None = None
     compliance: Compliance | None = None
     loudness_reason: str = ""
+    edits: tuple[tuple[float, float], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +231,7 @@ def process_file(
         input_analysis=in_meter.analysis(),
         output_analysis=out_meter.analysis(),
         loudness_reason=spec_steps[-1].reason if spec_steps else "",
+        edits=tuple(chain.cuts()),
     )
 
 

@@ -26,7 +26,7 @@ from actors.impulses import IRCache
 from actors.metrics import WorkerMetrics
 from actors.runner import RenderInfo, open_input, render_to_spec
 from dsp.warmup import warmup
-from jobs.contract import JobMessage, JobResult
+from jobs.contract import Edit, JobMessage, JobResult
 from jobs.effects import parse_chain
 from jobs.formats import output_format
 from jobs.settings import Settings
@@ -149,6 +149,7 @@ class DspWorker:
                 input_analysis=info.input_analysis,
                 output_analysis=info.output_analysis,
                 compliance=info.compliance,
+                edits=[Edit(start_s=start, end_s=end) for start, end in info.edits],
             )
             return result.model_dump(mode="json")
 
@@ -161,7 +162,8 @@ class DspWorker:
         in_path = self.storage.path(message.input_key)
         with open_input(in_path) as probe:
             rate = probe.samplerate
-        calls = parse_chain(message.effects, rate)
+            duration = probe.frames / rate
+        calls = parse_chain(message.effects, rate, duration)
         fmt = output_format(message.output_format, message.output_subtype)
         uploads = {ir_id: self.storage.path(key) for ir_id, key in message.impulses.items()}
 

@@ -194,6 +194,7 @@ class JobConsumer:
             actor=result.actor or None,
             at=at,
             compliance=result.compliance,
+            edits=[(edit.start_s, edit.end_s) for edit in result.edits],
         )
         await self.broker.publish_event(
             JobEvent(job_id=message.job_id, status=JobStatus.SUCCEEDED, progress=1.0)

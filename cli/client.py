@@ -25,7 +25,7 @@ SUBMIT = """mutation ($input: JobInput!) { submitJob(input: $input) { id status 
 WATCH = """subscription ($id: ID!) {
   jobUpdates(jobId: $id) {
     status progress message
-    job { error { code message } output { id filename downloadUrl } }
+    job { error { code message } output { id filename downloadUrl } edits { startS endS } }
   }
 }"""
 
@@ -136,6 +136,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             raise JobFailed(
                 f"job {job['id']} {last.get('status')}: {error.get('code')} {error.get('message')}"
             )
+        if args.edits is not None:
+            args.edits.write_text(json.dumps(last["job"]["edits"]) + "\n")
         output = last["job"]["output"]
         target = args.output or args.input.with_name(output["filename"])
         async with http.stream("GET", f"/files/{output['id']}") as response:

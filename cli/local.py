@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,11 @@ def load_chain(path: Path) -> Any:
     return data["effects"] if isinstance(data, dict) and "effects" in data else data
 
 
+def write_edits(path: Path, edits: Sequence[tuple[float, float]]) -> None:
+    """The edit list as `Job.edits` gives it: `[{"startS": 1.2, "endS": 3.4}, ...]`."""
+    path.write_text(json.dumps([{"startS": start, "endS": end} for start, end in edits]) + "\n")
+
+
 def process(
     input_path: Path,
     output_path: Path,
@@ -40,10 +46,13 @@ def process(
     subtype: str | None,
     settings: Settings,
     quiet: bool = False,
+    edits_path: Path | None = None,
 ) -> int:
     try:
         info = inspect(input_path, settings)
-        calls = parse_chain(load_chain(chain_path), info.sample_rate)
+        calls = parse_chain(
+            load_chain(chain_path), info.sample_rate, info.frames / info.sample_rate
+        )
         container = fmt or _BY_SUFFIX.get(output_path.suffix.lower(), "WAV")
         out = output_format(container, subtype or ("FLOAT" if container == "WAV" else None))
         uploads = {ir: Path(ir) for ir in referenced_files(calls) if ir not in IR_PRESETS}
@@ -64,6 +73,8 @@ def process(
                 max_sample_abs=settings.max_sample_abs,
             )
         os.replace(tmp, output_path)
+        if edits_path is not None:
+            write_edits(edits_path, result.edits)
     except (EngineError, OSError, json.JSONDecodeError) as exc:
         code = getattr(exc, "code", type(exc).__name__)
         print(f"audio-engine process: {code}: {exc}", file=sys.stderr)

@@ -66,6 +66,9 @@ def _parser() -> argparse.ArgumentParser:
     process.add_argument("--format", default=None, help="WAV, FLAC, OGG, MP3 (default: from -o)")
     process.add_argument("--subtype", default=None, help="PCM_16, PCM_24, PCM_32, FLOAT")
     process.add_argument("--quiet", action="store_true", help="no progress bar, no summary")
+    process.add_argument(
+        "--edits", type=Path, default=None, help="write what was cut (Job.edits) as JSON here"
+    )
 
     analyze = sub.add_parser("analyze", help="measure a file: loudness, true peak, levels")
     analyze.add_argument("input", type=Path)
@@ -83,6 +86,9 @@ def _parser() -> argparse.ArgumentParser:
     submit.add_argument("--api-key", default=None, help="API key (default: AUDIO_ENGINE_API_KEY)")
     submit.add_argument("--quiet", action="store_true", help="no progress bar")
     submit.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    submit.add_argument(
+        "--edits", type=Path, default=None, help="write what was cut (Job.edits) as JSON here"
+    )
 
     keys = sub.add_parser("keys", help="create, list and revoke API keys")
     keys_sub = keys.add_subparsers(dest="action", required=True)
@@ -121,7 +127,14 @@ def main(argv: list[str] | None = None) -> int:
         from cli import local
 
         return local.process(
-            args.input, args.output, args.chain, args.format, args.subtype, settings, args.quiet
+            args.input,
+            args.output,
+            args.chain,
+            args.format,
+            args.subtype,
+            settings,
+            args.quiet,
+            edits_path=args.edits,
         )
     if args.command == "analyze":
         from cli import local

@@ -45,6 +45,35 @@ class Analyzer(Protocol):
     def finish_analysis(self) -> None: ...
 
 
+@runtime_checkable
+class Cutter(Protocol):
+    """An effect that removes parts of its stream (Silence). ``cuts`` lists them as
+    (start_s, end_s) of the effect's own input, in order; configure() empties it."""
+
+    cuts: list[tuple[float, float]]
+
+
+def input_cuts(stages: Sequence[Sequence[tuple[float, float]]]) -> list[tuple[float, float]]:
+    """Cuts of successive cutters, each in the time of its own input, as times of the first
+    one's input: a later cut is shifted by what earlier cuts removed before it.
+
+    >>> input_cuts([[(1.0, 3.0)], [(2.0, 2.5)]])
+    [(1.0, 3.0), (4.0, 4.5)]
+    """
+    done: list[tuple[float, float]] = []
+    for cuts in stages:
+        earlier = sorted(done)
+
+        def original(t: float, earlier: list[tuple[float, float]] = earlier) -> float:
+            for start, end in earlier:
+                if start <= t:
+                    t += end - start
+            return t
+
+        done.extend((original(start), original(end)) for start, end in cuts)
+    return sorted(done)
+
+
 def _empty(channels: int) -> NDArray[np.float32]:
     return np.zeros((channels, 0), dtype=np.float32)
 
@@ -71,6 +100,12 @@ class Chain:
     def configure(self, sample_rate: int, channels: int) -> tuple[int, int]:
         """Configure every effect for a new stream and return the output (sample_rate, channels)."""
         return self._configure_all(sample_rate, channels)[-1]
+
+    def cuts(self) -> list[tuple[float, float]]:
+        """What the cutters of the last run removed, as (start_s, end_s) of the chain's input
+        (shifted through earlier cutters; effects that move time otherwise, such as trim,
+        are not undone)."""
+        return input_cuts([e.cuts for e in self.effects if isinstance(e, Cutter)])
 
     def _analysers(self) -> list[int]:
         return [

@@ -5,10 +5,13 @@ import numpy as np
 from dsp.chain import Chain, Effect
 from dsp.convolution import PartitionedIR, Reverb
 from dsp.delay import Delay
+from dsp.denoise import Denoise
 from dsp.dynamics import Compressor, Limiter
 from dsp.filters import EQ, EqBand
+from dsp.gate import Gate
 from dsp.loudness import LoudnessMeter
 from dsp.normalize import LoudnessNormalize, Normalize
+from dsp.silence import Silence
 from dsp.truepeak import TruePeakLimiter, TruePeakMeter
 
 
@@ -33,6 +36,9 @@ def warmup() -> None:
             Normalize("loudness", -23.0),
             LoudnessNormalize(-23.0, -1.0),
             TruePeakLimiter(6.0, -1.0),
+            Denoise(),
+            Gate(),
+            Silence(min_silence_ms=10.0, keep_ms=5.0),
         ]
         Chain(effects).process_array(x, sample_rate)
         meter = LoudnessMeter(sample_rate, channels)

@@ -35,6 +35,8 @@ def _python_type(param: Param) -> Any:
         kind: Any = _enum(param)
     elif param.kind == "records":
         kind = list[_record(param)]  # type: ignore[misc]
+    elif param.kind == "record":
+        kind = _record(param)
     else:
         kind = _SCALARS[param.kind]
     return kind | None if param.nullable else kind
@@ -67,7 +69,8 @@ def _input_type(name: str, description: str, params: tuple[Param, ...]) -> type:
 def _record(param: Param) -> type:
     name = param.type_name or f"{param.field_name.capitalize()}ItemInput"
     if name not in _records:
-        _records[name] = _input_type(name, f"One item of {param.field_name}.", param.fields)
+        what = "One item of" if param.kind == "records" else "The value of"
+        _records[name] = _input_type(name, f"{what} {param.field_name}.", param.fields)
     return _records[name]
 
 
@@ -124,6 +127,8 @@ class JobFilter:
 def _plain(value: Any, param: Param) -> Any:
     if param.kind == "records" and isinstance(value, list):
         return [_fields(item, param.fields) for item in value]
+    if param.kind == "record" and value is not None:
+        return _fields(value, param.fields)
     return getattr(value, "value", value)
 
 

@@ -137,7 +137,7 @@ class Mutation:
                 chain = (await repo.get_preset(session, principal.owner, input.preset)).effects
         else:
             chain = chain_of(input.effects or [])
-        calls = parse_chain(chain, source.sample_rate)
+        calls = parse_chain(chain, source.sample_rate, source.duration_seconds)
         fmt = output_format(out.format, out.subtype)
         job = await _enqueue(
             context,
@@ -192,7 +192,7 @@ class Mutation:
         scope = principal.scope if principal.scope is not None else old.owner
         async with context.runtime.db.transaction() as session:
             source = await repo.visible_file(session, old.input_file_id, scope)
-        calls = parse_chain(old.effects, source.sample_rate)
+        calls = parse_chain(old.effects, source.sample_rate, source.duration_seconds)
         fmt = output_format(old.output_format, old.output_subtype)
         job = await _enqueue(
             context, owner=old.owner, scope=scope, source=source, calls=calls, fmt=fmt

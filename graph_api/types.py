@@ -154,6 +154,12 @@ class Compliance:
     reason: str | None = strawberry.field(description="Why it did not pass; null if it did.")
 
 
+@strawberry.type(description="A part of the input the chain cut out (silence).")
+class Edit:
+    start_s: float = strawberry.field(description="Seconds from the start of the input.")
+    end_s: float = strawberry.field(description="Seconds from the start of the input.")
+
+
 @strawberry.type(description="One run of an effect chain over an uploaded file.")
 class Job:
     id: strawberry.ID
@@ -200,6 +206,13 @@ class Job:
     def compliance(self) -> Compliance | None:
         found = self.record.compliance
         return None if found is None else Compliance(**found.model_dump())
+
+    @strawberry.field(
+        description="What the chain cut out of the input, in order (empty for chains "
+        "without cuts, and until the job SUCCEEDED)."
+    )
+    def edits(self) -> list[Edit]:
+        return [Edit(start_s=start, end_s=end) for start, end in self.record.edits]
 
     @strawberry.field(description="Set when the job FAILED.")
     def error(self) -> JobError | None:
@@ -248,6 +261,7 @@ class ParamType(Enum):
     ENUM = "enum"
     STRING = "string"
     LIST = "records"
+    OBJECT = "record"
 
 
 @strawberry.type(description="One parameter of an effect, as declared in its spec.")
@@ -267,7 +281,9 @@ class ParamDescription:
     nullable: bool
     choices: list[str]
     type_name: str | None = strawberry.field(description="GraphQL enum or input type name.")
-    fields: list[ParamDescription] = strawberry.field(description="Item fields of a LIST.")
+    fields: list[ParamDescription] = strawberry.field(
+        description="Item fields of a LIST, fields of an OBJECT."
+    )
 
 
 @strawberry.type(description="An effect of the catalog.")

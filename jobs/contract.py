@@ -169,6 +169,15 @@ class Compliance(BaseModel):
     reason: str | None = None
 
 
+class Edit(BaseModel):
+    """A part of the input a job cut out (silence), in seconds of the input."""
+
+    model_config = ConfigDict(frozen=True)
+
+    start_s: float
+    end_s: float
+
+
 class JobResult(BaseModel):
     """What an actor returns after it stored a job's output under `output_key`."""
 
@@ -188,6 +197,7 @@ class JobResult(BaseModel):
     input_analysis: AudioAnalysis | None = None
     output_analysis: AudioAnalysis | None = None
     compliance: Compliance | None = None
+    edits: list[Edit] = Field(default_factory=list)
 
 
 class ControlMessage(BaseModel):

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from jobs.errors import BadInput, MissingParam, ParamOutOfRange, UnknownEffect, UnknownParam
 
-ParamKind = Literal["float", "int", "bool", "enum", "string", "records"]
+ParamKind = Literal["float", "int", "bool", "enum", "string", "records", "record"]
 
 
 class _Required:
@@ -43,7 +43,8 @@ def snake(name: str) -> str:
 @dataclass(frozen=True, slots=True)
 class Param:
     """One parameter. Its unit is in its name (`time_ms`, `gain_db`); its GraphQL field is the
-    camelCase of the name. `nullable` parameters may be null (meaning "not set")."""
+    camelCase of the name. `nullable` parameters may be null (meaning "not set"). A `record`
+    with `span_s` set is a time range (`start_s`, `end_s` fields) at least that long."""
 
     name: str
     kind: ParamKind
@@ -59,6 +60,7 @@ class Param:
     choices: tuple[str, ...] = ()
     type_name: str = ""
     fields: tuple[Param, ...] = ()
+    span_s: float | None = None
 
     @property
     def field_name(self) -> str:
@@ -90,6 +92,8 @@ class Param:
             raise MissingParam(effect, self.field_name)
         if self.kind == "records":
             return self._check_records(effect, value, sample_rate)
+        if self.kind == "record":
+            return self._check_record(effect, value, sample_rate)
         if self.kind == "bool":
             if not isinstance(value, bool):
                 raise BadInput(f"{label} must be true or false")
@@ -118,6 +122,30 @@ class Param:
         if self.high is not None and (x >= self.high if self.high_open else x > self.high):
             return False
         return not (self.below_nyquist and sample_rate and x >= sample_rate / 2)
+
+    def _check_record(self, effect: str, value: Any, sample_rate: int | None) -> Any:
+        where = f"{effect}.{self.field_name}"
+        values = _check_fields(where, self.fields, value, sample_rate)
+        if self.span_s is not None and values["end_s"] - values["start_s"] < self.span_s:
+            raise ParamOutOfRange(
+                effect,
+                f"{self.field_name}.endS",
+                values["end_s"],
+                f">= startS + {self.span_s:g} (a range of at least {self.span_s:g} s)",
+            )
+        return values
+
+    def within(self, effect: str, value: Any, duration_s: float) -> None:
+        """Refuse a time range that does not lie inside a signal `duration_s` long."""
+        if self.span_s is None or value is None:
+            return
+        if value["end_s"] > duration_s:
+            raise ParamOutOfRange(
+                effect,
+                f"{self.field_name}.endS",
+                value["end_s"],
+                f"<= {duration_s:g} (the input's duration in seconds)",
+            )
 
     def _check_records(self, effect: str, value: Any, sample_rate: int | None) -> Any:
         if not isinstance(value, Sequence) or isinstance(value, str | bytes):
@@ -192,6 +220,8 @@ def _fields_json(params: Sequence[Param], values: Mapping[str, Any]) -> dict[str
         v = values[p.name]
         if p.kind == "records":
             v = [_fields_json(p.fields, item) for item in v]
+        elif p.kind == "record" and v is not None:
+            v = _fields_json(p.fields, v)
         out[p.field_name] = v
     return out
 
@@ -237,6 +267,11 @@ def loudness_targets(params: Mapping[str, Any]) -> LoudnessStandard:
         ceiling = standard.true_peak_db if standard else DEFAULT_TRUE_PEAK_DB
     return LoudnessStandard(float(target), float(ceiling))
 
+
+TIME_RANGE = (
+    _float("start_s", "Start of the range.", "s", REQUIRED, 0.0, 86_400.0),
+    _float("end_s", "End of the range.", "s", REQUIRED, 0.0, 86_400.0, low_open=True),
+)
 
 EQ_KINDS = ("LOWPASS", "HIGHPASS", "BANDPASS", "NOTCH", "PEAK", "LOWSHELF", "HIGHSHELF")
 
@@ -466,15 +501,91 @@ SPECS: dict[str, EffectSpec] = {
                 ),
             ),
         ),
+        EffectSpec(
+            "denoise",
+            "Speech noise reduction: a short-time spectral (decision-directed Wiener) estimator "
+            "against a noise floor tracked continuously, or learned from a noise-only profile "
+            "range. Output aligned with the input, same length.",
+            (
+                _float(
+                    "reduction_db",
+                    "Most attenuation of a noise-only bin.",
+                    "dB",
+                    12.0,
+                    0.0,
+                    40.0,
+                ),
+                _float(
+                    "sensitivity",
+                    "Scales the noise estimate: above 1 removes more (and more speech).",
+                    "",
+                    1.0,
+                    0.1,
+                    10.0,
+                ),
+                Param(
+                    "profile",
+                    "record",
+                    "A noise-only range of the input to learn the noise from (at least 0.1 s); "
+                    "null tracks the noise floor continuously.",
+                    "s",
+                    None,
+                    nullable=True,
+                    type_name="TimeRangeInput",
+                    fields=TIME_RANGE,
+                    span_s=0.1,
+                ),
+            ),
+        ),
+        EffectSpec(
+            "silence",
+            "Shorten every pause longer than minSilenceMs to keepMs, cut in its middle with a "
+            "short equal-power crossfade. The job's `edits` list what was cut.",
+            (
+                _float(
+                    "threshold_db",
+                    "Short-term (20 ms) level under which it is silence.",
+                    "dBFS",
+                    -50.0,
+                    -120.0,
+                    0.0,
+                ),
+                _float(
+                    "min_silence_ms",
+                    "Pauses longer than this are cut.",
+                    "ms",
+                    1000.0,
+                    10.0,
+                    60_000.0,
+                ),
+                _float("keep_ms", "What is left of a cut pause.", "ms", 300.0, 0.0, 60_000.0),
+            ),
+        ),
+        EffectSpec(
+            "gate",
+            "Noise gate with hysteresis (closes 6 dB under the threshold), hold and lookahead.",
+            (
+                _float(
+                    "threshold_db", "Level above which the gate opens.", "dBFS", -50.0, -120.0, 0.0
+                ),
+                _float("range_db", "Attenuation when closed.", "dB", 60.0, 0.0, 120.0),
+                _float("attack_ms", "Time to open fully.", "ms", 1.0, 0.0, 1000.0),
+                _float("hold_ms", "Time kept open after the level fell.", "ms", 50.0, 0.0, 5000.0),
+                _float("release_ms", "Time to close fully.", "ms", 100.0, 0.0, 10_000.0),
+            ),
+        ),
     )
 }
 
 
-def parse_chain(effects: Any, sample_rate: int | None = None) -> tuple[EffectCall, ...]:
+def parse_chain(
+    effects: Any, sample_rate: int | None = None, duration_s: float | None = None
+) -> tuple[EffectCall, ...]:
     """Validate a chain written as GraphQL's `effects` list.
 
     Frequencies are checked against the Nyquist rate of the signal reaching each effect, so
-    an EQ after `resample` is checked against the new rate.
+    an EQ after `resample` is checked against the new rate; time ranges (a denoise profile)
+    against the input's `duration_s` when it is known.
 
     >>> parse_chain([{"gain": {"db": -6}}])[0].params["db"]
     -6.0
@@ -499,6 +610,9 @@ def parse_chain(effects: Any, sample_rate: int | None = None) -> tuple[EffectCal
         if spec is None:
             raise UnknownEffect(name)
         params = spec.resolve(step[name], rate)
+        if duration_s is not None:
+            for p in spec.params:
+                p.within(name, params[p.name], duration_s)
         calls.append(EffectCall(name, params))
         if spec.changes_rate:
             rate = int(params["rate"])

@@ -50,3 +50,5 @@ class Job:
     finished_at: datetime | None
     dsp_seconds: float | None
     compliance: Compliance | None = None
+    edits: tuple[tuple[float, float], ...] = ()
+    """What the chain cut out, (start_s, end_s) of the input (silence); empty without cuts."""

@@ -206,8 +206,36 @@ function listField(param, context) {
   return { element, read };
 }
 
+/** A nested object (OBJECT); when nullable, a checkbox decides whether it is sent at all. */
+function objectField(param, context) {
+  const fields = param.fields.map((f) => makeField(f, context));
+  const id = nextId("o");
+  const toggle = param.nullable ? el("input", { type: "checkbox", id }) : null;
+  const body = el("div", { class: "fields" }, ...fields.map((f) => f.element));
+  const sync = () => {
+    body.hidden = Boolean(toggle && !toggle.checked);
+  };
+  if (toggle) toggle.addEventListener("change", sync);
+  sync();
+  const element = el(
+    "fieldset",
+    { class: "list" },
+    el("legend", { text: param.name }),
+    el("small", { class: "help", text: param.description }),
+    toggle ? el("div", { class: "label-line" }, toggle, el("label", { for: id, text: `use ${param.name}` })) : null,
+    body,
+  );
+  function read(errors, path) {
+    if (toggle && !toggle.checked) return null;
+    return readFields(param.fields, fields, errors, `${path}.${param.name}`);
+  }
+  return { element, read };
+}
+
 function makeField(param, context) {
-  return param.type === "LIST" ? listField(param, context) : scalarField(param, context);
+  if (param.type === "LIST") return listField(param, context);
+  if (param.type === "OBJECT") return objectField(param, context);
+  return scalarField(param, context);
 }
 
 function readFields(params, fields, errors, path) {

@@ -8,6 +8,7 @@ Each function is one transaction's work on a plain connection: call it through
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NoReturn, cast
@@ -115,6 +116,7 @@ _SUCCEED = (
         node_id=bindparam("b_node"),
         actor=bindparam("b_actor"),
         compliance=bindparam("b_compliance", type_=JSON),
+        edits=bindparam("b_edits", type_=JSON),
         error_code=None,
         error_message=None,
         finished_at=bindparam("b_at", type_=_TS),
@@ -268,10 +270,12 @@ def succeed(
     actor: str | None,
     at: datetime,
     compliance: Compliance | None = None,
+    edits: Sequence[tuple[float, float]] = (),
 ) -> None:
-    """Store the output file and the levels measured, and end the job SUCCEEDED with it (and
-    its loudness compliance, if it had a `loudness` step). Raises `InvalidTransition` if it may
-    not succeed (cancelled meanwhile): nothing is kept."""
+    """Store the output file, the levels measured and the cuts made (`edits`, seconds of the
+    input), and end the job SUCCEEDED with it (and its loudness compliance, if it had a
+    `loudness` step). Raises `InvalidTransition` if it may not succeed (cancelled meanwhile):
+    nothing is kept."""
     if input_analysis is not None:
         set_analysis(conn, input_file_id, input_analysis)
     insert_file(conn, output, output_analysis)
@@ -284,6 +288,7 @@ def succeed(
             "b_node": node_id,
             "b_actor": actor,
             "b_compliance": compliance.model_dump(mode="json") if compliance else None,
+            "b_edits": [[start, end] for start, end in edits],
             "b_at": at,
         },
     )

@@ -70,6 +70,7 @@ def _job(row: JobRow) -> Job:
         finished_at=_aware(row.finished_at),
         dsp_seconds=row.dsp_seconds,
         compliance=Compliance.model_validate(row.compliance) if row.compliance else None,
+        edits=tuple((float(a), float(b)) for a, b in row.edits or ()),
     )
 
 

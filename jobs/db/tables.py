@@ -89,6 +89,8 @@ class JobRow(Base):
     actor: Mapped[str | None] = mapped_column(String(100), default=None)
     # `jobs.contract.Compliance` as JSON, for jobs with a `loudness` step.
     compliance: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    # [[start_s, end_s], ...] the chain cut out of the input; NULL for jobs without a result.
+    edits: Mapped[list[list[float]] | None] = mapped_column(JSON, default=None)
 
 
 class OutboxRow(Base):

@@ -38,6 +38,10 @@ def test_every_effect_builds_and_runs_with_its_defaults() -> None:
         {"trim": {"startS": 0.01}},
         {"resample": {"rate": 44100}},
         {"channels": {"mode": "MONO"}},
+        {"denoise": {}},
+        {"denoise": {"profile": {"startS": 0.0, "endS": 0.1}}},
+        {"silence": {}},
+        {"gate": {}},
     ]
     calls = parse_chain(chain_json, 48_000)
     assert {c.name for c in calls} == set(SPECS)
