@@ -125,6 +125,22 @@ async def test_uploaded_impulse_goes_into_the_message(
         ),
         ([{"eq": {"bands": [{"kind": "PEAK", "frequency": 100, "q": 0}]}}], None, "BAD_INPUT", "q"),
         ([{"gain": {"db": 100}}], None, "BAD_INPUT", "gain.db"),
+        # The file is 1 s long: a profile must lie inside it and span at least 0.1 s.
+        (
+            [{"denoise": {"profile": {"startS": 0.5, "endS": 1.5}}}],
+            None,
+            "BAD_INPUT",
+            "denoise.profile.endS",
+        ),
+        (
+            [{"denoise": {"profile": {"startS": 0.2, "endS": 0.25}}}],
+            None,
+            "BAD_INPUT",
+            "denoise.profile.endS",
+        ),
+        ([{"denoise": {"reductionDb": 41}}], None, "BAD_INPUT", "denoise.reductionDb"),
+        ([{"silence": {"keepMs": -1}}], None, "BAD_INPUT", "silence.keepMs"),
+        ([{"gate": {"releaseMs": 20000}}], None, "BAD_INPUT", "gate.releaseMs"),
         ([{"reverb": {"impulse": "nope"}}], None, "NOT_FOUND", "nope"),
         (
             [{"gain": {"db": 1}}],
