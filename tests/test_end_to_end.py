@@ -210,3 +210,60 @@ def test_output_file_reports_its_real_rate_and_length(
     assert output["channels"] == 2
     assert abs(int(output["frames"]) - 22_050) <= 2  # type: ignore[call-overload]
     assert output["format"] == "WAV"
+
+
+def test_speech_chain_reports_its_edits_and_matches_the_cli(
+    stack: Stack, bridge: Service, key: str, tmp_path: Path
+) -> None:
+    """denoise -> silence -> gate through the service: `Job.edits` in input time, and the
+    CLI's `process --edits` writes the same list and the same samples."""
+    rate = 16_000
+    rng = np.random.default_rng(11)
+    t = np.arange(rate) / rate
+    burst = 0.3 * np.sin(2 * np.pi * 300 * t) * np.sin(np.pi * t)  # 1 s "phrase"
+    pause = np.zeros(2 * rate)  # 2 s: cut to 0.3 s
+    mono = np.concatenate([pause[: rate // 2], burst, pause, burst, pause[: rate // 2]])
+    audio = np.stack([mono, 0.5 * mono]) + 1e-3 * rng.standard_normal((2, mono.shape[0]))
+    path = write_wav(tmp_path / "speech.wav", audio.astype(np.float32), rate)
+    chain = [{"denoise": {}}, {"silence": {}}, {"gate": {"thresholdDb": -40}}]
+    chain_path = tmp_path / "chain.json"
+    chain_path.write_text(json.dumps(chain))
+    query = "query ($id: ID!) { job(id: $id) { edits { startS endS } } }"
+
+    async def scenario() -> tuple[dict[str, object], list[dict[str, float]], list[object]]:
+        job_id = await _submit(stack.url, key, path, chain)
+        last = (await _events(stack.url, key, job_id))[-1]
+        plain = await _submit(stack.url, key, path, [{"gain": {"db": -1}}])
+        await _events(stack.url, key, plain)
+        async with _client(stack.url, key) as http:
+            edits = (await graphql(http, query, {"id": job_id}))["job"]["edits"]
+            none = (await graphql(http, query, {"id": plain}))["job"]["edits"]
+        return last, edits, none
+
+    last, edits, none = asyncio.run(scenario())
+    assert last["status"] == "SUCCEEDED", last
+    assert none == []
+    assert len(edits) == 1
+    # The pause between the bursts is 1.5..3.5 s of the input; 0.15 s stay at each side.
+    assert 1.5 < edits[0]["startS"] < 1.8 and 3.2 < edits[0]["endS"] < 3.5
+    output_id = last["job"]["output"]["id"]  # type: ignore[index]
+    service_bytes = httpx.get(f"{stack.url}/files/{output_id}", headers=_auth(key)).content
+
+    local, edits_path = tmp_path / "local.wav", tmp_path / "edits.json"
+    result = subprocess.run(
+        [
+            *(sys.executable, "-m", "cli.main", "process", str(path), "-o", str(local)),
+            *("--chain", str(chain_path), "--edits", str(edits_path), "--quiet"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(edits_path.read_text()) == edits
+    service_audio, _ = sf.read(__import__("io").BytesIO(service_bytes), dtype="float32")
+    local_audio, _ = sf.read(local, dtype="float32")
+    assert service_audio.shape == local_audio.shape
+    assert abs(service_audio.shape[0] - (audio.shape[1] - 1.7 * rate)) < 0.05 * rate
+    assert np.array_equal(service_audio, local_audio)
