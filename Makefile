@@ -37,6 +37,7 @@ bench: install
 	$(BIN)/python benchmarks/cli_process.py
 	$(BIN)/python benchmarks/loudness.py
 	$(BIN)/python benchmarks/memory.py --quick
+	$(BIN)/python benchmarks/speech.py
 
 # Every benchmark script on tiny inputs: it completes and prints its rows (a test runs this).
 bench-smoke: install

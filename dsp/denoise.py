@@ -24,6 +24,8 @@ _DD_ALPHA = 0.96
 _XI_MIN_DB = -25.0
 _XI_H1_DB = 10.0
 _INIT_FRAMES = 10
+_FRAME_S = 0.03
+_NOISE_SMOOTH = 0.95  # Gerkmann & Hendriks use 0.8 at 16 ms hops; steadier here
 
 
 @kernel
@@ -68,7 +70,7 @@ def denoise_gains(
     decision-directed memory), `presence` (smoothed speech presence probability) and
     `meta[0]` (frames seen). With `track` false the noise power is never changed.
     Noise tracking (Gerkmann & Hendriks): P = 1 / (1 + (1 + xi_H1) exp(-gamma xi_H1/(1+xi_H1))),
-    E|N|^2 = (1 - P)|Y|^2 + P sigma^2, sigma^2 <- 0.8 sigma^2 + 0.2 E|N|^2, with P capped at 0.99
+    E|N|^2 = (1 - P)|Y|^2 + P sigma^2, sigma^2 <- 0.95 sigma^2 + 0.05 E|N|^2, with P capped at 0.99
     while its smoothed value stays above 0.99 (so the estimate never freezes); the first frames
     start it from their mean power.
     Gain: xi = a G_prev^2 gamma_prev + (1 - a) max(gamma - 1, 0) smoothed over 3 bins,
@@ -96,7 +98,8 @@ def denoise_gains(
                     presence[k] = 0.9 * presence[k] + 0.1 * p
                     if presence[k] > 0.99:
                         p = min(p, 0.99)
-                    noise[k] = 0.8 * noise[k] + 0.2 * ((1.0 - p) * power[f, k] + p * noise[k])
+                    expected = (1.0 - p) * power[f, k] + p * noise[k]
+                    noise[k] = _NOISE_SMOOTH * noise[k] + (1.0 - _NOISE_SMOOTH) * expected
         meta[0] = seen + 1.0
         for k in range(bins):
             gamma[k] = min(power[f, k] / max(sensitivity * noise[k], 1e-30), 1e6)
@@ -138,7 +141,7 @@ def overlap_add(
 
 def frame_size(sample_rate: int) -> int:
     """The STFT length: the power of two at or above 30 ms (1024 at 22.05 kHz, 2048 at 48 kHz)."""
-    return 1 << max(6, math.ceil(math.log2(0.03 * sample_rate)))
+    return 1 << max(6, math.ceil(math.log2(_FRAME_S * sample_rate)))
 
 
 class Denoise:

@@ -11,6 +11,7 @@ from dsp.chain import Chain
 from dsp.denoise import (
     _DD_ALPHA,
     _INIT_FRAMES,
+    _NOISE_SMOOTH,
     _SPP_HIGH,
     _TABLE_SIZE,
     _XI_H1_DB,
@@ -51,7 +52,7 @@ def test_beats_noisereduce_and_the_input_by_a_decibel(
     assert ours >= max(before, anchor) + 1.0, (before, anchor, ours)
 
 
-@pytest.mark.parametrize("snr", [15.0, 20.0])
+@pytest.mark.parametrize("snr", [15.0, 20.0, 30.0])
 def test_cleaner_input_is_not_made_worse(
     speech: tuple[NDArray[np.float64], int], snr: float
 ) -> None:
@@ -113,7 +114,8 @@ def _gains_reference(power, noise0, floor_gain, sensitivity):  # type: ignore[no
             p = np.interp(frame / np.maximum(noise_est, 1e-30) * ratio_h1, grid, spp)
             presence = 0.9 * presence + 0.1 * p
             p = np.where(presence > 0.99, np.minimum(p, 0.99), p)
-            noise_est = 0.8 * noise_est + 0.2 * ((1 - p) * frame + p * noise_est)
+            expected = (1 - p) * frame + p * noise_est
+            noise_est = _NOISE_SMOOTH * noise_est + (1 - _NOISE_SMOOTH) * expected
         gamma = np.minimum(frame / np.maximum(sensitivity * noise_est, 1e-30), 1e6)
         ml = np.maximum(gamma - 1, 0)
         xi = _DD_ALPHA * prior + (1 - _DD_ALPHA) * ml if f > 0 else ml
