@@ -1,17 +1,20 @@
 """Audio DSP kernels and streaming effects: (channels, frames) float32 blocks in and out."""
 
-from dsp.chain import Analyzer, Chain, Effect, Stopped
+from dsp.chain import Analyzer, Chain, Cutter, Effect, Stopped
 from dsp.channels import Channels
 from dsp.convolution import PartitionedIR, Reverb
 from dsp.delay import Delay
+from dsp.denoise import Denoise
 from dsp.dynamics import Compressor, Limiter
 from dsp.edits import Fade, Trim
 from dsp.filters import EQ, EqBand, biquad_cascade, rbj_sos
 from dsp.gain import Gain
+from dsp.gate import Gate
 from dsp.impulses import PRESETS, preset
 from dsp.loudness import LevelMeter, LoudnessMeter, peak_db, rms_db
 from dsp.normalize import LoudnessNormalize, Normalize
 from dsp.resample import Resample
+from dsp.silence import Silence
 from dsp.truepeak import TruePeakLimiter, TruePeakMeter
 from dsp.warmup import warmup
 
@@ -22,11 +25,14 @@ __all__ = [
     "Chain",
     "Channels",
     "Compressor",
+    "Cutter",
     "Delay",
+    "Denoise",
     "Effect",
     "EqBand",
     "Fade",
     "Gain",
+    "Gate",
     "LevelMeter",
     "Limiter",
     "LoudnessMeter",
@@ -35,6 +41,7 @@ __all__ = [
     "PartitionedIR",
     "Resample",
     "Reverb",
+    "Silence",
     "Stopped",
     "Trim",
     "TruePeakLimiter",

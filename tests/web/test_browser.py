@@ -259,3 +259,29 @@ def test_graphiql_runs_from_local_copies_with_the_key(
     run('subscription { jobUpdates(jobId: "missing") { status } }', "no job with id 'missing'")
     assert elsewhere == []
     assert problems == []
+
+
+def test_an_optional_object_parameter_is_sent_only_when_used(
+    system: Stack, page: Page, wav_file: Path
+) -> None:
+    """denoise's `profile` is an OBJECT: unticked it is null; ticked, its fields are sent and
+    checked against the file (1 s long: a profile ending at 5 s is refused, naming it)."""
+    page.goto(system.url)
+    page.get_by_label("Upload audio").set_input_files(wav_file)
+    expect(page.locator("#file-info")).to_contain_text("Uploaded: tone.wav")
+    page.get_by_label("Effect", exact=True).select_option("denoise")
+    page.get_by_role("button", name="Add effect").click()
+    step = page.get_by_role("group", name="1. denoise")
+    expect(step.get_by_label("startS", exact=True)).to_be_hidden()
+    step.get_by_label("use profile").check()
+    step.get_by_label("startS", exact=True).fill("0")
+    step.get_by_label("endS", exact=True).fill("5")
+    page.get_by_role("button", name="Process").click()
+    alert = page.locator("#errors")
+    expect(alert).to_be_visible()
+    expect(alert).to_contain_text("denoise.profile.endS")
+    step.get_by_label("endS", exact=True).fill("0.5")
+    page.get_by_role("button", name="Process").click()
+    expect(page.get_by_role("status", name="Job status")).to_have_text(
+        "SUCCEEDED", timeout=JOB_TIMEOUT_MS
+    )
