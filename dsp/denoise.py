@@ -273,7 +273,8 @@ class Denoise:
         view = np.lib.stride_tricks.sliding_window_view(data, self._size, axis=1)
         spectra = np.fft.rfft(view[:, : count * self._hop : self._hop, :] * self._window, axis=2)
         power = np.mean(spectra.real**2 + spectra.imag**2, axis=0)
-        self._sum += power.sum(axis=0)
+        for row in power:  # frame by frame: the same sum whatever the block boundaries
+            self._sum += row
         self._count += count
         self._collect = np.ascontiguousarray(data[:, count * self._hop :])
 

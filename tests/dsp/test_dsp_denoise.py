@@ -82,6 +82,11 @@ def test_streaming_is_block_size_independent_aligned_and_same_length() -> None:
     outs = [Chain([Denoise()]).process_array(x, rate, block_frames=b)[0] for b in (1, 333, 1 << 20)]
     assert outs[0].shape == x.shape
     assert all(np.array_equal(outs[0], o) for o in outs[1:])
+    learned = [
+        Chain([Denoise(profile=(0.1, 0.4))]).process_array(x, rate, block_frames=b)[0]
+        for b in (7, 4096)
+    ]
+    assert learned[0].shape == x.shape and np.array_equal(*learned)
     # Once the gain settled, the chirp comes out sample for sample where it went in: a lag of
     # one sample would leave an error of the order of the signal at 4 kHz.
     settled = slice(rate, 2 * rate)
