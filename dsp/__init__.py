@@ -1,6 +1,6 @@
 """Audio DSP kernels and streaming effects: (channels, frames) float32 blocks in and out."""
 
-from dsp.chain import Analyzer, Chain, Cutter, Effect, Stopped
+from dsp.chain import Analyzer, Chain, Cutter, Effect, Retimer, Stopped
 from dsp.channels import Channels
 from dsp.convolution import PartitionedIR, Reverb
 from dsp.delay import Delay
@@ -40,6 +40,7 @@ __all__ = [
     "Normalize",
     "PartitionedIR",
     "Resample",
+    "Retimer",
     "Reverb",
     "Silence",
     "Stopped",

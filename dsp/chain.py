@@ -46,32 +46,32 @@ class Analyzer(Protocol):
 
 
 @runtime_checkable
-class Cutter(Protocol):
+class Retimer(Protocol):
+    """An effect whose output time is not its input time (Silence, Trim)."""
+
+    def input_time(self, t: float) -> float:
+        """The time (s) of this effect's input that its output time `t` came from."""
+        ...
+
+
+@runtime_checkable
+class Cutter(Retimer, Protocol):
     """An effect that removes parts of its stream (Silence). ``cuts`` lists them as
     (start_s, end_s) of the effect's own input, in order; configure() empties it."""
 
     cuts: list[tuple[float, float]]
 
 
-def input_cuts(stages: Sequence[Sequence[tuple[float, float]]]) -> list[tuple[float, float]]:
-    """Cuts of successive cutters, each in the time of its own input, as times of the first
-    one's input: a later cut is shifted by what earlier cuts removed before it.
+def uncut_time(cuts: Sequence[tuple[float, float]], t: float) -> float:
+    """Output time `t` of a cutter as its input time, given its (sorted) `cuts`.
 
-    >>> input_cuts([[(1.0, 3.0)], [(2.0, 2.5)]])
-    [(1.0, 3.0), (4.0, 4.5)]
+    >>> uncut_time([(1.0, 3.0), (4.0, 5.0)], 2.5)
+    5.5
     """
-    done: list[tuple[float, float]] = []
-    for cuts in stages:
-        earlier = sorted(done)
-
-        def original(t: float, earlier: list[tuple[float, float]] = earlier) -> float:
-            for start, end in earlier:
-                if start <= t:
-                    t += end - start
-            return t
-
-        done.extend((original(start), original(end)) for start, end in cuts)
-    return sorted(done)
+    for start, end in cuts:
+        if start <= t:
+            t += end - start
+    return t
 
 
 def _empty(channels: int) -> NDArray[np.float32]:
@@ -102,10 +102,18 @@ class Chain:
         return self._configure_all(sample_rate, channels)[-1]
 
     def cuts(self) -> list[tuple[float, float]]:
-        """What the cutters of the last run removed, as (start_s, end_s) of the chain's input
-        (shifted through earlier cutters; effects that move time otherwise, such as trim,
-        are not undone)."""
-        return input_cuts([e.cuts for e in self.effects if isinstance(e, Cutter)])
+        """What the cutters of the last run removed, as (start_s, end_s) of the chain's input:
+        each cut is taken back through the effects in front of it that move time."""
+        found: list[tuple[float, float]] = []
+        for index, effect in enumerate(self.effects):
+            if not isinstance(effect, Cutter):
+                continue
+            earlier = [e for e in self.effects[:index] if isinstance(e, Retimer)]
+            for start, end in effect.cuts:
+                for before in reversed(earlier):
+                    start, end = before.input_time(start), before.input_time(end)
+                found.append((start, end))
+        return sorted(found)
 
     def _analysers(self) -> list[int]:
         return [

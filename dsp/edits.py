@@ -97,6 +97,7 @@ class Trim:
 
     def _setup(self, sample_rate: int, channels: int) -> None:
         self._channels = channels
+        self._rate = sample_rate
         self._start = round(self.start_s * sample_rate)
         self._end = None if self.end_s is None else round(self.end_s * sample_rate)
         self._position = 0
@@ -104,6 +105,10 @@ class Trim:
     def configure(self, sample_rate: int, channels: int) -> tuple[int, int]:
         self._setup(sample_rate, channels)
         return sample_rate, channels
+
+    def input_time(self, t: float) -> float:
+        """Output time `t` as input time: the kept part starts at round(start_s fs)."""
+        return t + self._start / self._rate
 
     def process(self, block: NDArray[np.float32]) -> NDArray[np.float32]:
         n = block.shape[1]

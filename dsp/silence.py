@@ -6,6 +6,7 @@ import math
 import numpy as np
 from numpy.typing import NDArray
 
+from dsp.chain import uncut_time
 from dsp.jit import kernel
 
 WINDOW_MS = 20.0
@@ -108,6 +109,9 @@ class Silence:
     def configure(self, sample_rate: int, channels: int) -> tuple[int, int]:
         self._setup(sample_rate, channels)
         return sample_rate, channels
+
+    def input_time(self, t: float) -> float:
+        return uncut_time(self.cuts, t)
 
     def _empty(self) -> NDArray[np.float32]:
         return np.zeros((self._channels, 0), dtype=np.float32)
