@@ -166,3 +166,21 @@ def test_frame_size_is_about_forty_milliseconds() -> None:
     assert frame_size(22_050) == 1024
     assert frame_size(48_000) == 2048
     assert frame_size(8_000) == 256
+
+
+def test_the_residual_of_noise_stays_noise_not_musical_tones() -> None:
+    """Musical noise is isolated time-frequency peaks left in the residual: they raise the
+    normalised second moment E[P^2]/E[P]^2 of its STFT power above the 2 of Gaussian noise.
+    At the default reduction the residual keeps that statistic within 15 % of the input's
+    (it measures 2.24 vs 1.99 here) while 12 dB quieter."""
+    rate = 16_000
+    x = (0.05 * np.random.default_rng(0).standard_normal(rate * 4)).astype(np.float32)
+    y = _ours(x.astype(np.float64), rate)
+
+    def moment(s: NDArray[np.floating]) -> float:
+        frames = np.lib.stride_tricks.sliding_window_view(s, 512)[::256] * np.hanning(512)
+        p = (np.abs(np.fft.rfft(frames)) ** 2)[20:, 5:-5]  # after the start-up, inner bins
+        return float(np.mean(p**2) / np.mean(p) ** 2)
+
+    assert moment(y) < 1.15 * moment(x)
+    assert 10 * np.log10(np.mean(x.astype(np.float64) ** 2) / np.mean(y**2)) > 11.0
