@@ -230,19 +230,26 @@ def test_speech_chain_reports_its_edits_and_matches_the_cli(
     chain_path.write_text(json.dumps(chain))
     query = "query ($id: ID!) { job(id: $id) { edits { startS endS } } }"
 
-    async def scenario() -> tuple[dict[str, object], list[dict[str, float]], list[object]]:
+    silent = write_wav(tmp_path / "silent.wav", np.zeros((2, 3 * rate), np.float32), rate)
+
+    async def scenario() -> tuple[dict[str, object], list[dict[str, float]], list[object], object]:
         job_id = await _submit(stack.url, key, path, chain)
         last = (await _events(stack.url, key, job_id))[-1]
         plain = await _submit(stack.url, key, path, [{"gain": {"db": -1}}])
         await _events(stack.url, key, plain)
+        quiet = await _submit(stack.url, key, silent, chain)
+        quiet_last = (await _events(stack.url, key, quiet))[-1]
         async with _client(stack.url, key) as http:
             edits = (await graphql(http, query, {"id": job_id}))["job"]["edits"]
             none = (await graphql(http, query, {"id": plain}))["job"]["edits"]
-        return last, edits, none
+            all_cut = (await graphql(http, query, {"id": quiet}))["job"]["edits"]
+        return last, edits, none, (quiet_last["status"], all_cut)
 
-    last, edits, none = asyncio.run(scenario())
+    last, edits, none, silent_job = asyncio.run(scenario())
     assert last["status"] == "SUCCEEDED", last
     assert none == []
+    # An all-silent input succeeds: cut to keepMs (0.15 s kept at each end of 3 s).
+    assert silent_job == ("SUCCEEDED", [{"startS": 0.15, "endS": 2.85}])
     assert len(edits) == 1
     # The pause between the bursts is 1.5..3.5 s of the input; 0.15 s stay at each side.
     assert 1.5 < edits[0]["startS"] < 1.8 and 3.2 < edits[0]["endS"] < 3.5
