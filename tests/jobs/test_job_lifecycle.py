@@ -42,6 +42,7 @@ async def _succeed(
     dsp_seconds: float = 0.1,
     node_id: str | None = None,
     actor: str | None = None,
+    edits: tuple[tuple[float, float], ...] = (),
 ) -> None:
     """`lifecycle.succeed` with the same levels measured on the input and the output."""
     await db.run(
@@ -55,6 +56,7 @@ async def _succeed(
         node_id=node_id,
         actor=actor,
         at=repo.now(),
+        edits=edits,
     )
 
 
@@ -94,13 +96,18 @@ async def test_start_progress_succeed(database: Database) -> None:
     assert running.message == "running on dsp-0"
 
     output = replace(f, id=repo.new_id(), filename="a.processed.wav", role="output")
-    await _succeed(database, job.id, output, f.id, dsp_seconds=0.25, node_id="n", actor="a")
+    assert running.edits == ()
+    cuts = ((1.25, 2.5), (7.0, 9.125))
+    await _succeed(
+        database, job.id, output, f.id, dsp_seconds=0.25, node_id="n", actor="a", edits=cuts
+    )
     async with database.transaction() as s:
         done = await repo.get_job(s, job.id)
         analyses = await repo.file_analyses(s, [f.id, output.id])
         assert (await repo.get_file(s, output.id)).role == "output"
     assert (done.status, done.output_file_id, done.progress) == (JobStatus.SUCCEEDED, output.id, 1)
     assert done.dsp_seconds == 0.25 and done.finished_at is not None
+    assert done.edits == cuts
     assert analyses == {f.id: LEVELS, output.id: LEVELS}
     # Progress of a finished job is ignored; a finished job does not start again.
     await database.run(lifecycle.set_progress, job.id, 0.1)
