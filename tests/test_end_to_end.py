@@ -269,6 +269,21 @@ def test_speech_chain_reports_its_edits_and_matches_the_cli(
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(edits_path.read_text()) == edits
+    # `submit --edits` writes the same list, read from the job's last update.
+    remote_edits = tmp_path / "remote-edits.json"
+    result = subprocess.run(
+        [
+            *(sys.executable, "-m", "cli.main", "submit", str(path), "--chain", str(chain_path)),
+            *("--server", stack.url, "--api-key", key, "--quiet"),
+            *("-o", str(tmp_path / "remote.wav"), "--edits", str(remote_edits)),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(remote_edits.read_text()) == edits
     service_audio, _ = sf.read(__import__("io").BytesIO(service_bytes), dtype="float32")
     local_audio, _ = sf.read(local, dtype="float32")
     assert service_audio.shape == local_audio.shape
