@@ -37,7 +37,9 @@ def espeak(text: str = TEXT, rate: int | None = None) -> tuple[NDArray[np.float6
     return x, int(native)
 
 
-def padded(x: NDArray[np.float64], rate: int, before_s: float = 0.5, after_s: float = 0.25):  # type: ignore[no-untyped-def]
+def padded(
+    x: NDArray[np.float64], rate: int, before_s: float = 0.5, after_s: float = 0.25
+) -> NDArray[np.float64]:
     """Speech with quiet lead-in and tail, as a recording has."""
     return np.concatenate([np.zeros(round(before_s * rate)), x, np.zeros(round(after_s * rate))])
 
