@@ -160,10 +160,11 @@ class ActorPool:
         if owns_ray:
             await asyncio.to_thread(_init_ray, settings)
         nodes = await asyncio.to_thread(_alive_nodes)
-        if nodes > 1 and not settings.storage_shared:
+        if nodes > 1 and not (settings.storage_url or settings.storage_shared):
             raise StorageNotShared(
                 f"the Ray cluster has {nodes} nodes but storage at {settings.storage_path} is "
-                "local; mount it on every node and set AUDIO_ENGINE_STORAGE_SHARED=true"
+                "local; set AUDIO_ENGINE_STORAGE_URL=s3://bucket/prefix, or mount it on every "
+                "node and set AUDIO_ENGINE_STORAGE_SHARED=true"
             )
         resources: dict[str, float] = ray.cluster_resources()  # type: ignore[no-untyped-call]
         cpus = float(resources.get("CPU", 1.0))

@@ -14,8 +14,8 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator, Mapping
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ from jobs.contract import Edit, JobMessage, JobResult
 from jobs.effects import parse_chain
 from jobs.formats import output_format
 from jobs.settings import Settings
-from jobs.storage import LocalStorage
+from jobs.storage import Storage, open_storage
 
 PRESET_RATES = (44_100, 48_000)
 NAMESPACE = "audio-engine"
@@ -60,7 +60,7 @@ class DspWorker:
             warmup()
         self.name = name
         self.settings = settings
-        self.storage = LocalStorage(settings.storage_path)
+        self.storage = open_storage(settings)
         self.cache = IRCache(settings.ir_cache_bytes)
         self.cache.preload_presets(PRESET_RATES)
         self.metrics = WorkerMetrics(name)
@@ -159,18 +159,20 @@ class DspWorker:
 
     def _render(self, message: JobMessage) -> RenderInfo:
         """`render_to_spec` on this call's thread; `cancel` stops it between blocks."""
-        in_path = self.storage.path(message.input_key)
-        with open_input(in_path) as probe:
-            rate = probe.samplerate
-            duration = probe.frames / rate
-        calls = parse_chain(message.effects, rate, duration)
-        fmt = output_format(message.output_format, message.output_subtype)
-        uploads = {ir_id: self.storage.path(key) for ir_id, key in message.impulses.items()}
+        with ExitStack() as stack:
+            # On object storage: scratch copies, removed when the job ends however it ends.
+            in_path = stack.enter_context(self.storage.local_copy(message.input_key))
+            with open_input(in_path) as probe:
+                rate = probe.samplerate
+                duration = probe.frames / rate
+            calls = parse_chain(message.effects, rate, duration)
+            fmt = output_format(message.output_format, message.output_subtype)
+            uploads = _Copies(self.storage, message.impulses, stack)
 
-        def progress(value: float) -> None:
-            self._progress = value
+            def progress(value: float) -> None:
+                self._progress = value
 
-        with self.storage.writing(message.output_key) as tmp:
+            tmp = stack.enter_context(self.storage.writing(message.output_key))
             return render_to_spec(
                 in_path,
                 tmp,
@@ -183,3 +185,26 @@ class DspWorker:
                 should_stop=self._stop.is_set,
                 max_sample_abs=self.settings.max_sample_abs,
             )
+
+
+class _Copies(Mapping[str, Path]):
+    """A job's uploaded impulse responses as local files, copied only when the IR cache
+    misses one (a warm actor never downloads an IR twice)."""
+
+    def __init__(self, storage: Storage, keys: Mapping[str, str], stack: ExitStack) -> None:
+        self._storage = storage
+        self._keys = keys
+        self._stack = stack
+        self._paths: dict[str, Path] = {}
+
+    def __getitem__(self, ir_id: str) -> Path:
+        if ir_id not in self._paths:
+            key = self._keys[ir_id]
+            self._paths[ir_id] = self._stack.enter_context(self._storage.local_copy(key))
+        return self._paths[ir_id]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)

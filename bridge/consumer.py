@@ -27,7 +27,7 @@ from jobs.logs import job_context
 from jobs.models import AudioFile
 from jobs.settings import Settings
 from jobs.states import JobStatus
-from jobs.storage import LocalStorage
+from jobs.storage import Storage
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ class JobConsumer:
         db: Database,
         broker: Broker,
         pool: ActorPool,
-        storage: LocalStorage,
+        storage: Storage,
     ) -> None:
         self.settings = settings
         self.db = db

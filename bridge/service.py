@@ -30,7 +30,7 @@ from bridge.recovery import orphaned_jobs, recover_orphans
 from jobs.broker import Broker, declare
 from jobs.db import Database
 from jobs.settings import Settings
-from jobs.storage import LocalStorage
+from jobs.storage import open_storage
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +77,8 @@ class Bridge:
     async def start(self) -> None:
         """Connect everything, recover orphaned jobs, then start consuming."""
         settings = self.settings
+        storage = open_storage(settings)
+        await asyncio.to_thread(storage.check)
         self._db = Database(settings.sqlalchemy_url)
         if self._db.is_sqlite:
             self._db.on_connect(_sqlite_commit_without_fsync)
@@ -84,7 +86,6 @@ class Bridge:
         self._broker = await Broker.connect(settings)
         if self._pool is None:
             self._pool = await ActorPool.start(settings)
-        storage = LocalStorage(settings.storage_path)
         orphans = await orphaned_jobs(self._db, self._pool)
 
         channel = await self._broker.connection.channel()

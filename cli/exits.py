@@ -5,8 +5,8 @@
 | 0 | done |
 | 1 | anything else (an internal error, a refused key) |
 | 2 | usage: unknown command or option (argparse's own) |
-| 3 | bad input: an unreadable file, an invalid chain, a refused parameter |
-| 4 | a server or broker could not be reached |
+| 3 | bad input: an unreadable file, an invalid chain, a refused parameter, a bad storage URL |
+| 4 | a server, the broker or the object store could not be reached |
 | 5 | the job ran and failed, or was cancelled |
 """
 
@@ -14,7 +14,14 @@ from __future__ import annotations
 
 import json
 
-from jobs.errors import BadInput, BrokerUnavailable, EngineError, NotFound, UnsupportedAudio
+from jobs.errors import (
+    BadInput,
+    BrokerUnavailable,
+    EngineError,
+    NotFound,
+    StorageUnavailable,
+    UnsupportedAudio,
+)
 
 OK = 0
 ERROR = 1
@@ -31,7 +38,7 @@ BAD_INPUT_CODES = frozenset(
 
 def for_error(exc: BaseException) -> int:
     """The exit code for an error a command stopped on."""
-    if isinstance(exc, BrokerUnavailable | ConnectionError | TimeoutError):
+    if isinstance(exc, BrokerUnavailable | StorageUnavailable | ConnectionError | TimeoutError):
         return UNREACHABLE
     if isinstance(exc, BadInput | UnsupportedAudio | NotFound):
         return BAD_INPUT

@@ -20,8 +20,9 @@ import uvloop
 
 from cli import exits
 from jobs.broker import Broker
-from jobs.errors import BrokerUnavailable
+from jobs.errors import BrokerUnavailable, StorageMisconfigured, StorageUnavailable
 from jobs.settings import Settings
+from jobs.storage import open_storage
 
 log = logging.getLogger("audio_engine")
 
@@ -40,14 +41,19 @@ def run(command: str, settings: Settings) -> int:
         # its loop costs a fraction of asyncio's own per callback.
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
             return runner.run(_run(command, settings))
-    except BrokerUnavailable as exc:
+    except (BrokerUnavailable, StorageUnavailable) as exc:
         print(f"audio-engine: {exc}", file=sys.stderr)
         return exits.UNREACHABLE
+    except StorageMisconfigured as exc:
+        print(f"audio-engine: {exc}", file=sys.stderr)
+        return exits.BAD_INPUT
 
 
 async def _run(command: str, settings: Settings) -> int:
     with_api = command in ("serve", "api")
     with_bridge = command in ("serve", "bridge")
+    # A wrong storage URL, a missing bucket or refused credentials: one line, not a trace.
+    await asyncio.to_thread(open_storage(settings).check)
     if with_bridge:
         # Fail fast with a how-to rather than a stack trace when there is no broker.
         probe = await Broker.connect(settings)

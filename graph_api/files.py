@@ -7,17 +7,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Depends, File, UploadFile
-from fastapi.responses import FileResponse
+from fastapi import APIRouter, Depends, File, Request, UploadFile
+from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
 from graph_api.auth import Principal
 from graph_api.context import get_principal, get_runtime
+from graph_api.downloads import content_disposition, stream_blob
 from graph_api.runtime import Runtime
 from graph_api.uploads import store_upload
 from jobs.db import repository as repo
-from jobs.errors import FileNotFound
 from jobs.formats import media_type
 from jobs.models import AudioFile
 
@@ -77,7 +77,7 @@ UNAUTHENTICATED = _error("No API key, or an unknown or revoked one (code UNAUTHE
 
 @router.get(
     "/files/{file_id}",
-    response_class=FileResponse,
+    response_class=StreamingResponse,
     responses={
         200: {"content": {"audio/*": {}}, "description": "The whole file."},
         206: {"content": {"audio/*": {}}, "description": "The requested byte range."},
@@ -88,16 +88,21 @@ UNAUTHENTICATED = _error("No API key, or an unknown or revoked one (code UNAUTHE
 )
 async def download_file(
     file_id: str,
+    request: Request,
     runtime: Runtime = Depends(get_runtime),  # noqa: B008
     principal: Principal = Depends(get_principal),  # noqa: B008
-) -> FileResponse:
+) -> Response:
     """Stream a stored file as an attachment; honours `Range: bytes=...`."""
     async with runtime.db.transaction() as session:
         file = await repo.visible_file(session, file_id, principal.scope)
-    path = runtime.storage.path(file.storage_key)
-    if not path.is_file():
-        raise FileNotFound(file_id)
-    return FileResponse(path, media_type=media_type(file.format), filename=file.filename)
+    return await stream_blob(
+        runtime.storage,
+        file.storage_key,
+        file.id,
+        media_type(file.format),
+        request.headers.get("range"),
+        {"content-disposition": content_disposition(file.filename)},
+    )
 
 
 @router.post(

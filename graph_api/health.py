@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,9 +12,11 @@ from sqlalchemy import text
 
 from graph_api.context import get_runtime
 from graph_api.runtime import Runtime
+from jobs.errors import EngineError
 
 router = APIRouter(tags=["health"])
 
+STORAGE_TIMEOUT_S = 5.0
 STALE_AFTER_BEATS = 3
 """A bridge heartbeat older than this many `heartbeat_interval_s` no longer counts."""
 
@@ -26,7 +29,8 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz", responses={503: {"description": "A dependency is down."}})
 async def readyz(runtime: Runtime = Depends(get_runtime)) -> JSONResponse:  # noqa: B008
-    """200 only if the database answers, RabbitMQ is connected and Ray is reachable (some
+    """200 only if the database answers, RabbitMQ is connected, the blob store answers (its
+    check names it) and Ray is reachable (some
     bridge's recent heartbeat reports a live actor); the body names the check that failed
     and lists the bridges seen."""
     checks: dict[str, str] = {}
@@ -37,12 +41,26 @@ async def readyz(runtime: Runtime = Depends(get_runtime)) -> JSONResponse:  # no
     except Exception as exc:
         checks["database"] = f"failed: {type(exc).__name__}"
     checks["broker"] = "ok" if runtime.broker_connected else "failed: not connected"
+    checks["storage"] = await _storage_check(runtime)
     checks["ray"], bridges = _ray_check(runtime)
     ready = all(v == "ok" for v in checks.values())
     return JSONResponse(
         {"status": "ready" if ready else "not ready", "checks": checks, "bridges": bridges},
         status_code=200 if ready else 503,
     )
+
+
+async def _storage_check(runtime: Runtime) -> str:
+    storage = runtime.storage
+    try:
+        await asyncio.wait_for(asyncio.to_thread(storage.check), STORAGE_TIMEOUT_S)
+    except TimeoutError:
+        return f"failed: {storage.location} did not answer within {STORAGE_TIMEOUT_S:g} s"
+    except EngineError as exc:
+        return f"failed: {exc.message}"
+    except Exception as exc:
+        return f"failed: {storage.location}: {type(exc).__name__}"
+    return "ok"
 
 
 def _ray_check(runtime: Runtime) -> tuple[str, list[dict[str, Any]]]:

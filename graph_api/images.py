@@ -23,18 +23,20 @@ matplotlib.use("Agg")
 import numpy as np
 import soundfile as sf
 from fastapi import APIRouter, Depends
-from fastapi.responses import FileResponse
+from fastapi.responses import Response, StreamingResponse
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from numpy.typing import NDArray
 
 from graph_api.auth import Principal
 from graph_api.context import get_principal, get_runtime
+from graph_api.downloads import stream_blob
 from graph_api.files import UNAUTHENTICATED, ErrorOut
 from graph_api.runtime import Runtime
 from jobs.db import repository as repo
 from jobs.errors import FileNotFound, UnsupportedAudio
 from jobs.models import AudioFile
+from jobs.storage import Storage
 
 WIDTH_PX = 1000
 HEIGHT_PX = 300
@@ -64,35 +66,32 @@ def cache_key(file_id: str, kind: ImageKind) -> str:
     return f"img/{file_id}.{kind.value}.png"
 
 
-async def stored_file(
-    runtime: Runtime, principal: Principal, file_id: str
-) -> tuple[AudioFile, Path]:
-    """The record and blob path of a file, looked up as `GET /files/{id}` does: another
-    owner's or a deleted file is `FileNotFound`, like an unknown one."""
+async def stored_file(runtime: Runtime, principal: Principal, file_id: str) -> AudioFile:
+    """The record of a stored file, looked up as `GET /files/{id}` does: another owner's, a
+    deleted file or one whose blob is gone is `FileNotFound`, like an unknown one."""
     async with runtime.db.transaction() as session:
         file = await repo.visible_file(session, file_id, principal.scope)
-    path = runtime.storage.path(file.storage_key)
-    if not path.is_file():
+    if not await asyncio.to_thread(runtime.storage.exists, file.storage_key):
         raise FileNotFound(file_id)
-    return file, path
+    return file
 
 
-async def image(runtime: Runtime, principal: Principal, file_id: str, kind: ImageKind) -> Path:
-    """The cached image of a file, rendered first if it is not cached yet."""
-    file, source = await stored_file(runtime, principal, file_id)
+async def image(runtime: Runtime, principal: Principal, file_id: str, kind: ImageKind) -> str:
+    """The storage key of the cached image of a file, rendered first if not cached yet."""
+    file = await stored_file(runtime, principal, file_id)
+    storage = runtime.storage
     key = cache_key(file.id, kind)
-    target = runtime.storage.path(key)
-    if target.is_file():
-        return target
+    if await asyncio.to_thread(storage.exists, key):
+        return key
     lock = _locks.setdefault(key, asyncio.Lock())
     async with lock:
-        if not target.is_file():
-            await asyncio.to_thread(_render_into, runtime, key, kind, source)
-    return target
+        if not await asyncio.to_thread(storage.exists, key):
+            await asyncio.to_thread(_render_into, storage, file.storage_key, key, kind)
+    return key
 
 
-def _render_into(runtime: Runtime, key: str, kind: ImageKind, source: Path) -> None:
-    with runtime.storage.writing(key) as tmp:
+def _render_into(storage: Storage, source_key: str, key: str, kind: ImageKind) -> None:
+    with storage.local_copy(source_key) as source, storage.writing(key) as tmp:
         render(kind, source, tmp)
 
 
@@ -222,26 +221,30 @@ _RESPONSES: dict[int | str, dict[str, object]] = {
 
 async def _respond(
     file_id: str, kind: ImageKind, runtime: Runtime, principal: Principal
-) -> FileResponse:
-    path = await image(runtime, principal, file_id, kind)
-    return FileResponse(path, media_type="image/png", headers={"Cache-Control": CACHE_CONTROL})
+) -> Response:
+    key = await image(runtime, principal, file_id, kind)
+    return await stream_blob(
+        runtime.storage, key, file_id, "image/png", None, {"Cache-Control": CACHE_CONTROL}
+    )
 
 
-@router.get("/files/{file_id}/waveform.png", response_class=FileResponse, responses=_RESPONSES)
+@router.get("/files/{file_id}/waveform.png", response_class=StreamingResponse, responses=_RESPONSES)
 async def waveform_png(
     file_id: str,
     runtime: Runtime = Depends(get_runtime),  # noqa: B008
     principal: Principal = Depends(get_principal),  # noqa: B008
-) -> FileResponse:
+) -> Response:
     """Min/max per pixel column of each channel, over the whole file."""
     return await _respond(file_id, ImageKind.WAVEFORM, runtime, principal)
 
 
-@router.get("/files/{file_id}/spectrogram.png", response_class=FileResponse, responses=_RESPONSES)
+@router.get(
+    "/files/{file_id}/spectrogram.png", response_class=StreamingResponse, responses=_RESPONSES
+)
 async def spectrogram_png(
     file_id: str,
     runtime: Runtime = Depends(get_runtime),  # noqa: B008
     principal: Principal = Depends(get_principal),  # noqa: B008
-) -> FileResponse:
+) -> Response:
     """Magnitude in dBFS on a log-frequency axis, from frames spread over the file."""
     return await _respond(file_id, ImageKind.SPECTROGRAM, runtime, principal)

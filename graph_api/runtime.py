@@ -20,7 +20,7 @@ from jobs.db import Database
 from jobs.errors import BrokerUnavailable
 from jobs.outbox import OutboxRelay
 from jobs.settings import Settings
-from jobs.storage import LocalStorage
+from jobs.storage import open_storage
 
 if TYPE_CHECKING:
     from graph_api.metrics import Metrics
@@ -42,7 +42,7 @@ class Runtime:
             metrics = Metrics()
         self.metrics = metrics
         self.db = Database(settings.sqlalchemy_url)
-        self.storage = LocalStorage(settings.storage_path)
+        self.storage = open_storage(settings)
         self.events = EventRelay(settings.queue_prefix)
         self.broker: Broker | None = None
         self.relay: OutboxRelay | None = None

@@ -1,15 +1,16 @@
-"""Storing an uploaded audio file: streamed to disk, probed, then registered.
+"""Storing an uploaded audio file: streamed to a scratch file, probed, stored, registered.
 
 Shared by the `uploadAudio` mutation and `POST /files`. The body is copied in chunks (never
-held whole in memory) to a temporary blob, probed with libsndfile, and only then renamed to
-its key `in/<file_id>.<ext>`; undecodable, truncated, non-finite, oversized or out-of-limits
-uploads (see `jobs.probe.inspect`) leave nothing behind.
+held whole in memory) to a scratch file, probed with libsndfile, and only then moved into
+storage under its key `in/<file_id>.<ext>` (a rename on the local folder, a multipart upload
+to object storage); undecodable, truncated, non-finite, oversized or out-of-limits uploads
+(see `jobs.probe.inspect`) leave nothing behind. The row is written only once the blob is
+stored, so an accepted upload is never lost; a store that is down is a 503.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import unicodedata
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -56,14 +57,11 @@ async def store_upload(runtime: Runtime, upload: Readable, owner: str | None = N
     `UnsupportedAudio`."""
     storage, limit = runtime.storage, runtime.settings.max_upload_bytes
     file_id = repo.new_id()
-    tmp = storage.path(f"tmp/{file_id}.part")
-    try:
+    with storage.scratch() as tmp:  # removed at the end whatever happens
         size = await _copy(upload, tmp, limit)
         info = await asyncio.to_thread(inspect, tmp, runtime.settings)
         key = f"in/{file_id}.{extension(info.format)}"
-        await asyncio.to_thread(_move, tmp, storage.path(key))
-    finally:
-        await asyncio.to_thread(tmp.unlink, True)
+        await asyncio.to_thread(storage.adopt, tmp, key)
     record = AudioFile(
         id=file_id,
         filename=clean_filename(upload.filename),
@@ -99,8 +97,3 @@ async def _copy(upload: Readable, target: Path, limit: int) -> int:
     finally:
         await asyncio.to_thread(out.close)
     return size
-
-
-def _move(source: Path, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(source, target)

@@ -136,3 +136,14 @@ class PresetNotFound(NotFound):
 class ApiKeyNotFound(NotFound):
     def __init__(self, which: str) -> None:
         super().__init__(f"no API key with id or name {which!r}")
+
+
+class StorageMisconfigured(BadInput):
+    """`AUDIO_ENGINE_STORAGE_URL` names an unknown scheme, a missing bucket, or the store
+    refuses our credentials: retrying will not help, the configuration must change."""
+
+
+class StorageUnavailable(EngineError):
+    """The object store did not answer (network, DNS, a 5xx): it may come back."""
+
+    code = "STORAGE_UNAVAILABLE"

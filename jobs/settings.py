@@ -37,6 +37,23 @@ class Settings(BaseSettings):
     storage_shared: bool = Field(
         False, description="Declare storage_dir a mount shared by every Ray node."
     )
+    storage_url: str = Field(
+        "",
+        description="Object store for audio blobs, s3://bucket/prefix ('' means storage_dir). "
+        "Endpoint and credentials come from AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, "
+        "AWS_SECRET_ACCESS_KEY and AWS_REGION, read by the S3 client itself.",
+    )
+    sweep_interval_s: float = Field(
+        3600.0,
+        ge=0,
+        description="Gap between sweeps of orphaned blobs (by the API); 0 turns sweeping off.",
+    )
+    sweep_min_age_s: float = Field(
+        3600.0,
+        gt=0,
+        description="Youngest orphan or scratch file a sweep removes (uploads and jobs in "
+        "flight are younger).",
+    )
     queue_prefix: str = Field(
         "audio",
         description="Prefix of every RabbitMQ queue and exchange name (tests isolate by it).",

@@ -18,7 +18,7 @@ import soundfile as sf
 
 from jobs.db import Database
 from jobs.settings import Settings
-from tests.processes import free_port
+from tests.processes import S3Server, free_port
 
 RABBITMQ_URL = os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
 POSTGRES_URL = os.environ.get(
@@ -49,6 +49,31 @@ def _broker_left_clean() -> Iterator[None]:
     from tests.processes import purge_test_queues
 
     purge_test_queues()
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """One moto S3 server for the session; its `AWS_*` variables go into this process's
+    environment (obstore reads them there, and started services inherit them)."""
+    server = S3Server.start(tmp_path_factory.mktemp("moto") / "moto.log")
+    saved = {key: os.environ.get(key) for key in server.env()}
+    os.environ.update(server.env())
+    yield server
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    server.stop()
+
+
+@pytest.fixture(params=["local", "s3"])
+def storage_url(request: pytest.FixtureRequest) -> str:
+    """'' (the local folder) or `s3://<fresh bucket>/<prefix>` on the session's moto."""
+    if request.param == "local":
+        return ""
+    server: S3Server = request.getfixturevalue("s3_server")
+    return f"s3://{server.new_bucket()}/engine"
 
 
 @pytest.fixture(scope="session")

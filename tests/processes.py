@@ -191,3 +191,64 @@ def purge_test_queues(prefixes: tuple[str, ...] = ("test-", "e2e-")) -> int:
     thread.start()
     thread.join(120)
     return deleted
+
+
+S3_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+
+
+@dataclass
+class S3Server:
+    """moto's standalone S3-protocol server (`moto_server`) on 127.0.0.1: a real HTTP store
+    the obstore client talks to exactly as it would to MinIO or AWS."""
+
+    proc: subprocess.Popen[bytes]
+    endpoint: str
+
+    @classmethod
+    def start(cls, log_path: Path, **env: str) -> S3Server:
+        port = free_port()
+        binary = Path(sys.executable).with_name("moto_server")
+        proc = subprocess.Popen(
+            [str(binary), "-H", "127.0.0.1", "-p", str(port)],
+            env={**os.environ, **env},
+            stdout=log_path.open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        server = cls(proc, f"http://127.0.0.1:{port}")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, log_path.read_text()[-2000:]
+            try:
+                httpx.get(f"{server.endpoint}/moto-api/", timeout=2)
+                return server
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        proc.kill()
+        raise RuntimeError(f"moto_server did not answer on {server.endpoint}")
+
+    def env(self) -> dict[str, str]:
+        """The standard variables every client (obstore, boto3, the services) reads."""
+        return {**S3_ENV, "AWS_ENDPOINT_URL": self.endpoint, "AWS_REGION": "us-east-1"}
+
+    def new_bucket(self) -> str:
+        import boto3
+
+        name = f"test-{uuid.uuid4().hex[:12]}"
+        client = boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id=S3_ENV["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=S3_ENV["AWS_SECRET_ACCESS_KEY"],
+        )
+        client.create_bucket(Bucket=name)
+        return name
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()

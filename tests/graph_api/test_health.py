@@ -32,7 +32,7 @@ async def test_readyz_when_everything_is_up(api: API, settings: Settings) -> Non
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["status"] == "ready"
-    assert body["checks"] == {"database": "ok", "broker": "ok", "ray": "ok"}
+    assert body["checks"] == {"database": "ok", "broker": "ok", "storage": "ok", "ray": "ok"}
     [bridge] = body["bridges"]
     assert bridge["id"] == "b1" and bridge["actors"] == 2 and bridge["capacity"] == 2
     assert 0 <= bridge["age_s"] < 3 * settings.heartbeat_interval_s
