@@ -9,11 +9,12 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 import soundfile as sf
 
 from cli import exits
 from cli.client import SUBMIT, graphql, job_events, upload
-from tests.processes import ROOT, Stack, free_port
+from tests.processes import ROOT, S3Server, Stack, free_port
 
 
 def test_serve_runs_the_whole_system(tmp_path: Path, wav_file: Path) -> None:
@@ -80,3 +81,62 @@ def test_serve_without_rabbitmq_says_how_to_start_it(tmp_path: Path) -> None:
     assert result.returncode == exits.UNREACHABLE
     assert "cannot reach RabbitMQ" in result.stderr
     assert "rabbitmq-server" in result.stderr
+
+
+def _start(stack: Stack, command: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cli.main", command],
+        cwd=ROOT,
+        env=stack.env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("command", "case"),
+    [
+        ("serve", "scheme"),
+        ("serve", "bucket"),
+        ("serve", "unreachable"),
+        ("bridge", "bucket"),
+        ("api", "scheme"),
+        ("api", "unreachable"),
+    ],
+)
+def test_bad_storage_exits_with_one_line(
+    tmp_path: Path, s3_server: S3Server, command: str, case: str
+) -> None:
+    url, env, code, text = {
+        "scheme": ("gs://bucket/p", {}, exits.BAD_INPUT, "not supported: use s3://bucket/prefix"),
+        "bucket": ("s3://no-such-bucket/p", {}, exits.BAD_INPUT, "no-such-bucket/p does not exist"),
+        "unreachable": (
+            "s3://some-bucket/p",
+            {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}"},
+            exits.UNREACHABLE,
+            "s3://some-bucket/p is not reachable",
+        ),
+    }[case]
+    stack = Stack(tmp_path / "data", extra_env={"AUDIO_ENGINE_STORAGE_URL": url, **env})
+    result = _start(stack, command)
+    assert result.returncode == code, result.stderr[-3000:]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and text in lines[0], result.stderr[-3000:]
+
+
+def test_refused_credentials_exit_with_one_line(tmp_path: Path) -> None:
+    # A second moto that checks signatures: our keys are unknown to it.
+    strict = S3Server.start(tmp_path / "moto-auth.log", INITIAL_NO_AUTH_ACTION_COUNT="0")
+    try:
+        stack = Stack(
+            tmp_path / "data",
+            extra_env={**strict.env(), "AUDIO_ENGINE_STORAGE_URL": "s3://any-bucket/p"},
+        )
+        result = _start(stack, "serve")
+    finally:
+        strict.stop()
+    assert result.returncode == exits.BAD_INPUT, result.stderr[-3000:]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "refused our credentials" in lines[0], result.stderr[-3000:]
