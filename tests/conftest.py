@@ -67,13 +67,17 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     server.stop()
 
 
-@pytest.fixture(params=["local", "s3"])
-def storage_url(request: pytest.FixtureRequest) -> str:
-    """'' (the local folder) or `s3://<fresh bucket>/<prefix>` on the session's moto."""
-    if request.param == "local":
+def storage_url_for(backend: str, request: pytest.FixtureRequest) -> str:
+    """'' for "local", or a fresh `s3://bucket/prefix` on the session's moto for "s3"."""
+    if backend == "local":
         return ""
     server: S3Server = request.getfixturevalue("s3_server")
-    return f"s3://{server.new_bucket()}/engine"
+    return server.url()
+
+
+@pytest.fixture(params=["local", "s3"])
+def storage_url(request: pytest.FixtureRequest) -> str:
+    return storage_url_for(request.param, request)
 
 
 @pytest.fixture(scope="session")

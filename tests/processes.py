@@ -15,6 +15,9 @@ from pathlib import Path
 
 import httpx
 
+from jobs.settings import Settings
+from jobs.storage import Storage, open_storage
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -48,10 +51,16 @@ class Stack:
     prefix: str = field(default_factory=lambda: f"e2e-{uuid.uuid4().hex[:8]}")
     api_port: int = field(default_factory=free_port)
     extra_env: dict[str, str] = field(default_factory=dict)
+    storage_url: str = ""
+    """'' for the local folder under data_dir, or `s3://bucket/prefix` (see `S3Server`)."""
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.api_port}"
+
+    def storage(self) -> Storage:
+        """The stack's blob store, as its services open it."""
+        return open_storage(Settings(data_dir=self.data_dir, storage_url=self.storage_url))
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AUDIO_ENGINE_", "RAY_AD"))}
@@ -63,6 +72,8 @@ class Stack:
             AUDIO_ENGINE_PROGRESS_INTERVAL_S="0.05",
             PYTHONUNBUFFERED="1",
         )
+        if self.storage_url:
+            env["AUDIO_ENGINE_STORAGE_URL"] = self.storage_url
         env.update(self.extra_env)
         return env
 
@@ -203,6 +214,7 @@ class S3Server:
 
     proc: subprocess.Popen[bytes]
     endpoint: str
+    bucket: str = ""
 
     @classmethod
     def start(cls, log_path: Path, **env: str) -> S3Server:
@@ -221,15 +233,22 @@ class S3Server:
             assert proc.poll() is None, log_path.read_text()[-2000:]
             try:
                 httpx.get(f"{server.endpoint}/moto-api/", timeout=2)
-                return server
             except httpx.HTTPError:
                 time.sleep(0.1)
+                continue
+            if not env:  # a strict server (checking keys) gets no bucket
+                server.bucket = server.new_bucket()
+            return server
         proc.kill()
         raise RuntimeError(f"moto_server did not answer on {server.endpoint}")
 
     def env(self) -> dict[str, str]:
         """The standard variables every client (obstore, boto3, the services) reads."""
         return {**S3_ENV, "AWS_ENDPOINT_URL": self.endpoint, "AWS_REGION": "us-east-1"}
+
+    def url(self) -> str:
+        """A fresh prefix in the session's bucket, for one stack or test."""
+        return f"s3://{self.bucket}/{uuid.uuid4().hex[:8]}"
 
     def new_bucket(self) -> str:
         import boto3

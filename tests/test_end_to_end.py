@@ -17,7 +17,7 @@ import soundfile as sf
 from scipy.signal import sosfilt
 
 from cli.client import SUBMIT, graphql, job_events, upload
-from tests.conftest import sine, write_wav
+from tests.conftest import sine, storage_url_for, write_wav
 from tests.processes import ROOT, Service, Stack
 from tests.rbj import rbj_sos
 
@@ -41,9 +41,14 @@ def reference(x: np.ndarray, rate: int) -> np.ndarray:
     return sosfilt(sos, x.astype(np.float64) * 10 ** (-3 / 20), axis=-1)
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Stack:
-    return Stack(tmp_path_factory.mktemp("e2e") / "data", extra_env={"AUDIO_ENGINE_POOL_SIZE": "1"})
+@pytest.fixture(scope="module", params=["local", "s3"])
+def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Stack:
+    """The whole suite once per storage backend: the local folder, then moto's S3."""
+    return Stack(
+        tmp_path_factory.mktemp("e2e") / "data",
+        extra_env={"AUDIO_ENGINE_POOL_SIZE": "1"},
+        storage_url=storage_url_for(request.param, request),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -115,6 +120,12 @@ def test_upload_submit_watch_download(
     assert float(events[-1]["progress"]) == 1.0
 
     output = events[-1]["job"]["output"]  # type: ignore[index]
+    # Stored where the stack says (with S3, no node has a storage folder), and every scratch
+    # copy of the actor and the API is gone.
+    assert (stack.data_dir / "storage").exists() == (not stack.storage_url)
+    assert any(o.key.startswith("out/") for o in stack.storage().list("out/"))
+    assert not [p for p in (stack.data_dir / "scratch").rglob("*") if p.is_file()]
+    assert not [o for o in stack.storage().list("scratch/")]
     response = httpx.get(f"{stack.url}/files/{output['id']}", timeout=30, headers=_auth(key))
     assert httpx.get(f"{stack.url}/files/{output['id']}", timeout=30).status_code == 401
     assert response.status_code == 200
@@ -176,8 +187,10 @@ def test_undecodable_input_fails_the_job_and_the_bridge_goes_on(
         async with _client(stack.url, key) as http:
             file = await upload(http, wav_file)
         # The stored blob rots after upload: only the worker can find out.
-        blob = next((stack.data_dir / "storage" / "in").glob(f"{file['id']}.*"))
-        blob.write_bytes(b"RIFF\x00\x00\x00\x00WAVEfmt garbage" * 8)
+        storage = stack.storage()
+        blob_key = next(o.key for o in storage.list("in/") if o.key.startswith(f"in/{file['id']}."))
+        with storage.writing(blob_key) as blob:
+            blob.write_bytes(b"RIFF\x00\x00\x00\x00WAVEfmt garbage" * 8)
         async with _client(stack.url, key) as http:
             bad = await graphql(http, SUBMIT, {"input": {"fileId": file["id"], "effects": CHAIN}})
         bad_last = (await _events(stack.url, key, bad["submitJob"]["id"]))[-1]

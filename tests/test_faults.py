@@ -26,7 +26,7 @@ from sqlalchemy import func, select
 from cli.client import SUBMIT, graphql, job_events, upload
 from jobs.db import Database
 from jobs.db.tables import FileRow, JobRow
-from tests.conftest import POSTGRES_URL, _admin, write_wav
+from tests.conftest import POSTGRES_URL, _admin, storage_url_for, write_wav
 from tests.processes import Service, Stack, purge_test_queues
 
 pytestmark = pytest.mark.slow
@@ -120,10 +120,7 @@ class Census:
             await db.close()
         by_status = Counter(j.status for j in jobs)
         reasons = Counter(f"{j.error_code}: {j.error_message}" for j in jobs if j.error_code)
-        out_dir = self.stack.data_dir / "storage" / "out"
-        files = (
-            [p for p in out_dir.glob("*") if not p.name.startswith(".")] if out_dir.exists() else []
-        )
+        files = [o for o in self.stack.storage().list("out/") if not o.key.endswith(".part")]
         figures = {
             "submitted": len(ids),
             "succeeded": by_status["SUCCEEDED"],
@@ -157,10 +154,20 @@ def _few_queues() -> None:
     purge_test_queues()
 
 
+@pytest.fixture(scope="module", params=["local", "s3"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """Every fault once per storage backend: the local folder, then moto's S3."""
+    return str(request.param)
+
+
 @pytest.fixture
-def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Stack:
+def stack(request: pytest.FixtureRequest, backend: str, tmp_path: Path) -> Stack:
     extra = getattr(request, "param", {})
-    return Stack(tmp_path / "data", extra_env={**FAULT_ENV, **extra})
+    return Stack(
+        tmp_path / "data",
+        extra_env={**FAULT_ENV, **extra},
+        storage_url=storage_url_for(backend, request),
+    )
 
 
 @pytest.fixture
