@@ -3,7 +3,8 @@
 The broker is optional at any moment: when RabbitMQ is down at start the process still
 serves uploads and accepts jobs (they wait in the outbox) while a background task keeps
 connecting; once connected, the outbox relay and the event relay start. After that the robust
-connection reconnects on its own.
+connection reconnects on its own. Every `sweep_interval_s` a background task removes blobs
+nothing refers to (`jobs.sweep`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from jobs.errors import BrokerUnavailable
 from jobs.outbox import OutboxRelay
 from jobs.settings import Settings
 from jobs.storage import open_storage
+from jobs.sweep import sweep_forever
 
 if TYPE_CHECKING:
     from graph_api.metrics import Metrics
@@ -47,10 +49,21 @@ class Runtime:
         self.broker: Broker | None = None
         self.relay: OutboxRelay | None = None
         self._connector: asyncio.Task[None] | None = None
+        self._sweeper: asyncio.Task[None] | None = None
         self.metrics.watch(self)
 
     async def start(self) -> None:
         await self.db.migrate()
+        if self.settings.sweep_interval_s > 0:
+            self._sweeper = asyncio.create_task(
+                sweep_forever(
+                    self.db,
+                    self.storage,
+                    self.settings.sweep_interval_s,
+                    self.settings.sweep_min_age_s,
+                ),
+                name="storage-sweep",
+            )
         try:
             await self._connect()
         except Exception as exc:
@@ -113,9 +126,10 @@ class Runtime:
         await self.broker.publish_control(message)
 
     async def stop(self) -> None:
-        if self._connector is not None:
-            self._connector.cancel()
-            await asyncio.gather(self._connector, return_exceptions=True)
+        for task in (self._connector, self._sweeper):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         if self.relay is not None:
             await self.relay.stop()
         with contextlib.suppress(Exception):

@@ -113,6 +113,10 @@ class Storage(Protocol):
         """Bytes `start` to `end` (exclusive; None: the end) in chunks of about 1 MiB."""
         ...
 
+    def remove_stale_scratch(self, older_than_s: float) -> int:
+        """Remove scratch copies and unfinished writes a crash left behind; how many."""
+        ...
+
 
 def open_storage(settings: Settings) -> Storage:
     """The backend `settings.storage_url` names; `StorageMisconfigured` for an unknown one."""
@@ -173,8 +177,8 @@ class LocalStorage:
 
     def list(self, prefix: str = "") -> Iterator[StoredObject]:
         for path in sorted(self.root.rglob("*")):
-            if not path.is_file():
-                continue
+            if not path.is_file() or path.name.endswith(".part"):
+                continue  # unfinished writes and scratch copies are not objects
             key = path.relative_to(self.root).as_posix()
             if key.startswith(prefix):
                 stat = path.stat()
@@ -223,6 +227,9 @@ class LocalStorage:
                 if left is not None:
                     left -= len(data)
                 yield data
+
+    def remove_stale_scratch(self, older_than_s: float) -> int:
+        return _remove_all(stale_scratch(self.root, older_than_s))
 
 
 class ObjectStorage:
@@ -346,6 +353,19 @@ class ObjectStorage:
             raise
         except ObstoreError as exc:
             raise self._fail(exc) from exc
+
+    def remove_stale_scratch(self, older_than_s: float) -> int:
+        # Failed multipart uploads are aborted by obstore; after a crash S3 keeps their parts
+        # until a bucket lifecycle rule removes them (docs/cluster.md says how).
+        return _remove_all(stale_scratch(self.scratch_dir, older_than_s))
+
+
+def _remove_all(paths: Iterator[Path]) -> int:
+    removed = 0
+    for path in list(paths):
+        path.unlink(missing_ok=True)
+        removed += 1
+    return removed
 
 
 def stale_scratch(folder: Path, older_than_s: float) -> Iterator[Path]:

@@ -449,3 +449,30 @@ async def job_placements(session: AsyncSession, ids: Sequence[str]) -> dict[str,
         )
     ).all()
     return {str(r[0]): (str(r[1]), str(r[2] or "")) for r in rows}
+
+
+@dataclass(frozen=True, slots=True)
+class References:
+    """What the sweep must keep: blobs of live files, and outputs jobs may still write."""
+
+    keys: frozenset[str]
+    file_ids: frozenset[str]
+    unfinished_job_ids: frozenset[str]
+
+
+async def references(session: AsyncSession) -> References:
+    live = (
+        await session.execute(
+            select(FileRow.id, FileRow.storage_key).where(FileRow.deleted_at.is_(None))
+        )
+    ).all()
+    unfinished = await session.scalars(
+        select(JobRow.id).where(
+            JobRow.status.in_([JobStatus.QUEUED.value, JobStatus.RUNNING.value])
+        )
+    )
+    return References(
+        keys=frozenset(row.storage_key for row in live),
+        file_ids=frozenset(row.id for row in live),
+        unfinished_job_ids=frozenset(unfinished.all()),
+    )

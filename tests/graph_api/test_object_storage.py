@@ -4,6 +4,7 @@ images are cached there, deleteFile deletes the object; an unreachable store is 
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -68,3 +69,17 @@ async def test_unreachable_store_is_named_by_readyz(
         async with app.state.runtime.db.transaction() as session:
             rows = (await session.execute(text("SELECT count(*) FROM files"))).scalar_one()
         assert rows == 0
+
+
+async def test_the_api_sweeps_periodically(settings: Settings, storage_url: str) -> None:
+    settings = settings.model_copy(
+        update={"storage_url": storage_url, "sweep_interval_s": 0.2, "sweep_min_age_s": 0.01}
+    )
+    async with running(settings) as (app, _client):
+        storage = app.state.runtime.storage
+        with storage.writing("out/orphan.wav") as tmp:
+            tmp.write_bytes(b"no job refers to me")
+        deadline = asyncio.get_running_loop().time() + 30
+        while storage.exists("out/orphan.wav"):
+            assert asyncio.get_running_loop().time() < deadline, "the sweep never ran"
+            await asyncio.sleep(0.1)
