@@ -51,3 +51,24 @@ def test_image_installs_like_a_developer() -> None:
     assert re.search(r"RUN make install\b", dockerfile)
     assert "-c requirements.lock" in makefile
     assert (ROOT / "requirements.lock").is_file()
+
+
+def test_docker_compose_keeps_audio_in_minio() -> None:
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    assert {"9000:9000", "9001:9001"} <= set(services["minio"]["ports"])  # S3 API, console
+    assert "mc mb --ignore-existing local/audio" in services["minio-init"]["entrypoint"]
+    for name in ("api", "bridge", "ray-head", "ray-worker"):
+        env = services[name]["environment"]
+        assert env["AUDIO_ENGINE_STORAGE_URL"] == "s3://audio/engine", name
+        assert env["AWS_ENDPOINT_URL"] == "http://minio:9000", name
+        assert "AUDIO_ENGINE_STORAGE_SHARED" not in env, name
+        assert "volumes" not in services[name], name  # no shared mount
+    for name in ("api", "bridge"):
+        condition = services[name]["depends_on"]["minio-init"]["condition"]
+        assert condition == "service_completed_successfully"
+
+
+def test_ray_cluster_uses_object_storage() -> None:
+    text = (ROOT / "ray_cluster.yaml").read_text()
+    assert "AUDIO_ENGINE_STORAGE_URL=s3://" in text
+    assert "nfs" not in text.lower()
