@@ -33,7 +33,7 @@ from cli.client import SUBMIT, graphql, job_events, upload
 from jobs.db import Database
 from jobs.db import repository as repo
 from tests.conftest import sine, write_wav
-from tests.processes import Service, Stack, free_port
+from tests.processes import S3Server, Service, Stack, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -156,7 +156,8 @@ class TwoNodeCluster:
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[TwoNodeCluster]:
+def cluster(s3_server: S3Server) -> Iterator[TwoNodeCluster]:
+    # After moto: the nodes inherit its AWS_* variables, as real nodes get their credentials.
     # Short path: Ray's unix sockets live under it (108-byte limit).
     temp_dir = Path(tempfile.mkdtemp(prefix="ae-ray-", dir="/tmp"))
     running = TwoNodeCluster(temp_dir)
@@ -266,6 +267,22 @@ def test_pool_spreads_over_both_nodes_and_jobs_run_on_both(
         # The bridge logs JSON lines (cli.main -> configure_logging) carrying the job id.
         lines = [json.loads(x) for x in bridge.log().splitlines() if x.startswith('{"time"')]
         assert {line.get("job_id") for line in lines} >= set(ran_on)
+
+
+def test_object_storage_needs_no_shared_mount(
+    cluster: TwoNodeCluster, s3_server: S3Server, tmp_path: Path
+) -> None:
+    stack = _stack(cluster, tmp_path / "data", shared=False)
+    stack.storage_url = s3_server.url()
+    with _serving(stack):
+        path = write_wav(tmp_path / "in.wav", sine(440.0, 2.0))
+        events = asyncio.run(_run_jobs(stack.url, path, 4))
+        assert [e["status"] for e in events] == ["SUCCEEDED"] * 4, events
+    outputs = [o for o in stack.storage().list("out/")]
+    assert len(outputs) == 4 and all(o.size > 0 for o in outputs)
+    # Nothing went through a folder: no storage folder, and every scratch copy is gone.
+    assert not (stack.data_dir / "storage").exists()
+    assert not [p for p in (stack.data_dir / "scratch").rglob("*") if p.is_file()]
 
 
 def test_bridge_joins_through_ray_client(cluster: TwoNodeCluster, tmp_path: Path) -> None:
