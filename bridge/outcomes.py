@@ -3,8 +3,8 @@
 - ACK: the job's outcome is known and recorded (it failed, timed out, was cancelled...); the
   bridge moves on to the next job.
 - REJECT: the message itself is unusable; it is dead-lettered, never retried.
-- REQUEUE: infrastructure trouble (database, broker); another try may succeed, and the quorum
-  queue's delivery limit dead-letters a message that keeps failing.
+- REQUEUE: infrastructure trouble (database, broker, object store); another try may succeed,
+  and the quorum queue's delivery limit dead-letters a message that keeps failing.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from jobs.errors import (
     EngineError,
     JobCancelled,
     JobNotFound,
+    StorageUnavailable,
 )
 from jobs.states import JobStatus
 
@@ -31,6 +32,7 @@ _RULES: dict[type[BaseException], Disposition] = {
     ContractError: Disposition.REJECT,
     JobNotFound: Disposition.REJECT,  # a message for a job no database knows
     BrokerUnavailable: Disposition.REQUEUE,
+    StorageUnavailable: Disposition.REQUEUE,  # the store is away: not the job's fault
     EngineError: Disposition.ACK,  # the job's own failure: record it and move on
 }
 
