@@ -3,8 +3,10 @@
 Each actor runs one job at a time (the pool never gives it two; a lock makes sure), but has
 `max_concurrency` > 1 so `cancel`, `progress` and `stats` are answered while a job runs.
 `run` returns the `JobResult` as a dict; the progress it records per block is polled by the
-pool. The output is written to a temporary name and renamed into place, so a cancelled or
-failed job leaves no file.
+pool. Inputs and uploaded IRs are read through `Storage.local_copy` (on object storage a
+scratch copy, removed when the job ends) and the output through `Storage.writing`, which
+makes it visible under its key only when the job succeeds: a cancelled or failed job leaves
+no object.
 """
 
 from __future__ import annotations
