@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
@@ -53,7 +52,7 @@ async def readyz(runtime: Runtime = Depends(get_runtime)) -> JSONResponse:  # no
 async def _storage_check(runtime: Runtime) -> str:
     storage = runtime.storage
     try:
-        await asyncio.wait_for(asyncio.to_thread(storage.check), STORAGE_TIMEOUT_S)
+        await runtime.check_storage(STORAGE_TIMEOUT_S)
     except TimeoutError:
         return f"failed: {storage.location} did not answer within {STORAGE_TIMEOUT_S:g} s"
     except EngineError as exc:

@@ -50,6 +50,7 @@ class Runtime:
         self.relay: OutboxRelay | None = None
         self._connector: asyncio.Task[None] | None = None
         self._sweeper: asyncio.Task[None] | None = None
+        self._storage_probe: asyncio.Future[None] | None = None
         self.metrics.watch(self)
 
     async def start(self) -> None:
@@ -98,6 +99,16 @@ class Runtime:
             except Exception:
                 log.exception("connecting to RabbitMQ failed")
             delay = min(delay * 2, RETRY_MAX_S)
+
+    async def check_storage(self, timeout_s: float) -> None:
+        """Raise unless the blob store answers within `timeout_s`. One probe runs at a time:
+        probes of a hanging store must not fill the thread pool every request shares."""
+        probe = self._storage_probe
+        if probe is None or probe.done():
+            probe = asyncio.ensure_future(asyncio.to_thread(self.storage.check))
+            probe.add_done_callback(lambda f: f.cancelled() or f.exception())
+            self._storage_probe = probe
+        await asyncio.wait_for(asyncio.shield(probe), timeout_s)
 
     @property
     def broker_connected(self) -> bool:

@@ -35,9 +35,9 @@ import uuid
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
 
 import obstore
@@ -47,9 +47,20 @@ from obstore.store import S3Store
 from jobs.errors import StorageMisconfigured, StorageUnavailable
 from jobs.settings import Settings
 
+if TYPE_CHECKING:
+    from obstore.store import ClientConfig, RetryConfig
+
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*$")
 CHUNK_BYTES = 1 << 20
 PART_BYTES = 8 << 20  # multipart part size: S3's minimum is 5 MiB
+# Every request moves at most one part, so a minute is generous; an unreachable store fails
+# within seconds, not the client's default three minutes of retries.
+CLIENT_OPTIONS: ClientConfig = {
+    "allow_http": True,
+    "connect_timeout": timedelta(seconds=5),
+    "timeout": timedelta(seconds=60),
+}
+RETRY: RetryConfig = {"max_retries": 3, "retry_timeout": timedelta(seconds=20)}
 SCRATCH = "scratch"
 """Folder (under the local storage folder, or `data_dir` with S3) of scratch copies."""
 
@@ -245,7 +256,12 @@ class ObjectStorage:
         self.prefix = prefix
         self.scratch_dir = scratch_dir
         try:
-            self.store = S3Store(bucket, prefix=prefix or None, client_options={"allow_http": True})
+            self.store = S3Store(
+                bucket,
+                prefix=prefix or None,
+                client_options=CLIENT_OPTIONS,
+                retry_config=RETRY,
+            )
         except ObstoreError as exc:
             raise StorageMisconfigured(f"{self.location}: {_first_line(exc)}") from exc
 
@@ -343,13 +359,14 @@ class ObjectStorage:
             yield path
 
     def chunks(self, key: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
-        options: obstore.GetOptions = {}
-        if start or end is not None:
-            options["range"] = (start, end) if end is not None else {"offset": start}
+        # One ranged GET per part, not one long GET: a request must finish within the
+        # client's timeout, and a slow download client would otherwise stall it past that.
+        stop = self.size(key) if end is None else end
         try:
-            result = obstore.get(self.store, check_key(key), options=options)
-            for chunk in result.stream(min_chunk_size=CHUNK_BYTES):
-                yield bytes(chunk)
+            while start < stop:
+                part = min(stop, start + PART_BYTES)
+                yield bytes(obstore.get_range(self.store, check_key(key), start=start, end=part))
+                start = part
         except FileNotFoundError:
             raise
         except ObstoreError as exc:
