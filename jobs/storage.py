@@ -53,6 +53,7 @@ if TYPE_CHECKING:
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*$")
 CHUNK_BYTES = 1 << 20
 PART_BYTES = 8 << 20  # multipart part size: S3's minimum is 5 MiB
+PARTS_IN_FLIGHT = 4  # parts uploaded at once: bounds a write's memory to 32 MiB
 # Every request moves at most one part, so a minute is generous; an unreachable store fails
 # within seconds, not the client's default three minutes of retries.
 CLIENT_OPTIONS: ClientConfig = {
@@ -328,7 +329,9 @@ class ObjectStorage:
     def open_writer(self, key: str) -> Iterator[Writer]:
         # obstore completes the multipart upload on a clean exit and aborts it on an error.
         try:
-            with obstore.open_writer(self.store, check_key(key), buffer_size=PART_BYTES) as out:
+            with obstore.open_writer(
+                self.store, check_key(key), buffer_size=PART_BYTES, max_concurrency=PARTS_IN_FLIGHT
+            ) as out:
                 yield out
         except ObstoreError as exc:
             raise self._fail(exc) from exc
@@ -342,7 +345,13 @@ class ObjectStorage:
 
     def adopt(self, path: Path, key: str) -> None:
         try:
-            obstore.put(self.store, check_key(key), path, chunk_size=PART_BYTES)
+            obstore.put(
+                self.store,
+                check_key(key),
+                path,
+                chunk_size=PART_BYTES,
+                max_concurrency=PARTS_IN_FLIGHT,
+            )
         except ObstoreError as exc:
             raise self._fail(exc) from exc
         path.unlink(missing_ok=True)
