@@ -23,6 +23,7 @@ from dsp.loudness import LevelMeter, LoudnessMeter
 from dsp.normalize import LoudnessNormalize
 from dsp.truepeak import TruePeakMeter
 from jobs.contract import AudioAnalysis, Compliance
+from jobs.decoding import ContinuousReader, read_blocks
 from jobs.effects import EffectCall, loudness_targets
 from jobs.errors import JobCancelled, ProcessingFailed, UnsupportedAudio
 from jobs.probe import NonFiniteAudio, check_block, check_data_chunk
@@ -62,22 +63,14 @@ class StreamMeter:
         )
 
 
-MP3_READ_FRAMES = 1 << 24
-"""libsndfile 1.2.2's MP3 decoder returns runs of zeros after some read boundaries when a
-file is read in several calls (one call decodes it right, as ffmpeg does); MP3s up to this
-many frames (5.8 min at 48 kHz, 128 MB of stereo float32) are measured in one read."""
-
-
 def measure_file(path: Path, block_frames: int = 65536) -> AudioAnalysis:
     """The full measurement of an audio file as decoded (`audio-engine analyze`, and the
     compliance check of a delivered file). Raises `UnsupportedAudio` if it cannot be read."""
     with open_input(path) as reader:
         meter = StreamMeter(reader.samplerate, reader.channels)
-        if reader.format == "MP3":
-            block_frames = max(block_frames, MP3_READ_FRAMES)
         try:
-            for block in reader.blocks(blocksize=block_frames, dtype="float32", always_2d=True):
-                meter.add(np.ascontiguousarray(block.T))
+            for block in read_blocks(reader, block_frames):
+                meter.add(block)
         except _DECODE_ERRORS as exc:
             raise UnsupportedAudio(f"decoding failed midway: {exc}") from exc
     return meter.analysis()
@@ -108,12 +101,13 @@ class LoudnessTrim:
     ceiling_db: float = 0.0
 
 
-def open_input(in_path: Path) -> sf.SoundFile:
-    """Open an input for reading; `UnsupportedAudio` says why libsndfile cannot decode it, or
-    that its data ends before its header says (uploads were checked by `jobs.probe.inspect`;
-    this catches files that reached storage another way)."""
+def open_input(in_path: Path) -> ContinuousReader:
+    """Open an input for one front-to-back read with `read_blocks` (the samples of a one-call
+    decode, MP3 included: see `jobs.decoding`); `UnsupportedAudio` says why libsndfile cannot
+    decode it, or that its data ends before its header says (uploads were checked by
+    `jobs.probe.inspect`; this catches files that reached storage another way)."""
     try:
-        reader = sf.SoundFile(str(in_path))
+        reader = ContinuousReader(in_path)
     except _DECODE_ERRORS as exc:
         raise UnsupportedAudio(f"input is not decodable audio: {_reason(exc)}") from None
     try:
@@ -174,19 +168,20 @@ def process_file(
         passes = 0
 
         def source() -> Iterator[NDArray[np.float32]]:
-            # Analysis passes (normalize) read the input again: meter the first pass only.
+            # Analysis passes (normalize) read the input again, from a freshly opened decoder
+            # (a seek back changes MP3 samples): check and meter the first pass only.
             nonlocal passes
             passes += 1
-            meter = passes == 1
-            reader.seek(0)
+            if passes > 1:
+                with open_input(in_path) as again:
+                    yield from read_blocks(again, block_frames)
+                return
             read = 0
-            for block in reader.blocks(blocksize=block_frames, dtype="float32", always_2d=True):
-                data = np.ascontiguousarray(block.T)
-                if meter:
-                    check_block(data, read, max_sample_abs)
-                    in_meter.add(data)
-                read += data.shape[1]
-                yield data
+            for block in read_blocks(reader, block_frames):
+                check_block(block, read, max_sample_abs)
+                in_meter.add(block)
+                read += block.shape[1]
+                yield block
 
         clip = out_subtype.upper().startswith("PCM")
         # The encoder boundary: LAME aborts the whole process on NaN, infinity or huge values,

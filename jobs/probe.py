@@ -4,7 +4,8 @@ Uploads (`graph_api.uploads`) and the CLI (`audio-engine process`) call `inspect
 check each block they read again with `check_block`, for files that reached storage another way
 (stored before this check existed, or copied in by hand).
 
-`inspect` decodes the whole file once, in blocks, and refuses with `UnsupportedAudio` (code
+`inspect` decodes the whole file once, in blocks read as the actors read them (`jobs.decoding`:
+the samples of one whole-file read, MP3 included), and refuses with `UnsupportedAudio` (code
 `UNSUPPORTED_AUDIO`):
 - what libsndfile cannot decode, or what holds no frames;
 - a file whose data ends before the frame count its header declares (a truncated WAV, FLAC...):
@@ -26,6 +27,7 @@ import numpy as np
 import soundfile as sf
 from numpy.typing import NDArray
 
+from jobs.decoding import ContinuousReader, read_blocks
 from jobs.errors import UnsupportedAudio
 from jobs.settings import Settings
 
@@ -150,11 +152,11 @@ def check_block(
 def _decoded_frames(path: Path, declared: AudioInfo, max_abs: float) -> int:
     frames = 0
     try:
-        with sf.SoundFile(str(path)) as reader:
+        with ContinuousReader(path) as reader:
             check_data_chunk(reader)
-            for block in reader.blocks(PROBE_BLOCK_FRAMES, dtype="float32", always_2d=True):
-                check_block(block.T, frames, max_abs, "the file")
-                frames += block.shape[0]
+            for block in read_blocks(reader, PROBE_BLOCK_FRAMES):
+                check_block(block, frames, max_abs, "the file")
+                frames += block.shape[1]
     except _DECODE_ERRORS as exc:
         if 0 < frames < declared.frames:
             raise TruncatedAudio(
