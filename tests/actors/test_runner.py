@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -11,9 +13,11 @@ import soundfile as sf
 from scipy.signal import sosfilt
 
 from actors.impulses import uncached_impulses
-from actors.runner import process_file, render_to_spec
+from actors.runner import measure_file, process_file, render_to_spec
 from jobs.effects import parse_chain
 from jobs.errors import JobCancelled, ProcessingFailed, UnsupportedAudio
+from jobs.probe import inspect
+from jobs.settings import Settings
 from tests import ebur128
 from tests.conftest import sine, write_wav
 from tests.loudness_signals import music_like
@@ -207,3 +211,102 @@ def test_an_ogg_delivery_is_measured_after_encoding(tmp_path: Path) -> None:
     assert report.integrated_lufs == pytest.approx(ref.integrated, abs=0.2)
     assert report.true_peak_db == pytest.approx(ref.true_peak, abs=0.2)
     assert not list(tmp_path.glob("out.ogg.*"))  # no render left behind
+
+
+def _mp3(path: Path, rate: int, channels: int, seconds: float) -> Path:
+    sf.write(str(path), (0.5 * music_like(rate, seconds, 3)[:channels]).T, rate, format="MP3")
+    return path
+
+
+def _one_call(path: Path) -> np.ndarray:
+    """The whole file in one libsndfile read: what ffmpeg decodes too (tests/jobs/test_decoding)."""
+    data, _ = sf.read(str(path), dtype="float32", always_2d=True)
+    return data
+
+
+def _ffmpeg(path: Path, channels: int) -> np.ndarray:
+    raw = subprocess.run(
+        [ebur128.FFMPEG, "-v", "error", "-i", str(path), "-f", "f32le", "-c:a", "pcm_f32le", "-"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    return np.frombuffer(raw, np.float32).reshape(-1, channels)
+
+
+@pytest.mark.parametrize(("rate", "channels"), [(44_100, 1), (48_000, 2)])
+@pytest.mark.parametrize("block_frames", [4096, 65536])
+def test_an_mp3_input_is_processed_as_one_call_decodes_it(
+    tmp_path: Path, rate: int, channels: int, block_frames: int
+) -> None:
+    """libsndfile decoded MP3s read in blocks with runs of wrong frames from some block
+    boundaries (4214 of a 20 s file with 65536-frame blocks): a 0 dB gain must return the
+    decode exactly, and that is ffmpeg's decode, and what is checked and measured."""
+    src = _mp3(tmp_path / "in.mp3", rate, channels, 10.0)
+    whole = _one_call(src)
+    assert whole.shape[0] > 6 * 65536  # many blocks of either size
+    out = tmp_path / "out.wav"
+    info = process_file(
+        src, out, parse_chain([{"gain": {"db": 0}}]), "WAV", "FLOAT", block_frames,
+        uncached_impulses({}),
+    )  # fmt: skip
+    got = _one_call(out)
+    assert info.frames == whole.shape[0] and got.shape == whole.shape
+    bad = np.flatnonzero(np.any(got != whole, axis=1))
+    assert bad.size == 0, f"{bad.size} wrong frames from frame {bad[:1]}"
+    assert float(np.abs(got - _ffmpeg(src, channels)).max()) <= 1e-5
+    # The upload check counts the same frames, and the measurement is that of the decode.
+    assert inspect(src, Settings()).frames == whole.shape[0]
+    decoded = write_wav(tmp_path / "decoded.wav", np.ascontiguousarray(whole.T), rate)
+    assert measure_file(src, block_frames) == measure_file(decoded, block_frames)
+    assert info.input_analysis == measure_file(decoded, block_frames)
+
+
+def test_an_mp3_normalized_in_two_passes_reads_the_same_samples_twice(tmp_path: Path) -> None:
+    """`normalize` reads the input twice: both reads are the decode (a seek back would change
+    MP3 samples in the last bit), so the output is that of the decoded WAV, bit for bit."""
+    src = _mp3(tmp_path / "in.mp3", 44_100, 2, 4.0)
+    decoded = write_wav(tmp_path / "decoded.wav", np.ascontiguousarray(_one_call(src).T), 44_100)
+    chain = parse_chain([{"normalize": {"mode": "LOUDNESS", "target": -20}}, {"gain": {"db": -1}}])
+    outs = []
+    for name, path in (("from_mp3", src), ("from_wav", decoded)):
+        out = tmp_path / f"{name}.wav"
+        process_file(path, out, chain, "WAV", "FLOAT", 4096, uncached_impulses({}))
+        outs.append(_one_call(out))
+    assert outs[0].shape == outs[1].shape and np.array_equal(outs[0], outs[1])
+
+
+def test_a_cancelled_mp3_run_leaves_nothing_behind(tmp_path: Path) -> None:
+    """No scratch file: blocks come straight from the decoder."""
+    src = _mp3(tmp_path / "in.mp3", 48_000, 2, 3.0)
+    seen: list[float] = []
+    with pytest.raises(JobCancelled):
+        process_file(
+            src, tmp_path / "out.wav", parse_chain([{"gain": {"db": 0}}]), "WAV", "FLOAT", 4096,
+            uncached_impulses({}), progress=seen.append, should_stop=lambda: len(seen) >= 3,
+        )  # fmt: skip
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp3", "out.wav"]
+
+
+def test_an_mp3_is_processed_and_measured_in_bounded_memory(tmp_path: Path) -> None:
+    """Blocks, not the whole decode, live in memory: measuring used to read an MP3 in one call
+    (up to 128 MB) to dodge the block-boundary errors."""
+    src = _mp3(tmp_path / "long.mp3", 44_100, 1, 30.0)
+    decoded_bytes = 30 * 44_100 * 4
+    chain = parse_chain([{"gain": {"db": 0}}])
+    warm = _mp3(tmp_path / "warm.mp3", 44_100, 1, 0.5)  # compile the kernels outside the trace
+    process_file(warm, tmp_path / "w.flac", chain, "FLAC", "PCM_24", 4096, uncached_impulses({}))
+    measure_file(warm, 4096)
+    for run in (
+        lambda: process_file(
+            src, tmp_path / "o.flac", chain, "FLAC", "PCM_24", 4096, uncached_impulses({})
+        ),
+        lambda: measure_file(src, 4096),
+    ):
+        tracemalloc.start()
+        try:
+            base = tracemalloc.get_traced_memory()[0]
+            run()
+            peak = tracemalloc.get_traced_memory()[1] - base
+        finally:
+            tracemalloc.stop()
+        assert peak < decoded_bytes / 4, (peak, decoded_bytes)

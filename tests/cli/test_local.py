@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 
 from cli import exits
 from cli.main import main
@@ -86,3 +87,18 @@ def test_process_delivers_to_a_standard(tmp_path: Path, capsys: pytest.CaptureFi
     ref = ebur128.measure(out)
     assert ref.integrated == pytest.approx(-24.0, abs=0.2)
     assert ref.true_peak <= -2.0 + 0.2
+
+
+def test_process_decodes_an_mp3_input_as_one_read_does(tmp_path: Path) -> None:
+    """The CLI reads inputs as the actors do (`jobs.decoding`): a 0 dB gain on an MP3 gives
+    the whole-file decode back exactly, not the block-boundary errors libsndfile's seeks made."""
+    source = tmp_path / "in.mp3"
+    sf.write(str(source), (0.5 * music_like(48_000, 8.0, 33)).T, 48_000, format="MP3")
+    decoded, _ = sf.read(str(source), dtype="float32", always_2d=True)
+    chain = tmp_path / "chain.json"
+    chain.write_text(json.dumps([{"gain": {"db": 0}}]))
+    out = tmp_path / "out.wav"
+    assert main(["process", str(source), "-o", str(out), "--chain", str(chain), "--quiet"]) == 0
+    got, rate = sf.read(str(out), dtype="float32", always_2d=True)
+    assert rate == 48_000 and got.shape == decoded.shape
+    assert np.array_equal(got, decoded)
