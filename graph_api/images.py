@@ -34,6 +34,7 @@ from graph_api.downloads import stream_blob
 from graph_api.files import UNAUTHENTICATED, ErrorOut
 from graph_api.runtime import Runtime
 from jobs.db import repository as repo
+from jobs.decoding import ContinuousReader
 from jobs.errors import FileNotFound, UnsupportedAudio
 from jobs.models import AudioFile
 from jobs.storage import Storage
@@ -98,7 +99,7 @@ def _render_into(storage: Storage, source_key: str, key: str, kind: ImageKind) -
 def render(kind: ImageKind, source: Path, target: Path) -> None:
     """Write the PNG of `kind` for the audio file `source` (blocking: run it in a thread)."""
     try:
-        audio = sf.SoundFile(str(source))
+        audio = ContinuousReader(source)  # reads without seeks: see jobs.decoding (MP3)
     except (sf.LibsndfileError, RuntimeError) as exc:
         raise UnsupportedAudio(f"not a decodable audio file: {exc}") from exc
     with audio:
