@@ -3,11 +3,12 @@
 python-soundfile brackets every read of a seekable file with `sf_seek` (its `tell()` before,
 a seek to where it stopped after). libsndfile 1.2.2 hands each of those seeks to `mpg123_seek`,
 even a seek to where the decoder already is, and the MP3 decoder resumes from the seek with
-runs of wrong samples (thousands of frames, errors up to 0.4) at some read boundaries; reading
-the same position again after a seek back also differs by an ulp. A read that is not preceded
-by a seek just continues `mpg123_read` where the last one stopped, so blocks of any size are
-then the one-call decode (which matches ffmpeg's). WAV, FLAC, Vorbis and Opus read the same
-either way; every input is read this one way, so the service and the CLI see the same samples.
+runs of wrong samples (thousands of frames, errors up to 0.4) at some read boundaries; a
+seek back to the start after reading changes the last bit of some samples. A read that is not
+preceded by a seek just continues `mpg123_read` where the last one stopped, so after one seek
+to the start (as `soundfile.read` makes), blocks of any size, down to one frame, are exactly
+the one-call decode, which matches ffmpeg's. WAV, FLAC, Vorbis and Opus read the same either
+way; every input is read this one way, so uploads, jobs and the CLI see the same samples.
 """
 
 from __future__ import annotations
@@ -27,6 +28,14 @@ class ContinuousReader(sf.SoundFile):  # type: ignore[misc]  # soundfile ships n
 
     def __init__(self, path: Path) -> None:
         super().__init__(str(path))
+        if super().seekable():
+            # Start as `soundfile.read` does: at MPEG-2 rates (16 to 24 kHz) the decode after
+            # this seek to the start differs in the last bit from the one without it.
+            try:
+                self.seek(0)
+            except BaseException:
+                self.close()
+                raise
 
     def seekable(self) -> bool:
         # python-soundfile seeks around each read only when this is true.
