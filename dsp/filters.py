@@ -107,6 +107,8 @@ def _pair4(
 
     ``k`` holds 4 rows of (b0, b1, b2, a1, a2); ``z`` (2 lanes, 4, 2) is read and written back.
     c1 == c0 is allowed (a lone channel; lane 1 then computes the same values again).
+    ``src`` may be ``dst`` (the middle groups of a cascade run in place): every path reads a
+    sample of both lanes before it writes either, so no lane reads what the other overwrote.
     Wavefront order: in step i section 0 takes sample i, section 1 sample i-1, section 2 sample
     i-2 and section 3 sample i-3, so the eight recursions (2 lanes x 4 sections) of one step are
     independent and overlap in the pipeline; each section still sees its samples in order, so
@@ -117,11 +119,13 @@ def _pair4(
     ch = (c0, c1)
     if m < 3:
         for i in range(m):
-            for lane in range(2):
-                v = float(src[ch[lane], i])
-                for s in range(4):
-                    v = _step(k, z, lane, s, v)
-                dst[ch[lane], i] = v
+            v0 = np.float64(src[c0, i])
+            v1 = np.float64(src[c1, i])
+            for s in range(4):
+                v0 = _step(k, z, 0, s, v0)
+                v1 = _step(k, z, 1, s, v1)
+            dst[c0, i] = v0
+            dst[c1, i] = v1
         return
     carry = np.empty((2, 3), dtype=np.float64)
     for lane in range(2):
