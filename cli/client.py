@@ -19,6 +19,8 @@ import websockets
 
 from cli import exits
 from cli.progress import progress_bar
+from jobs.errors import EngineError
+from jobs.formats import output_format
 
 UPLOAD = """mutation ($file: Upload!) { uploadAudio(file: $file) { id filename sampleRate } }"""
 SUBMIT = """mutation ($input: JobInput!) { submitJob(input: $input) { id status } }"""
@@ -111,6 +113,7 @@ async def watch(server: str, job_id: str, api_key: str | None, quiet: bool) -> d
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     """Upload, submit, watch, download; returns what `--json` prints."""
+    output_format(args.format, args.subtype)  # refused here, before anything is uploaded
     chain = json.loads(args.chain.read_text())
     effects = chain["effects"] if isinstance(chain, dict) else chain
     async with httpx.AsyncClient(
@@ -125,7 +128,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     "input": {
                         "fileId": file["id"],
                         "effects": effects,
-                        "output": {"format": args.format, "subtype": args.subtype},
+                        "output": {
+                            "format": args.format.upper(),
+                            "subtype": args.subtype.upper() if args.subtype else None,
+                        },
                     }
                 },
             )
@@ -160,7 +166,13 @@ def submit(args: argparse.Namespace) -> int:
     except (httpx.TransportError, websockets.InvalidURI, ConnectionError) as exc:
         print(f"audio-engine submit: cannot reach {args.server}: {exc}", file=sys.stderr)
         return exits.UNREACHABLE
-    except (httpx.HTTPError, websockets.WebSocketException, OSError, ValueError) as exc:
+    except (
+        EngineError,
+        httpx.HTTPError,
+        websockets.WebSocketException,
+        OSError,
+        ValueError,
+    ) as exc:
         print(f"audio-engine submit: {exc}", file=sys.stderr)
         return exits.for_error(exc)
     if args.json:

@@ -18,10 +18,12 @@ import argparse
 import sys
 from pathlib import Path
 
+from jobs.formats import SampleFormat, containers_text
 from jobs.logs import configure_logging
 from jobs.settings import Settings
 
 SERVICES = ("serve", "api", "bridge")
+_SUBTYPES = ", ".join(s.value for s in SampleFormat)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -63,8 +65,10 @@ def _parser() -> argparse.ArgumentParser:
     process.add_argument("input", type=Path)
     process.add_argument("-o", "--output", type=Path, required=True)
     process.add_argument("--chain", type=Path, required=True, help="JSON list, as JobInput.effects")
-    process.add_argument("--format", default=None, help="WAV, FLAC, OGG, MP3 (default: from -o)")
-    process.add_argument("--subtype", default=None, help="PCM_16, PCM_24, PCM_32, FLOAT")
+    process.add_argument(
+        "--format", default=None, help=f"{containers_text()} (default: from -o's extension)"
+    )
+    process.add_argument("--subtype", default=None, help=f"{_SUBTYPES} (default: the format's)")
     process.add_argument("--quiet", action="store_true", help="no progress bar, no summary")
     process.add_argument(
         "--edits", type=Path, default=None, help="write what was cut (Job.edits) as JSON here"
@@ -79,10 +83,8 @@ def _parser() -> argparse.ArgumentParser:
     submit.add_argument("--chain", type=Path, required=True)
     submit.add_argument("--server", default="http://127.0.0.1:8000")
     submit.add_argument("-o", "--output", type=Path, help="where to save (default: next to input)")
-    submit.add_argument("--format", default="WAV")
-    submit.add_argument(
-        "--subtype", default=None, help="PCM_16, PCM_24, PCM_32, FLOAT (default: the format's)"
-    )
+    submit.add_argument("--format", default="WAV", help=f"{containers_text()} (default: WAV)")
+    submit.add_argument("--subtype", default=None, help=f"{_SUBTYPES} (default: the format's)")
     submit.add_argument("--api-key", default=None, help="API key (default: AUDIO_ENGINE_API_KEY)")
     submit.add_argument("--quiet", action="store_true", help="no progress bar")
     submit.add_argument("--json", action="store_true", help="print the result as one JSON object")

@@ -99,8 +99,8 @@ class OutputInput:
     format: AudioFormat = AudioFormat.WAV
     subtype: SampleFormat | None = strawberry.field(
         default=None,
-        description="Default: FLOAT for WAV, PCM_24 for FLAC (which has no float samples). "
-        "OGG and MP3 ignore it.",
+        description="Default: FLOAT for WAV, CAF and W64; PCM_24 for FLAC (which has no float "
+        "samples) and AIFF. OGG and MP3 ignore it.",
     )
 
 

@@ -38,7 +38,9 @@ JobStatus = _JobStatus
 AudioFormat = _AudioFormat
 SampleFormat = _SampleFormat
 strawberry.enum(JobStatus, description="Where a job is in its life.")
-strawberry.enum(AudioFormat, description="Output container.")
+strawberry.enum(
+    AudioFormat, description="Output container (W64: WAV's layout for outputs over 4 GiB)."
+)
 strawberry.enum(SampleFormat, description="Output sample format (ignored by OGG and MP3).")
 
 

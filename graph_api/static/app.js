@@ -259,7 +259,7 @@ function effectHint() {
 }
 
 async function loadOutputEnums() {
-  let formats = ["WAV", "FLAC", "OGG", "MP3"];
+  let formats = ["WAV", "FLAC", "OGG", "MP3", "AIFF", "CAF", "W64"];
   let subtypes = ["PCM_16", "PCM_24", "PCM_32", "FLOAT"];
   try {
     const data = await graphql(OUTPUT_ENUMS);
