@@ -24,7 +24,7 @@ from dsp.convolution import DEFAULT_BLOCK_SIZE, PartitionedIR
 from dsp.impulses import preset
 from dsp.resample import Resample
 from jobs.effects import IR_PRESETS
-from jobs.errors import ProcessingFailed, UnsupportedAudio
+from jobs.errors import BadInput, UnsupportedAudio
 from jobs.probe import check_block
 from jobs.settings import MAX_SAMPLE_ABS
 
@@ -102,7 +102,10 @@ class IRCache:
         elif ir_id in uploads:
             ir = read_ir(uploads[ir_id], sample_rate)
         else:
-            raise ProcessingFailed(f"impulse response {ir_id!r} is neither a preset nor attached")
+            raise BadInput(
+                f"reverb.impulse {ir_id!r} is neither a preset ({', '.join(IR_PRESETS)}) "
+                "nor an attached audio file"
+            )
         entry = self._build(ir)
         self._store(key, entry)
         return entry

@@ -25,7 +25,7 @@ from dsp.truepeak import TruePeakMeter
 from jobs.contract import AudioAnalysis, Compliance
 from jobs.decoding import ContinuousReader, read_blocks
 from jobs.effects import EffectCall, loudness_targets
-from jobs.errors import JobCancelled, ProcessingFailed, UnsupportedAudio
+from jobs.errors import BadInput, JobCancelled, ProcessingFailed, UnsupportedAudio
 from jobs.probe import NonFiniteAudio, check_block, check_data_chunk
 from jobs.settings import MAX_SAMPLE_ABS
 
@@ -217,6 +217,12 @@ def process_file(
             raise JobCancelled("stopped on request") from exc
         except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
             raise ProcessingFailed(f"processing failed: {exc}") from exc
+    if frames == 0:
+        # Validation refuses what it can foresee; this catches what only the signal decides.
+        raise BadInput(
+            "the effect chain left no audio frames (a trim past the end of the signal, or a "
+            "resample of too few frames): nothing was written"
+        )
     return RenderInfo(
         out_format,
         out_subtype,

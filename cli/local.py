@@ -19,12 +19,10 @@ from actors.runner import measure_file, render_to_spec
 from cli import exits
 from cli.progress import progress_bar
 from jobs.effects import IR_PRESETS, parse_chain, referenced_files
-from jobs.errors import EngineError
-from jobs.formats import output_format
+from jobs.errors import BadInput, EngineError
+from jobs.formats import format_for_extension, output_format
 from jobs.probe import inspect
 from jobs.settings import Settings
-
-_BY_SUFFIX = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG", ".mp3": "MP3"}
 
 
 def load_chain(path: Path) -> Any:
@@ -48,18 +46,20 @@ def process(
     quiet: bool = False,
     edits_path: Path | None = None,
 ) -> int:
+    tmp = output_path.with_name(f".{output_path.name}.part")
     try:
         info = inspect(input_path, settings)
         calls = parse_chain(
             load_chain(chain_path), info.sample_rate, info.frames / info.sample_rate
         )
-        container = fmt or _BY_SUFFIX.get(output_path.suffix.lower(), "WAV")
-        out = output_format(container, subtype or ("FLOAT" if container == "WAV" else None))
+        out = output_format(fmt or format_for_extension(output_path.suffix), subtype)
         uploads = {ir: Path(ir) for ir in referenced_files(calls) if ir not in IR_PRESETS}
         for ir, path in uploads.items():
             if not path.is_file():
-                raise EngineError(f"reverb impulse {ir!r} is neither a preset nor a file")
-        tmp = output_path.with_name(f".{output_path.name}.part")
+                raise BadInput(
+                    f"reverb.impulse {ir!r} is neither a preset ({', '.join(IR_PRESETS)}) "
+                    "nor an audio file"
+                )
         with progress_bar(quiet) as progress:
             result = render_to_spec(
                 input_path,
@@ -79,6 +79,9 @@ def process(
         code = getattr(exc, "code", type(exc).__name__)
         print(f"audio-engine process: {code}: {exc}", file=sys.stderr)
         return exits.for_error(exc)
+    finally:
+        # A failed or interrupted run leaves nothing beside the output.
+        tmp.unlink(missing_ok=True)
     if not quiet:
         seconds = result.frames / result.sample_rate
         print(

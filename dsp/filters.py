@@ -119,8 +119,8 @@ def _pair4(
     ch = (c0, c1)
     if m < 3:
         for i in range(m):
-            v0 = np.float64(src[c0, i])
-            v1 = np.float64(src[c1, i])
+            v0 = float(src[c0, i])
+            v1 = float(src[c1, i])
             for s in range(4):
                 v0 = _step(k, z, 0, s, v0)
                 v1 = _step(k, z, 1, s, v1)

@@ -185,6 +185,7 @@ class LoudnessMeter:
     def __init__(self, sample_rate: int, channels: int) -> None:
         self.sample_rate = int(sample_rate)
         self.channels = int(channels)
+        self.frames = 0
         self._sos = k_weighting_sos(self.sample_rate)
         self._state = np.zeros((self.channels, 3, 2), dtype=np.float64)
         self._weights = channel_weights(self.channels)
@@ -212,6 +213,7 @@ class LoudnessMeter:
             energies,
             lengths,
         )
+        self.frames += block.shape[1]
         if closed:
             self._energies.append(energies[:closed])
             self._lengths.append(lengths[:closed])
@@ -231,6 +233,11 @@ class LoudnessMeter:
     def short_term(self) -> NDArray[np.float64]:
         """Short-term loudness (LUFS, 3 s windows) every 100 ms."""
         return _to_lufs(_window_powers(*self._steps(), SHORT_TERM_STEPS))
+
+    @property
+    def gating_blocks(self) -> int:
+        """Complete 400 ms gating blocks seen so far: none means nothing could be measured."""
+        return int(_window_powers(*self._steps(), MOMENTARY_STEPS).size)
 
     def integrated(self) -> float:
         """Integrated loudness in LUFS; -inf when no block passes the gates (silence, < 400 ms)."""

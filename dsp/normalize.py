@@ -21,7 +21,8 @@ class Normalize:
 
     Needs to see the whole stream first: Chain runs an analysis pass (``Analyzer`` protocol)
     that feeds the signal arriving here to ``analyze``; the gain is target - measured level.
-    A silent stream gets unity gain.
+    A silent stream gets unity gain. Loudness needs at least one 400 ms gating block: a
+    shorter stream raises ValueError rather than pass through unmeasured.
     """
 
     needs_analysis = True
@@ -54,6 +55,12 @@ class Normalize:
 
     def finish_analysis(self) -> None:
         if self._meter is not None:
+            if not self._meter.gating_blocks:
+                seconds = self._meter.frames / self._meter.sample_rate
+                raise ValueError(
+                    "normalize LOUDNESS needs at least 400 ms of signal (one BS.1770 gating "
+                    f"block) to measure; the signal reaching it lasts {seconds:.6g} s"
+                )
             level = self._meter.integrated()
         else:
             level = 20.0 * math.log10(self._peak) if self._peak > 0.0 else -math.inf

@@ -22,7 +22,8 @@ def warmup() -> None:
     """
     sample_rate = 8000
     for channels in (1, 2):
-        x = np.random.default_rng(0).standard_normal((channels, 256)).astype(np.float32) * 0.5
+        # 400 ms: loudness normalisation needs one BS.1770 gating block.
+        x = np.random.default_rng(0).standard_normal((channels, 3200)).astype(np.float32) * 0.5
         ir = np.zeros((2, 64), dtype=np.float32)
         ir[:, 0] = 1.0
         effects: list[Effect] = [

@@ -29,7 +29,7 @@ from graph_api.uploads import store_upload
 from jobs.contract import ControlMessage, JobEvent, JobMessage
 from jobs.db import lifecycle
 from jobs.db import repository as repo
-from jobs.effects import EffectCall, chain_json, parse_chain, referenced_files
+from jobs.effects import IR_PRESETS, EffectCall, chain_json, parse_chain, referenced_files
 from jobs.errors import BadInput, FileInUse, InvalidTransition, NotFound
 from jobs.formats import OutputFormat, output_format
 from jobs.models import AudioFile as AudioFileRecord
@@ -49,8 +49,9 @@ def _preset_name(name: str) -> str:
 async def _impulses(
     context: Context, calls: Sequence[EffectCall], scope: str | None
 ) -> dict[str, AudioFileRecord]:
-    """The uploaded impulse responses `calls` use: `NOT_FOUND` naming the field for one
-    `scope` may not read, `BAD_INPUT` for one over `Settings.max_ir_seconds`."""
+    """The uploaded impulse responses `calls` use; `BAD_INPUT` for an impulse that is neither
+    a preset nor a file `scope` may read (the words never tell "not yours" from "not there"),
+    or one over `Settings.max_ir_seconds`. Checked before anything is queued."""
     settings = context.runtime.settings
     impulses: dict[str, AudioFileRecord] = {}
     wanted = referenced_files(calls)
@@ -59,8 +60,11 @@ async def _impulses(
             for file_id in wanted:
                 try:
                     impulses[file_id] = await repo.visible_file(session, file_id, scope)
-                except NotFound as exc:
-                    raise NotFound(f"reverb.impulse: {exc.message}") from exc
+                except NotFound:
+                    raise BadInput(
+                        f"reverb.impulse {file_id!r} is neither a preset "
+                        f"({', '.join(IR_PRESETS)}) nor an audio file of yours"
+                    ) from None
     for file_id, ir in impulses.items():
         if ir.duration_seconds > settings.max_ir_seconds:
             raise BadInput(
@@ -79,8 +83,8 @@ async def _enqueue(
     calls: Sequence[EffectCall],
     fmt: OutputFormat,
 ) -> JobRecord:
-    """Check the impulses `calls` use (visible to `scope`, short enough) and the owner's
-    quota, then write the job and its message together."""
+    """Check the impulses `calls` use (see `_impulses`) and the owner's quota, then write the
+    job and its message together."""
     runtime = context.runtime
     settings = runtime.settings
     impulses = await _impulses(context, calls, scope)
@@ -122,7 +126,8 @@ class Mutation:
 
     @strawberry.mutation(
         description="Queue an effect chain (or a saved preset) over an uploaded file. Codes: "
-        "NOT_FOUND, BAD_INPUT, UNSUPPORTED_FORMAT, QUOTA_EXCEEDED.",
+        "NOT_FOUND (the input file), BAD_INPUT (parameters, an unknown reverb impulse, a step "
+        "that would leave nothing), UNSUPPORTED_FORMAT, QUOTA_EXCEEDED.",
         permission_classes=AUTHENTICATED,
     )
     async def submit_job(self, info: Info[Context, None], input: JobInput) -> Job:
@@ -179,8 +184,8 @@ class Mutation:
     @strawberry.mutation(
         description="Run a finished (SUCCEEDED, FAILED or CANCELLED) job again as a new job "
         "with the same input, chain and output settings; it belongs to the original job's "
-        "owner. Codes: NOT_FOUND (job, or its input or impulse deleted), CONFLICT (not "
-        "finished), QUOTA_EXCEEDED.",
+        "owner. Codes: NOT_FOUND (job, or its input deleted), BAD_INPUT (its impulse "
+        "deleted), CONFLICT (not finished), QUOTA_EXCEEDED.",
         permission_classes=AUTHENTICATED,
     )
     async def retry_job(self, info: Info[Context, None], id: strawberry.ID) -> Job:
@@ -223,8 +228,8 @@ class Mutation:
     @strawberry.mutation(
         description="Save (or replace) a named, non-empty effect chain of yours. It is "
         "validated like a chain (impulse responses included), except against the Nyquist "
-        "rate, which is checked when it is used. Codes: BAD_INPUT, NOT_FOUND (an impulse "
-        "file you cannot read).",
+        "rate, which is checked when it is used. Code: BAD_INPUT (also for an impulse that is "
+        "neither a preset nor a file you can read).",
         permission_classes=AUTHENTICATED,
     )
     async def save_preset(

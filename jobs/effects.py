@@ -578,6 +578,69 @@ SPECS: dict[str, EffectSpec] = {
 }
 
 
+@dataclass(slots=True)
+class _Signal:
+    """What is known of the signal reaching an effect while a chain is validated: its rate,
+    and its length in frames once the input's is given (None after an effect that adds a
+    signal-dependent tail). `slack` frames of doubt accumulate through resampling."""
+
+    rate: int | None
+    frames: int | None
+    slack: int = 0
+
+    def seconds(self) -> str:
+        assert self.rate and self.frames is not None
+        return f"{self.frames / self.rate:.6g} s ({self.frames} frames at {self.rate} Hz)"
+
+
+def _follow(where: str, call: EffectCall, signal: _Signal) -> None:
+    """Refuse a step that would silently do nothing or leave an empty file, and update what
+    is known of the signal after it."""
+    p = call.params
+    if call.name == "trim" and p["end_s"] is not None and p["end_s"] <= p["start_s"]:
+        raise BadInput(
+            f"{where} trim.endS = {p['end_s']:g} must be greater than startS = {p['start_s']:g}"
+        )
+    if SPECS[call.name].changes_rate:
+        old_rate, signal.rate = signal.rate, int(p["rate"])
+        if signal.frames is None or old_rate is None or old_rate == signal.rate:
+            return
+        exact = signal.frames * signal.rate / old_rate
+        if 2 * (signal.frames + signal.slack) * signal.rate < old_rate:
+            raise BadInput(
+                f"{where} resample to {signal.rate} Hz of a signal of {signal.frames} frames at "
+                f"{old_rate} Hz gives no frames at all: the output would be empty"
+            )
+        signal.frames, signal.slack = math.floor(exact + 0.5), signal.slack + 2
+        return
+    if signal.rate is None or signal.frames is None:
+        return
+    rate, frames = signal.rate, signal.frames
+    if call.name in ("delay", "silence") or (call.name == "reverb" and p["tail"]):
+        signal.frames = None  # a tail or cuts of a length only the signal (or the IR) decides
+    elif call.name == "trim":
+        start = round(p["start_s"] * rate)
+        end = frames if p["end_s"] is None else min(round(p["end_s"] * rate), frames)
+        if start >= frames + signal.slack:
+            raise BadInput(
+                f"{where} trim.startS = {p['start_s']:g} s starts at or past the end of the "
+                f"signal reaching it, {signal.seconds()}: the output would be empty"
+            )
+        if end <= start and not signal.slack:
+            raise BadInput(
+                f"{where} trim from {p['start_s']:g} s to {p['end_s']:g} s keeps no frame of "
+                f"the signal reaching it, {signal.seconds()}: the output would be empty"
+            )
+        signal.frames = max(end - start, 1)
+    elif call.name == "normalize" and p["mode"] == "LOUDNESS":
+        gating_block = 4 * rate // 10  # BS.1770: loudness is measured over 400 ms blocks
+        if frames + signal.slack < gating_block:
+            raise BadInput(
+                f"{where} normalize LOUDNESS needs at least 400 ms of signal (one BS.1770 gating "
+                f"block) to measure; the signal reaching it lasts {signal.seconds()}"
+            )
+
+
 def parse_chain(
     effects: Any, sample_rate: int | None = None, duration_s: float | None = None
 ) -> tuple[EffectCall, ...]:
@@ -585,7 +648,10 @@ def parse_chain(
 
     Frequencies are checked against the Nyquist rate of the signal reaching each effect, so
     an EQ after `resample` is checked against the new rate; time ranges (a denoise profile)
-    against the input's `duration_s` when it is known.
+    against the input's `duration_s` when it is known. Given that duration and the rate,
+    steps that would leave nothing are refused here too, before anything is queued: a trim
+    starting past the end, a resample of too few frames, a LOUDNESS normalisation of less
+    than 400 ms.
 
     >>> parse_chain([{"gain": {"db": -6}}])[0].params["db"]
     -6.0
@@ -595,7 +661,10 @@ def parse_chain(
     if len(effects) > MAX_EFFECTS:
         raise BadInput(f"a chain holds at most {MAX_EFFECTS} effects, got {len(effects)}")
     calls: list[EffectCall] = []
-    rate = sample_rate
+    frames = None
+    if duration_s is not None and sample_rate is not None:
+        frames = round(duration_s * sample_rate)  # what the input's duration was made of
+    signal = _Signal(sample_rate, frames)
     for i, step in enumerate(effects):
         if not isinstance(step, Mapping):
             raise BadInput(f"effects[{i}] must be an object with exactly one effect")
@@ -609,13 +678,13 @@ def parse_chain(
         spec = SPECS.get(name)
         if spec is None:
             raise UnknownEffect(name)
-        params = spec.resolve(step[name], rate)
+        params = spec.resolve(step[name], signal.rate)
         if duration_s is not None:
             for p in spec.params:
                 p.within(name, params[p.name], duration_s)
-        calls.append(EffectCall(name, params))
-        if spec.changes_rate:
-            rate = int(params["rate"])
+        call = EffectCall(name, params)
+        _follow(f"effects[{i}]", call, signal)
+        calls.append(call)
     return tuple(calls)
 
 

@@ -1,6 +1,8 @@
 """`audio-engine process` refuses bad inputs the way uploads do (same check, same message),
 with a non-zero exit and no traceback; `audio-engine analyze`, and `process` with a
-`loudness` chain, in process."""
+`loudness` chain, in process. Every container it offers, and the refusals of issue 13: each
+exits non-zero with a message naming the problem and leaves nothing behind (no output, no
+hidden `.part` file)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -102,3 +105,93 @@ def test_process_decodes_an_mp3_input_as_one_read_does(tmp_path: Path) -> None:
     got, rate = sf.read(str(out), dtype="float32", always_2d=True)
     assert rate == 48_000 and got.shape == decoded.shape
     assert np.array_equal(got, decoded)
+
+
+def _run(
+    tmp_path: Path, chain: list[dict[str, Any]], out_name: str, *extra: str, frames: int = 24_000
+) -> tuple[int, Path]:
+    src = tmp_path / "in.wav"
+    if not src.exists():
+        write_wav(src, sine(440.0, frames / 48_000))
+    chain_file = tmp_path / "chain.json"
+    chain_file.write_text(json.dumps(chain))
+    out = tmp_path / out_name
+    code = main(
+        ["process", str(src), "-o", str(out), "--chain", str(chain_file), "--quiet", *extra]
+    )
+    return code, out
+
+
+def _nothing_left(tmp_path: Path) -> None:
+    left = sorted(p.name for p in tmp_path.iterdir() if p.name not in ("in.wav", "chain.json"))
+    assert left == [], left
+
+
+@pytest.mark.parametrize(
+    ("name", "args", "container", "subtype"),
+    [
+        ("out.aiff", (), "AIFF", "PCM_24"),
+        ("out.aif", ("--subtype", "FLOAT"), "AIFF", "FLOAT"),
+        ("out.caf", (), "CAF", "FLOAT"),
+        ("out.caf", ("--subtype", "pcm_16"), "CAF", "PCM_16"),
+        ("out.w64", (), "W64", "FLOAT"),
+        ("out.w64", ("--subtype", "PCM_32"), "W64", "PCM_32"),
+        ("out.bin", ("--format", "aiff"), "AIFF", "PCM_24"),
+    ],
+)
+def test_new_containers_are_written_and_read_back(
+    tmp_path: Path, name: str, args: tuple[str, ...], container: str, subtype: str
+) -> None:
+    code, out = _run(tmp_path, [{"gain": {"db": -3}}], name, *args)
+    assert code == 0
+    info = sf.info(str(out))
+    assert (info.format, info.subtype) == (container, subtype)
+    assert (info.frames, info.samplerate, info.channels) == (24_000, 48_000, 2)
+    data, _ = sf.read(str(out), dtype="float64", always_2d=True)
+    expected = sine(440.0, 0.5).T.astype(np.float64) * 10 ** (-3 / 20)
+    tolerance = 2.0**-15 if subtype == "PCM_16" else 1e-6  # one 16-bit step, else float32
+    np.testing.assert_allclose(data, expected, atol=tolerance)
+    assert not list(tmp_path.glob(".*.part"))
+
+
+@pytest.mark.parametrize(
+    ("chain", "name", "args", "words"),
+    [
+        ([{"gain": {"db": 1}}], "out.wav", ("--format", "AIFC"), "use one of WAV, FLAC"),
+        ([{"gain": {"db": 1}}], "out.aiff", ("--subtype", "PCM_8"), "AIFF cannot hold PCM_8"),
+        ([{"gain": {"db": 1}}], "out.xyz", (), "cannot tell the output format"),
+        ([{"gain": {"db": 1}}], "out", (), "no extension"),
+        ([{"trim": {"startS": 2.0}}], "out.wav", (), "past the end"),
+        ([{"resample": {"rate": 8000}}], "out.wav", (), "gives no frames"),
+        ([{"normalize": {"mode": "LOUDNESS", "target": -14}}], "out.wav", (), "400 ms"),
+        ([{"reverb": {"impulse": "cathedral"}}], "out.wav", (), "neither a preset"),
+    ],
+)
+def test_refusals_exit_non_zero_with_a_message_and_leave_nothing(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    chain: list[dict[str, Any]],
+    name: str,
+    args: tuple[str, ...],
+    words: str,
+) -> None:
+    frames = 2 if "resample" in json.dumps(chain) else 9_600  # 2 samples; 200 ms
+    code, _ = _run(tmp_path, chain, name, *args, frames=frames)
+    err = capsys.readouterr().err
+    assert code == exits.BAD_INPUT
+    assert words in err, err
+    assert "Traceback" not in err
+    _nothing_left(tmp_path)
+
+
+def test_a_run_failing_midway_leaves_no_part_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A failure found only after the output was opened: validation cannot know the reverb
+    tail's length, so a trim past it fails at the end of the run, with the `.part` written."""
+    chain = [{"reverb": {"impulse": "room"}}, {"trim": {"startS": 2.0}}]
+    code, _ = _run(tmp_path, chain, "out.wav", frames=9_600)
+    err = capsys.readouterr().err
+    assert code == exits.BAD_INPUT
+    assert "BAD_INPUT" in err and "no audio frames" in err, err
+    _nothing_left(tmp_path)

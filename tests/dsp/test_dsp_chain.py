@@ -138,7 +138,7 @@ def test_normalize_loudness_target() -> None:
 
 
 def test_normalize_silence_is_unity_and_needs_chain() -> None:
-    z = np.zeros((1, 5000), np.float32)
+    z = np.zeros((1, 8000), np.float32)  # 0.5 s: loudness needs one 400 ms block
     y, _ = Chain([Normalize("loudness", -14.0)]).process_array(z, SR)
     np.testing.assert_array_equal(y, z)
     n = Normalize("peak", -1.0)
@@ -195,3 +195,12 @@ def test_normalize_peak_refuses_a_block_holding_nan_instead_of_skipping_it(bad: 
         Chain([Normalize("peak", -1.0)]).process_array(x, SR, 4000)
     with pytest.raises(ValueError, match="NaN or infinite"):
         Chain([Normalize("loudness", -16.0)]).process_array(x, SR, 4000)
+
+
+def test_normalize_loudness_refuses_a_stream_shorter_than_one_gating_block() -> None:
+    """Below 400 ms BS.1770 measures nothing: a refusal, never an unnormalised pass-through."""
+    x = _music(seconds=0.39)
+    with pytest.raises(ValueError, match="400 ms"):
+        Chain([Normalize("loudness", -16.0)]).process_array(x, SR)
+    y, _ = Chain([Normalize("loudness", -16.0)]).process_array(_music(seconds=0.4), SR)
+    assert y.shape == (2, int(0.4 * SR))

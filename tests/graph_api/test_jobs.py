@@ -141,7 +141,14 @@ async def test_uploaded_impulse_goes_into_the_message(
         ([{"denoise": {"reductionDb": 41}}], None, "BAD_INPUT", "denoise.reductionDb"),
         ([{"silence": {"keepMs": -1}}], None, "BAD_INPUT", "silence.keepMs"),
         ([{"gate": {"releaseMs": 20000}}], None, "BAD_INPUT", "gate.releaseMs"),
-        ([{"reverb": {"impulse": "nope"}}], None, "NOT_FOUND", "nope"),
+        ([{"reverb": {"impulse": "nope"}}], None, "BAD_INPUT", "'nope' is neither a preset"),
+        ([{"trim": {"startS": 3600}}], None, "BAD_INPUT", "past the end"),
+        (
+            [{"resample": {"rate": 8000}}, {"trim": {"startS": 1, "endS": 0.5}}],
+            None,
+            "BAD_INPUT",
+            "endS",
+        ),
         (
             [{"gain": {"db": 1}}],
             {"format": "FLAC", "subtype": "FLOAT"},
@@ -175,6 +182,9 @@ async def test_invalid_jobs_are_refused_before_anything_is_written(
         ({"format": "FLAC"}, ("FLAC", "PCM_24")),  # FLAC has no float samples
         ({"format": "FLAC", "subtype": "PCM_16"}, ("FLAC", "PCM_16")),
         ({"format": "MP3", "subtype": "PCM_16"}, ("MP3", "MPEG_LAYER_III")),
+        ({"format": "AIFF"}, ("AIFF", "PCM_24")),
+        ({"format": "CAF", "subtype": "PCM_16"}, ("CAF", "PCM_16")),
+        ({"format": "W64"}, ("W64", "FLOAT")),
     ],
 )
 async def test_the_sample_format_defaults_to_what_the_container_holds(

@@ -104,8 +104,12 @@ async def test_mutations(w: World, wav_file: Path) -> None:
     ]
     for query, variables in refused:
         body = await gql(w.bob, query, variables)
-        assert codes(body) == ["NOT_FOUND"], (query, body)
+        # An impulse is a parameter: refused as BAD_INPUT, with the words an unknown one gets.
+        impulse = "impulse" in json.dumps(variables)
+        assert codes(body) == ["BAD_INPUT" if impulse else "NOT_FOUND"], (query, body)
         assert "alice" not in json.dumps(body)
+        if impulse:
+            assert "neither a preset" in body["errors"][0]["message"]
     # The same ids are fine for their owner and for an admin.
     ok = await gql(
         w.alice, SUBMIT, {"i": {"fileId": fid, "effects": [{"reverb": {"impulse": fid}}]}}
@@ -128,12 +132,13 @@ SAVE_PRESET = (
 
 async def test_save_preset_refuses_unreadable_impulses_and_empty_chains(w: World) -> None:
     """Saving is refused like using would be: another owner's (or an unknown) impulse file
-    is NOT_FOUND naming the field, and an empty chain is BAD_INPUT."""
+    is BAD_INPUT naming the field, in the same words, and so is an empty chain."""
     alices = [{"reverb": {"impulse": w.file["id"]}}]
     for effects in (alices, [{"gain": {"db": -1}}, {"reverb": {"impulse": "nope"}}]):
         body = await gql(w.bob, SAVE_PRESET, {"n": "stolen", "e": effects})
-        assert codes(body) == ["NOT_FOUND"], body
-        assert body["errors"][0]["message"].startswith("reverb.impulse: "), body
+        assert codes(body) == ["BAD_INPUT"], body
+        assert body["errors"][0]["message"].startswith("reverb.impulse "), body
+        assert "is neither a preset" in body["errors"][0]["message"], body
         assert "alice" not in json.dumps(body)
     empty = await gql(w.alice, SAVE_PRESET, {"n": "nothing", "e": []})
     assert codes(empty) == ["BAD_INPUT"] and "effects" in empty["errors"][0]["message"]
