@@ -26,6 +26,7 @@ from jobs.contract import AudioAnalysis, Compliance
 from jobs.decoding import ContinuousReader, read_blocks
 from jobs.effects import EffectCall, loudness_targets
 from jobs.errors import BadInput, JobCancelled, ProcessingFailed, UnsupportedAudio
+from jobs.formats import sample_step
 from jobs.probe import NonFiniteAudio, check_block, check_data_chunk
 from jobs.settings import MAX_SAMPLE_ABS
 
@@ -154,7 +155,7 @@ def process_file(
     with open_input(in_path) as reader:
         sample_rate, channels, total = reader.samplerate, reader.channels, reader.frames
         try:
-            chain = build_chain(calls, sample_rate, impulses)
+            chain = build_chain(calls, sample_rate, impulses, sample_step(out_subtype))
             spec_steps = [e for e in chain.effects if isinstance(e, LoudnessNormalize)]
             if spec_steps and trim is not None:
                 spec_steps[-1].gain_trim_db = trim.gain_db

@@ -203,17 +203,38 @@ class Limiter:
     one-pole release (alpha = exp(-1/(tau fs))). The lookahead latency is compensated: the first
     L output frames are dropped and flush() returns the last L, so output aligns with input and
     has the same length.
+
+    ``sample_step`` > 0 is the spacing of the values the output will be rounded to (2^-15 for
+    16-bit PCM): the limiter then aims at the largest multiple of it at or under the ceiling,
+    so rounding to the nearest step cannot carry a sample over the ceiling.
     """
 
-    def __init__(self, ceiling_db: float, release_ms: float, lookahead_ms: float = 5.0) -> None:
+    def __init__(
+        self,
+        ceiling_db: float,
+        release_ms: float,
+        lookahead_ms: float = 5.0,
+        sample_step: float = 0.0,
+    ) -> None:
         if not (math.isfinite(ceiling_db) and ceiling_db <= 0.0):
             raise ValueError(f"limiter ceiling_db must be <= 0 dBFS, got {ceiling_db}")
         if release_ms < 0.0 or lookahead_ms < 0.0:
             raise ValueError("limiter release_ms and lookahead_ms must be >= 0")
+        if not (0.0 <= sample_step < 1.0):
+            raise ValueError(f"limiter sample_step must be in [0, 1), got {sample_step}")
         self.ceiling_db = float(ceiling_db)
         self.release_ms = float(release_ms)
         self.lookahead_ms = float(lookahead_ms)
+        self.sample_step = float(sample_step)
         self._configure_state(48000, 1)
+
+    @property
+    def ceiling(self) -> float:
+        """The linear level the output is held at or under (on the sample grid, if any)."""
+        ceiling = float(10.0 ** (self.ceiling_db / 20.0))
+        if self.sample_step > 0.0:
+            ceiling = max(math.floor(ceiling / self.sample_step), 1) * self.sample_step
+        return ceiling
 
     def _configure_state(self, sample_rate: int, channels: int) -> None:
         self._lookahead = max(0, round(self.lookahead_ms * sample_rate / 1000.0))
@@ -235,7 +256,7 @@ class Limiter:
     def _run(self, block: NDArray[np.float32]) -> NDArray[np.float32]:
         y: NDArray[np.float32] = limiter_kernel(
             block,
-            10.0 ** (self.ceiling_db / 20.0),
+            self.ceiling,
             self._release,
             self._delay,
             self._mins,

@@ -440,7 +440,8 @@ SPECS: dict[str, EffectSpec] = {
         ),
         EffectSpec(
             "limiter",
-            "Lookahead brick-wall limiter: no output sample exceeds the ceiling.",
+            "Lookahead brick-wall limiter: no output sample exceeds the ceiling, also after "
+            "rounding to a PCM output's sample format (OGG and MP3 cannot promise it).",
             (
                 _float("ceiling_db", "Highest output sample level.", "dBFS", -1.0, -60.0, 0.0),
                 _float("release_ms", "Release time constant.", "ms", 50.0, 1.0, 5000.0),

@@ -323,3 +323,26 @@ def test_an_mp3_is_processed_and_measured_in_bounded_memory(tmp_path: Path) -> N
         finally:
             tracemalloc.stop()
         assert peak < decoded_bytes / 4, (peak, decoded_bytes)
+
+
+@pytest.mark.parametrize("subtype", ["PCM_16", "PCM_24", "FLOAT"])
+@pytest.mark.parametrize("container", ["WAV", "FLAC"])
+def test_limiter_ceiling_holds_after_quantisation(
+    tmp_path: Path, container: str, subtype: str
+) -> None:
+    """Issue 13, defect 4: rounding to the nearest PCM code went up to 6e-6 over the ceiling.
+    What is read back from the file, not what the limiter computed, must stay under it."""
+    if container == "FLAC" and subtype == "FLOAT":
+        return
+    rng = np.random.default_rng(13)
+    hot = (0.9 * sine(997.0, 0.5, channels=2, level_db=6.0)).astype(np.float32)
+    hot += rng.standard_normal(hot.shape).astype(np.float32)
+    src = write_wav(tmp_path / "in.wav", hot)
+    for ceiling_db in (-0.1, -0.3, -1.0, -2.5, -6.0, -17.3):
+        calls = parse_chain([{"limiter": {"ceilingDb": ceiling_db, "releaseMs": 20}}])
+        out = tmp_path / f"o.{container.lower()}"
+        process_file(src, out, calls, container, subtype, 4096, uncached_impulses({}))
+        got, _ = sf.read(out, dtype="float64")
+        ceiling = 10 ** (ceiling_db / 20)
+        assert np.max(np.abs(got)) <= ceiling, (ceiling_db, np.max(np.abs(got)) - ceiling)
+        assert np.max(np.abs(got)) > ceiling - 2.0**-14  # it still reaches the ceiling

@@ -81,3 +81,18 @@ def test_limiter_short_stream_keeps_length() -> None:
     y, _ = Chain([Limiter(ceiling_db=0.0, release_ms=10.0, lookahead_ms=5.0)]).process_array(x, SR)
     assert y.shape == (1, 10)
     assert np.max(np.abs(y)) <= 1.0
+
+
+@pytest.mark.parametrize("bits", [16, 24])
+def test_limiter_on_a_sample_grid_stays_under_after_rounding(bits: int) -> None:
+    """Rounded to the nearest 2^-(bits-1) (what libsndfile does for PCM), still <= ceiling."""
+    step = 2.0 ** (1 - bits)
+    x = (2.0 * np.random.default_rng(3).standard_normal((2, 8000))).astype(np.float32)
+    for ceiling_db in (-0.1, -0.3, -1.0, -9.9):
+        fx = Limiter(ceiling_db=ceiling_db, release_ms=30.0, sample_step=step)
+        ceiling = 10 ** (ceiling_db / 20)
+        assert ceiling - step < fx.ceiling <= ceiling
+        assert fx.ceiling / step == round(fx.ceiling / step)
+        y, _ = Chain([fx]).process_array(x, SR, block_frames=1000)
+        rounded = np.rint(y.astype(np.float64) / step) * step
+        assert np.max(np.abs(rounded)) <= ceiling
