@@ -74,6 +74,31 @@ def uncut_time(cuts: Sequence[tuple[float, float]], t: float) -> float:
     return t
 
 
+@runtime_checkable
+class Draining(Protocol):
+    """An effect whose tail can be long (a delay's echoes, up to a minute): Chain takes it in
+    pieces of at most one block through ``drain`` instead of one ``flush``, so memory stays
+    bounded by the block size. ``drain`` returns (channels, 0) once the tail is over."""
+
+    def drain(self, max_frames: int) -> NDArray[np.float32]: ...
+
+
+DRAIN_FRAMES = 65536
+"""Piece size for draining tails when the source gave no block to size them by."""
+
+
+def _tail(effect: Effect, block_frames: int) -> Iterator[NDArray[np.float32]]:
+    """What ``effect`` still holds at the end of the stream, in pieces."""
+    if not isinstance(effect, Draining):
+        yield effect.flush()
+        return
+    while True:
+        piece = effect.drain(block_frames)
+        if piece.shape[1] == 0:
+            return
+        yield piece
+
+
 def _empty(channels: int) -> NDArray[np.float32]:
     return np.zeros((channels, 0), dtype=np.float32)
 
@@ -140,6 +165,7 @@ class Chain:
         """
         analysers = self._analysers()
         passes = len(analysers) + 1
+        block_frames = 0
         total = max(int(total_frames), 1) * passes
         done = 0
 
@@ -159,30 +185,35 @@ class Chain:
             prefix = self.effects[:index]
             for block in source():
                 check()
+                block_frames = max(block_frames, block.shape[1])
                 out = self._push(prefix, 0, block)
                 if out is not None:
                     analyser.analyze(out)
                 done += block.shape[1]
                 report()
             for k, effect in enumerate(prefix):
-                out = self._push(prefix, k + 1, effect.flush())
-                if out is not None:
-                    analyser.analyze(out)
+                for piece in _tail(effect, block_frames or DRAIN_FRAMES):
+                    out = self._push(prefix, k + 1, piece)
+                    if out is not None:
+                        analyser.analyze(out)
             analyser.finish_analysis()
             done = max(done, (analysers.index(index) + 1) * max(int(total_frames), 1))
 
         formats = self._configure_all(sample_rate, channels)
         for block in source():
             check()
+            block_frames = max(block_frames, block.shape[1])
             out = self._push(self.effects, 0, block)
             if out is not None:
                 sink(out)
             done += block.shape[1]
             report()
         for k, effect in enumerate(self.effects):
-            out = self._push(self.effects, k + 1, effect.flush())
-            if out is not None:
-                sink(out)
+            for piece in _tail(effect, block_frames or DRAIN_FRAMES):
+                check()
+                out = self._push(self.effects, k + 1, piece)
+                if out is not None:
+                    sink(out)
         done = total
         report()
         return formats[-1]

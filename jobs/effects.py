@@ -396,7 +396,9 @@ SPECS: dict[str, EffectSpec] = {
         ),
         EffectSpec(
             "delay",
-            "Feedback delay: d[n] = x[n-D] + feedback*d[n-D]; y = (1-mix)*x + mix*d.",
+            "Feedback delay: d[n] = x[n-D] + feedback*d[n-D]; y = (1-mix)*x + mix*d. After the "
+            "input, the echoes run on until they fall below -90 dBFS, for at most 60 s (a tail "
+            "cut there is faded out over its last second).",
             (
                 _float("time_ms", "Delay time D.", "ms", 250.0, 0.0, 10_000.0, low_open=True),
                 _float("feedback", "Share of the delayed signal fed back.", "", 0.3, 0.0, 0.99),
