@@ -83,8 +83,9 @@ class Draining(Protocol):
     def drain(self, max_frames: int) -> NDArray[np.float32]: ...
 
 
-DRAIN_FRAMES = 65536
-"""Piece size for draining tails when the source gave no block to size them by."""
+DRAIN_FRAMES = 4096
+"""Smallest piece a tail is drained in (tiny blocks would cost a Python call per frame of a
+minute-long tail); pieces are otherwise as large as the largest block read."""
 
 
 def _tail(effect: Effect, block_frames: int) -> Iterator[NDArray[np.float32]]:
@@ -192,7 +193,7 @@ class Chain:
                 done += block.shape[1]
                 report()
             for k, effect in enumerate(prefix):
-                for piece in _tail(effect, block_frames or DRAIN_FRAMES):
+                for piece in _tail(effect, max(block_frames, DRAIN_FRAMES)):
                     out = self._push(prefix, k + 1, piece)
                     if out is not None:
                         analyser.analyze(out)
@@ -209,7 +210,7 @@ class Chain:
             done += block.shape[1]
             report()
         for k, effect in enumerate(self.effects):
-            for piece in _tail(effect, block_frames or DRAIN_FRAMES):
+            for piece in _tail(effect, max(block_frames, DRAIN_FRAMES)):
                 check()
                 out = self._push(self.effects, k + 1, piece)
                 if out is not None:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from actors.impulses import IRCache
-from jobs.errors import ProcessingFailed, UnsupportedAudio
+from jobs.errors import BadInput, UnsupportedAudio
 from tests.conftest import write_wav
 
 
@@ -34,9 +34,10 @@ def test_uploaded_ir_is_resampled_to_the_stream_rate(tmp_path: Path) -> None:
     assert abs(entry.ir.shape[1] - 2400) <= 2
 
 
-def test_unknown_ir_is_a_processing_failure() -> None:
-    with pytest.raises(ProcessingFailed, match="neither a preset"):
+def test_unknown_ir_is_bad_input() -> None:
+    with pytest.raises(BadInput, match="neither a preset") as caught:
         IRCache(max_bytes=0).get("nope", 48_000, {})
+    assert caught.value.code == "BAD_INPUT"
 
 
 def test_an_ir_with_a_nan_is_refused_naming_the_sample(tmp_path: Path) -> None:
