@@ -7,7 +7,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: run test test-fast install lint bench bench-smoke lock clean
+.PHONY: run test test-fast fuzz install lint bench bench-smoke lock clean
 
 run: install
 	$(BIN)/audio-engine serve
@@ -17,6 +17,10 @@ test: install
 
 test-fast: install
 	$(BIN)/python -m pytest -m "not slow"
+
+# Differential fuzzing of the effects with many random examples (CI runs a fixed, quick set).
+fuzz: install
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest tests/dsp/test_fuzz_effects.py
 
 install: $(STAMP)
 
