@@ -274,7 +274,7 @@ def ref_delay(p: Mapping[str, Any], x: np.ndarray, rate: int, _c: Case) -> tuple
     floor, cap = 10 ** (-90 / 20), round(60 * rate)
     y = np.zeros((channels, 0))
     w_prev = np.zeros((channels, size))
-    tail, start = None, 0
+    tail, start, k = None, 0, 0
     while tail is None:
         xc = np.zeros((channels, size))
         part = x[:, start : start + size]
@@ -283,15 +283,12 @@ def ref_delay(p: Mapping[str, Any], x: np.ndarray, rate: int, _c: Case) -> tuple
         w_prev = xc + fb * (np.roll(dc, -1, axis=0) if ping_pong else dc)
         y = np.concatenate([y, (1 - mix) * xc + mix * dc], axis=1)
         start += size
-        k = 0
         while tail is None and n + (k + 1) * size <= y.shape[1]:
-            if n + (k + 1) * size > n + cap:
-                tail = cap
-            elif np.max(np.abs(y[:, n + k * size : n + (k + 1) * size])) < floor:
-                tail = k * size
+            if np.max(np.abs(y[:, n + k * size : n + (k + 1) * size])) < floor:
+                tail = k * size  # the first quiet period and all after it are left out
+            elif (k + 1) * size >= cap:
+                tail = cap  # still loud at the cap
             k += 1
-        if tail is None and y.shape[1] >= n + cap:
-            tail = cap
     out = y[:, : n + tail].copy()
     if tail == cap:
         fade = min(cap, rate)
