@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from cli import exits
 from cli.main import main
 from tests.conftest import sine, write_wav
 from tests.processes import free_port
@@ -28,6 +29,6 @@ def test_unsupported_format_is_refused_before_upload(
     server = f"http://127.0.0.1:{free_port()}"
     code = main(["submit", str(src), "--chain", str(chain), "--server", server, "--quiet", *args])
     err = capsys.readouterr().err
-    assert code == 1
+    assert code == exits.BAD_INPUT
     assert words in err and "Traceback" not in err
     assert "Connect" not in err

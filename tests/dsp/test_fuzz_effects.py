@@ -31,7 +31,7 @@ from hypothesis import strategies as st
 from actors.binding import build_chain
 from dsp.convolution import PartitionedIR
 from dsp.impulses import preset
-from jobs.effects import IR_PRESETS, SPECS, EffectCall, Param, parse_chain
+from jobs.effects import IR_PRESETS, SPECS, EffectCall, Param, loudness_targets, parse_chain
 from jobs.errors import BadInput
 from tests import rbj
 
@@ -464,10 +464,48 @@ def run(
     return y, out_rate
 
 
+def true_peak_db(y: np.ndarray) -> float:
+    """Peak of the signal 4x oversampled by scipy's polyphase filter (BS.1770-4 annex 2)."""
+    if y.size == 0:
+        return -math.inf
+    peak = float(np.max(np.abs(ss.resample_poly(y.astype(np.float64), 4, 1, axis=1))))
+    return 20 * math.log10(peak) if peak > 0 else -math.inf
+
+
+def check_loudness(
+    call: EffectCall, case: Case, x: np.ndarray, rate: int, block: int
+) -> np.ndarray:
+    """Delivery to a loudness spec: a static gain to the target, then a true-peak limiter that
+    only ever lowers it. Without a measurable loudness (under 400 ms, silence, all below the
+    gate) the signal passes unchanged. A limiter is contract-checked here, not re-implemented:
+    the output's true peak (scipy's oversampler) stays under the ceiling, no sample is louder
+    than the gained input, and where no limiting is needed the output is the gained input."""
+    spec = loudness_targets(call.params)
+    y, out_rate = run((call,), case, x, rate, block)
+    assert out_rate == rate and y.shape == x.shape
+    try:
+        level = bs1770(x.astype(np.float64), rate)
+    except Refused:
+        level = -math.inf
+    if not math.isfinite(level):
+        np.testing.assert_array_equal(y, x)
+        return y
+    tol_db = 0.01 if rate == 48_000 else 0.3  # see `tolerance`
+    gained = x.astype(np.float64) * 10 ** ((spec.target_lufs - level) / 20)
+    assert np.all(np.abs(y) <= np.abs(gained) * 10 ** (tol_db / 20) + 1e-7)
+    assert true_peak_db(y) <= spec.true_peak_db + 0.2  # two oversamplers disagree slightly
+    if true_peak_db(gained) < spec.true_peak_db - 1.0:
+        atol = (10 ** (tol_db / 20) - 1) * float(np.max(np.abs(gained)))
+        np.testing.assert_allclose(y, gained, rtol=0, atol=atol + 1e-7)
+    return y
+
+
 def check_step(
     call: EffectCall, case: Case, x: np.ndarray, rate: int, block: int
 ) -> tuple[np.ndarray, int]:
     """Run one effect on `x` and compare it with its reference; returns our output."""
+    if call.name == "loudness":
+        return check_loudness(call, case, x, rate, block), rate
     try:
         ref, ref_rate = REFERENCES[call.name](call.params, x.astype(np.float64), rate, case)
     except Refused:
@@ -498,6 +536,8 @@ def validated(chain: list[dict[str, Any]], case: Case) -> tuple[EffectCall, ...]
             return None  # refused whatever the input (trim.endS <= startS): a parameter error
         x, rate = case.x, case.rate
         for call in calls:
+            if call.name == "loudness":  # keeps the length: it never empties a chain
+                continue
             try:
                 ref, rate = REFERENCES[call.name](call.params, x.astype(np.float64), rate, case)
             except Refused:
