@@ -144,6 +144,12 @@ async def test_uploaded_impulse_goes_into_the_message(
         ([{"reverb": {"impulse": "nope"}}], None, "BAD_INPUT", "'nope' is neither a preset"),
         ([{"trim": {"startS": 3600}}], None, "BAD_INPUT", "past the end"),
         (
+            [{"trim": {"startS": 0.8}}, {"normalize": {"mode": "LOUDNESS", "target": -14}}],
+            None,
+            "BAD_INPUT",
+            "effects[1] normalize LOUDNESS needs at least 400 ms",
+        ),
+        (
             [{"resample": {"rate": 8000}}, {"trim": {"startS": 1, "endS": 0.5}}],
             None,
             "BAD_INPUT",
