@@ -26,7 +26,7 @@ from jobs.contract import AudioAnalysis, Compliance
 from jobs.decoding import ContinuousReader, read_blocks
 from jobs.effects import EffectCall, loudness_targets
 from jobs.errors import BadInput, JobCancelled, ProcessingFailed, UnsupportedAudio
-from jobs.formats import sample_step
+from jobs.formats import max_frames, sample_step
 from jobs.probe import NonFiniteAudio, check_block, check_data_chunk
 from jobs.settings import MAX_SAMPLE_ABS
 
@@ -190,6 +190,7 @@ def process_file(
         # are refused; float and lossy outputs keep the input's bound.
         out_bound = math.inf if clip else max_sample_abs
         frames = 0
+        limit = max_frames(out_format, out_subtype, out_ch)
         try:
             with sf.SoundFile(
                 str(out_path),
@@ -202,6 +203,11 @@ def process_file(
 
                 def sink(block: NDArray[np.float32]) -> None:
                     nonlocal frames
+                    if limit is not None and frames + block.shape[1] > limit:
+                        raise BadInput(
+                            f"the output passes {out_format}'s 4 GiB size limit after {frames} "
+                            "frames: ask for W64 (or CAF or FLAC), which have none"
+                        )
                     try:
                         check_block(block, frames, out_bound, "the effect chain's output")
                     except NonFiniteAudio as exc:

@@ -51,18 +51,27 @@ class Container:
     extensions: tuple[str, ...]
     media_type: str
     lossy_subtype: str = ""
+    max_data_bytes: int | None = None
+    """Largest sample data its 32-bit size fields can describe (None: no such limit)."""
 
 
 _ALL = (SampleFormat.PCM_16, SampleFormat.PCM_24, SampleFormat.PCM_32, SampleFormat.FLOAT)
 
+# 4 GiB, less room for the header chunks.
+_SIZE_FIELD_LIMIT = 2**32 - 2**16
+
 CONTAINERS: dict[AudioFormat, Container] = {
-    AudioFormat.WAV: Container(_ALL, SampleFormat.FLOAT, ("wav",), "audio/wav"),
+    AudioFormat.WAV: Container(
+        _ALL, SampleFormat.FLOAT, ("wav",), "audio/wav", max_data_bytes=_SIZE_FIELD_LIMIT
+    ),
     AudioFormat.FLAC: Container(
         (SampleFormat.PCM_16, SampleFormat.PCM_24), SampleFormat.PCM_24, ("flac",), "audio/flac"
     ),
     AudioFormat.OGG: Container((), None, ("ogg", "oga"), "audio/ogg", lossy_subtype="VORBIS"),
     AudioFormat.MP3: Container((), None, ("mp3",), "audio/mpeg", lossy_subtype="MPEG_LAYER_III"),
-    AudioFormat.AIFF: Container(_ALL, SampleFormat.PCM_24, ("aiff", "aif"), "audio/aiff"),
+    AudioFormat.AIFF: Container(
+        _ALL, SampleFormat.PCM_24, ("aiff", "aif"), "audio/aiff", max_data_bytes=_SIZE_FIELD_LIMIT
+    ),
     AudioFormat.CAF: Container(_ALL, SampleFormat.FLOAT, ("caf",), "audio/x-caf"),
     # Sony Wave64: WAV's layout with 64-bit sizes, for outputs beyond WAV's 4 GiB.
     AudioFormat.W64: Container(_ALL, SampleFormat.FLOAT, ("w64",), "audio/x-w64"),
@@ -70,6 +79,7 @@ CONTAINERS: dict[AudioFormat, Container] = {
 
 # Bits of a PCM sample format; its read-back values are multiples of 2^-(bits-1).
 _PCM_BITS = {"PCM_16": 16, "PCM_24": 24, "PCM_32": 32}
+_SAMPLE_BYTES = {"PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4}
 
 
 def containers_text() -> str:
@@ -131,6 +141,21 @@ def sample_step(subtype: str) -> float:
     PCM_16); 0.0 for float and lossy formats, which have no fixed grid."""
     bits = _PCM_BITS.get(subtype.upper())
     return 0.0 if bits is None else 2.0 ** (1 - bits)
+
+
+def max_frames(container: str, subtype: str, channels: int) -> int | None:
+    """Most frames a `container` file of `subtype` samples can hold; None without a limit.
+    libsndfile would write a WAV or AIFF past 4 GiB with wrong sizes in its header, a file
+    players read as truncated: the writer stops there instead (W64 and CAF have no limit).
+
+    >>> max_frames("WAV", "PCM_16", 2) < 2**30 <= max_frames("WAV", "PCM_16", 1)
+    True
+    """
+    entry = CONTAINERS.get(audio_format(container))
+    size = _SAMPLE_BYTES.get(subtype.upper())
+    if entry is None or entry.max_data_bytes is None or size is None:
+        return None
+    return entry.max_data_bytes // (size * max(channels, 1))
 
 
 def media_type(container: str) -> str:

@@ -15,7 +15,7 @@ from scipy.signal import sosfilt
 from actors.impulses import uncached_impulses
 from actors.runner import measure_file, process_file, render_to_spec
 from jobs.effects import parse_chain
-from jobs.errors import JobCancelled, ProcessingFailed, UnsupportedAudio
+from jobs.errors import BadInput, JobCancelled, ProcessingFailed, UnsupportedAudio
 from jobs.probe import inspect
 from jobs.settings import Settings
 from tests import ebur128
@@ -346,3 +346,22 @@ def test_limiter_ceiling_holds_after_quantisation(
         ceiling = 10 ** (ceiling_db / 20)
         assert np.max(np.abs(got)) <= ceiling, (ceiling_db, np.max(np.abs(got)) - ceiling)
         assert np.max(np.abs(got)) > ceiling - 2.0**-14  # it still reaches the ceiling
+
+
+def test_a_wav_output_stops_at_its_size_limit_instead_of_writing_a_bad_header(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """libsndfile writes a WAV past 4 GiB with sizes that wrapped around. Writing 4 GiB here
+    would take minutes, so the table's limit is lowered to 40 kB for this test."""
+    from dataclasses import replace
+
+    from jobs.formats import CONTAINERS, AudioFormat
+
+    small = replace(CONTAINERS[AudioFormat.WAV], max_data_bytes=40_000)
+    monkeypatch.setitem(CONTAINERS, AudioFormat.WAV, small)
+    src = write_wav(tmp_path / "in.wav", sine(440.0, 0.5))  # 24 000 frames, 192 kB as float
+    calls = parse_chain([{"gain": {"db": -1}}])
+    with pytest.raises(BadInput, match="4 GiB size limit after 4096 frames: ask for W64"):
+        process_file(src, tmp_path / "o.wav", calls, "WAV", "FLOAT", 4096, uncached_impulses({}))
+    info = process_file(src, tmp_path / "o.w64", calls, "W64", "FLOAT", 4096, uncached_impulses({}))
+    assert info.frames == 24_000

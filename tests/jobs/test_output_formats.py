@@ -13,6 +13,7 @@ from jobs.formats import (
     CONTAINERS,
     AudioFormat,
     format_for_extension,
+    max_frames,
     media_type,
     output_format,
     sample_step,
@@ -82,3 +83,13 @@ def test_sample_steps() -> None:
     assert sample_step("PCM_16") == 2.0**-15
     assert sample_step("pcm_24") == 2.0**-23
     assert sample_step("FLOAT") == sample_step("VORBIS") == 0.0
+
+
+def test_size_limits_of_32_bit_containers() -> None:
+    four_gib = 2**32
+    for fmt in ("WAV", "AIFF"):
+        frames = max_frames(fmt, "FLOAT", 2)
+        assert frames is not None and four_gib - 2**17 < frames * 8 < four_gib
+        assert max_frames(fmt, "PCM_24", 3) == max_frames(fmt, "PCM_24", 1) // 3  # type: ignore[operator]
+    for fmt, subtype in (("W64", "FLOAT"), ("CAF", "PCM_16"), ("FLAC", "PCM_24"), ("MP3", "X")):
+        assert max_frames(fmt, subtype, 8) is None
