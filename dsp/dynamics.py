@@ -6,6 +6,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from dsp.jit import kernel
+from dsp.latency import Lookahead
 
 
 def smoothing_coefficient(time_ms: float, sample_rate: int) -> float:
@@ -196,7 +197,7 @@ def limiter_kernel(
     return y
 
 
-class Limiter:
+class Limiter(Lookahead):
     """Brick-wall lookahead limiter: no output sample exceeds 10^(ceiling_db/20).
 
     Gain reductions ramp in linearly over lookahead_ms (they are anticipated) and recover with a
@@ -239,7 +240,6 @@ class Limiter:
     def _configure_state(self, sample_rate: int, channels: int) -> None:
         self._lookahead = max(0, round(self.lookahead_ms * sample_rate / 1000.0))
         size = self._lookahead + 1
-        self._channels = channels
         self._release = smoothing_coefficient(self.release_ms, sample_rate)
         self._delay = np.zeros((channels, self._lookahead), dtype=np.float64)
         self._mins = np.ones(size, dtype=np.float64)
@@ -247,13 +247,13 @@ class Limiter:
         self._box = np.ones(size, dtype=np.float64)
         self._state = np.array([float(size), 1.0], dtype=np.float64)
         self._counters = np.zeros(3, dtype=np.int64)
-        self._skip = self._lookahead
+        self._start_latency(channels, self._lookahead)
 
     def configure(self, sample_rate: int, channels: int) -> tuple[int, int]:
         self._configure_state(sample_rate, channels)
         return sample_rate, channels
 
-    def _run(self, block: NDArray[np.float32]) -> NDArray[np.float32]:
+    def _render(self, block: NDArray[np.float32]) -> NDArray[np.float32]:
         y: NDArray[np.float32] = limiter_kernel(
             block,
             self.ceiling,
@@ -265,14 +265,4 @@ class Limiter:
             self._state,
             self._counters,
         )
-        if self._skip:
-            drop = min(self._skip, y.shape[1])
-            self._skip -= drop
-            y = np.ascontiguousarray(y[:, drop:])
         return y
-
-    def process(self, block: NDArray[np.float32]) -> NDArray[np.float32]:
-        return self._run(block)
-
-    def flush(self) -> NDArray[np.float32]:
-        return self._run(np.zeros((self._channels, self._lookahead), dtype=np.float32))

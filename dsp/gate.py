@@ -6,6 +6,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from dsp.jit import kernel
+from dsp.latency import Lookahead
 
 HYSTERESIS_DB = 6.0
 """The gate opens above the threshold and closes only below threshold - 6 dB."""
@@ -90,7 +91,7 @@ def gate_kernel(
     return y
 
 
-class Gate:
+class Gate(Lookahead):
     """Attenuate by range_db whatever stays below threshold_db (dBFS sample peak).
 
     It opens when the level rises above the threshold and closes when it has stayed under
@@ -123,7 +124,6 @@ class Gate:
 
     def _setup(self, sample_rate: int, channels: int) -> None:
         per_ms = sample_rate / 1000.0
-        self._channels = channels
         self._lookahead = round((self.attack_ms + LOOKAHEAD_EXTRA_MS) * per_ms)
         self._attack = self.range_db / max(self.attack_ms * per_ms, 1.0)
         self._release = self.range_db / max(self.release_ms * per_ms, 1.0)
@@ -132,13 +132,13 @@ class Gate:
         self._delay = np.zeros((channels, self._lookahead), dtype=np.float64)
         self._state = np.array([0.0, -self.range_db], dtype=np.float64)
         self._counters = np.zeros(3, dtype=np.int64)
-        self._skip = self._lookahead
+        self._start_latency(channels, self._lookahead)
 
     def configure(self, sample_rate: int, channels: int) -> tuple[int, int]:
         self._setup(sample_rate, channels)
         return sample_rate, channels
 
-    def _run(self, block: NDArray[np.float32]) -> NDArray[np.float32]:
+    def _render(self, block: NDArray[np.float32]) -> NDArray[np.float32]:
         y: NDArray[np.float32] = gate_kernel(
             block,
             10.0 ** (self.threshold_db / 20.0),
@@ -152,14 +152,4 @@ class Gate:
             self._state,
             self._counters,
         )
-        if self._skip:
-            drop = min(self._skip, y.shape[1])
-            self._skip -= drop
-            y = np.ascontiguousarray(y[:, drop:])
         return y
-
-    def process(self, block: NDArray[np.float32]) -> NDArray[np.float32]:
-        return self._run(block)
-
-    def flush(self) -> NDArray[np.float32]:
-        return self._run(np.zeros((self._channels, self._lookahead), dtype=np.float32))

@@ -6,6 +6,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from dsp.jit import kernel
+from dsp.latency import Lookahead
 
 OVERSAMPLED_RATE = 192_000
 TAPS_PER_PHASE = 32
@@ -305,7 +306,7 @@ def true_peak_limiter_kernel(
     return y
 
 
-class TruePeakLimiter:
+class TruePeakLimiter(Lookahead):
     """Static gain followed by a lookahead limiter that holds the oversampled peak under
     ``ceiling_db`` (dBTP). Latency is compensated: output aligns with input, same length.
 
@@ -338,7 +339,6 @@ class TruePeakLimiter:
         self.phases = interpolator(oversampling_factor(sample_rate))
         taps = self.phases.shape[1]
         lookahead = max(1, round(self.lookahead_ms * sample_rate / 1000.0))
-        self._channels = channels
         self._lag = lookahead + taps // 2
         self._release = (
             math.exp(-1.0 / (self.release_ms * 1e-3 * sample_rate)) if self.release_ms else 0.0
@@ -350,10 +350,10 @@ class TruePeakLimiter:
         self._box = np.ones(lookahead + 1, dtype=np.float64)
         self._state = np.array([float(lookahead + 1), 1.0], dtype=np.float64)
         self._counters = np.zeros(3, dtype=np.int64)
-        self._skip = self._lag
+        self._start_latency(channels, self._lag)
         return sample_rate, channels
 
-    def _run(self, block: NDArray[np.float32]) -> NDArray[np.float32]:
+    def _render(self, block: NDArray[np.float32]) -> NDArray[np.float32]:
         y: NDArray[np.float32] = true_peak_limiter_kernel(
             np.ascontiguousarray(block, dtype=np.float32),
             10.0 ** (self.gain_db / 20.0),
@@ -368,14 +368,4 @@ class TruePeakLimiter:
             self._state,
             self._counters,
         )
-        if self._skip:
-            drop = min(self._skip, y.shape[1])
-            self._skip -= drop
-            y = np.ascontiguousarray(y[:, drop:])
         return y
-
-    def process(self, block: NDArray[np.float32]) -> NDArray[np.float32]:
-        return self._run(block)
-
-    def flush(self) -> NDArray[np.float32]:
-        return self._run(np.zeros((self._channels, self._lag), dtype=np.float32))
