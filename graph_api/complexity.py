@@ -43,12 +43,17 @@ class _Body:
 
 
 def _body(selection_set: SelectionSetNode | None) -> _Body:
-    """Selections counted with an explicit stack: nesting cannot exhaust Python's."""
+    """Selections counted with an explicit stack: nesting cannot exhaust Python's. An empty
+    selection set (`{ }`, which the parser accepts) is refused here: Strawberry's depth
+    limiter takes the max of nothing on it."""
     count = 0
     spreads: Counter[str] = Counter()
     stack = [selection_set] if selection_set is not None else []
     while stack:
-        for selection in stack.pop().selections:
+        selections = stack.pop().selections
+        if not selections:
+            raise _invalid("a selection set must select at least one field")
+        for selection in selections:
             count += 1
             if isinstance(selection, FragmentSpreadNode):
                 spreads[selection.name.value] += 1

@@ -42,6 +42,10 @@ def test_cycles_duplicates_and_fragment_count_are_refused() -> None:
         ("{ ...A } fragment A on Query { ...B } fragment B on Query { ...A }", "A -> B -> A"),
         ("{ ...A } fragment A on Query { ... on Query { ...A } }", "spreads itself"),
         ("{ ...A } fragment A on Query { a } fragment A on Query { b }", "only one fragment"),
+        # The parser accepts empty selection sets; Strawberry's depth limiter crashed on them.
+        ("{ }", "at least one field"),
+        ("{ effects { } }", "at least one field"),
+        ("{ ...A } fragment A on Query { }", "at least one field"),
     ):
         with pytest.raises(_Refused) as refused:
             expanded_size(parse(document))
@@ -144,3 +148,5 @@ async def test_dev_mode_answers_without_a_key(settings: Settings) -> None:
         assert response.json() == {"data": {"__typename": "Query"}}
         response = await client.post("/graphql", json={"query": bomb(22)})
         assert codes(response.json()) == ["QUERY_TOO_COMPLEX"]
+        response = await client.post("/graphql", json={"query": "{ }"})
+        assert codes(response.json()) == ["GRAPHQL_VALIDATION_FAILED"]
