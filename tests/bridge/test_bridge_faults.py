@@ -213,6 +213,10 @@ async def test_job_that_crashes_its_actor_twice_fails_poison_input_and_the_pool_
             # Both crashes on one slot: the other actor was never handed the job.
             hit = [name for name in before if message.count(f"{name}:") == 2]
             assert len(hit) == 1, message
+            # The second replacement starts when the job has already failed: wait for it.
+            deadline = asyncio.get_running_loop().time() + 60
+            while crashing.replaced < 2 and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.05)
             assert crashing.replaced >= 2
             (spared,) = set(before) - set(hit)
             assert {s["name"]: s["pid"] for s in await crashing.stats()}[spared] == before[spared]
