@@ -1,7 +1,10 @@
 """Binding of each effect spec (`jobs.effects.SPECS`) to its `dsp` class.
 
 Specs are pure data; this module is the one place that knows which kernel implements which
-name and how spec values (upper-case enums, snake_case names) become keyword arguments.
+name. A kernel whose keyword arguments are the spec's parameter names is bound by its class
+alone (`_plain`): the values are converted by the spec's kinds (upper-case enums become the
+kernels' lower-case strings), so no parameter name is written here a second time. Only
+kernels that need more than their parameters (an impulse response, records) have a binder.
 No Ray here: the CLI builds the same chains.
 """
 
@@ -26,7 +29,7 @@ from dsp.gate import Gate
 from dsp.normalize import LoudnessNormalize, Normalize
 from dsp.resample import Resample
 from dsp.silence import Silence
-from jobs.effects import EffectCall, loudness_targets
+from jobs.effects import SPECS, EffectCall, Param, loudness_targets
 
 Impulses = Callable[[str, int], tuple[NDArray[np.float32], PartitionedIR | None]]
 """(impulse name or uploaded file id, stream sample rate) -> (IR at that rate, its spectra)."""
@@ -39,38 +42,49 @@ def _lower(value: Any) -> str:
     return str(value).lower()
 
 
+_CONVERT: dict[str, Callable[[Any], Any]] = {
+    "float": float,
+    "int": int,
+    "bool": bool,
+    "enum": _lower,
+    "string": str,
+}
+
+
+def _value(param: Param, value: Any) -> Any:
+    return None if value is None else _CONVERT[param.kind](value)
+
+
+def _plain(kernel: Callable[..., Effect], effect: str, step: str = "") -> Binder:
+    """`kernel(**params)`, each converted by its kind in the spec of `effect`; `step`: the
+    keyword that takes the output's sample step, if the kernel wants it."""
+    params = SPECS[effect].params
+
+    def bind(p: Mapping[str, Any], _rate: int, _impulses: Impulses, sample_step: float) -> Effect:
+        values = {q.name: _value(q, p[q.name]) for q in params}
+        if step:
+            values[step] = sample_step
+        return kernel(**values)
+
+    return bind
+
+
 def _reverb(p: Mapping[str, Any], rate: int, impulses: Impulses, _step: float) -> Effect:
     ir, partitions = impulses(str(p["impulse"]), rate)
-    return Reverb(
-        ir=ir,
-        mix=float(p["mix"]),
-        pre_delay_ms=float(p["pre_delay_ms"]),
-        tail=bool(p["tail"]),
-        partitions=partitions,
-    )
+    rest = {q.name: _value(q, p[q.name]) for q in SPECS["reverb"].params if q.name != "impulse"}
+    return Reverb(ir=ir, partitions=partitions, **rest)
 
 
 def _eq(p: Mapping[str, Any], _rate: int, _impulses: Impulses, _step: float) -> Effect:
-    bands = [
-        EqBand(
-            kind=_lower(b["kind"]),
-            frequency=float(b["frequency"]),
-            q=float(b["q"]),
-            gain_db=float(b["gain_db"]),
-        )
-        for b in p["bands"]
-    ]
-    return EQ(bands=bands)
+    bands = next(q for q in SPECS["eq"].params if q.kind == "records")
+    return EQ(
+        bands=[EqBand(**{f.name: _value(f, b[f.name]) for f in bands.fields}) for b in p["bands"]]
+    )
 
 
 def _loudness(p: Mapping[str, Any], _rate: int, _impulses: Impulses, _step: float) -> Effect:
     spec = loudness_targets(p)
     return LoudnessNormalize(target_lufs=spec.target_lufs, ceiling_dbtp=spec.true_peak_db)
-
-
-def _trim(p: Mapping[str, Any], _rate: int, _impulses: Impulses, _step: float) -> Effect:
-    end = p["end_s"]
-    return Trim(start_s=float(p["start_s"]), end_s=None if end is None else float(end))
 
 
 def _denoise(p: Mapping[str, Any], _rate: int, _impulses: Impulses, _step: float) -> Effect:
@@ -83,47 +97,21 @@ def _denoise(p: Mapping[str, Any], _rate: int, _impulses: Impulses, _step: float
 
 
 BINDINGS: dict[str, Binder] = {
-    "gain": lambda p, _r, _i, _s: Gain(db=float(p["db"])),
-    "normalize": lambda p, _r, _i, _s: Normalize(mode=_lower(p["mode"]), target=float(p["target"])),
+    "gain": _plain(Gain, "gain"),
+    "normalize": _plain(Normalize, "normalize"),
     "loudness": _loudness,
     "eq": _eq,
-    "delay": lambda p, _r, _i, _s: Delay(
-        time_ms=float(p["time_ms"]),
-        feedback=float(p["feedback"]),
-        mix=float(p["mix"]),
-        ping_pong=bool(p["ping_pong"]),
-    ),
+    "delay": _plain(Delay, "delay"),
     "reverb": _reverb,
-    "compressor": lambda p, _r, _i, _s: Compressor(
-        threshold_db=float(p["threshold_db"]),
-        ratio=float(p["ratio"]),
-        attack_ms=float(p["attack_ms"]),
-        release_ms=float(p["release_ms"]),
-        makeup_db=float(p["makeup_db"]),
-        knee_db=float(p["knee_db"]),
-    ),
-    "limiter": lambda p, _r, _i, step: Limiter(
-        ceiling_db=float(p["ceiling_db"]), release_ms=float(p["release_ms"]), sample_step=step
-    ),
-    "fade": lambda p, _r, _i, _s: Fade(
-        in_ms=float(p["in_ms"]), out_ms=float(p["out_ms"]), curve=_lower(p["curve"])
-    ),
-    "trim": _trim,
-    "resample": lambda p, _r, _i, _s: Resample(rate=int(p["rate"])),
-    "channels": lambda p, _r, _i, _s: Channels(mode=_lower(p["mode"])),
+    "compressor": _plain(Compressor, "compressor"),
+    "limiter": _plain(Limiter, "limiter", step="sample_step"),
+    "fade": _plain(Fade, "fade"),
+    "trim": _plain(Trim, "trim"),
+    "resample": _plain(Resample, "resample"),
+    "channels": _plain(Channels, "channels"),
     "denoise": _denoise,
-    "silence": lambda p, _r, _i, _s: Silence(
-        threshold_db=float(p["threshold_db"]),
-        min_silence_ms=float(p["min_silence_ms"]),
-        keep_ms=float(p["keep_ms"]),
-    ),
-    "gate": lambda p, _r, _i, _s: Gate(
-        threshold_db=float(p["threshold_db"]),
-        range_db=float(p["range_db"]),
-        attack_ms=float(p["attack_ms"]),
-        hold_ms=float(p["hold_ms"]),
-        release_ms=float(p["release_ms"]),
-    ),
+    "silence": _plain(Silence, "silence"),
+    "gate": _plain(Gate, "gate"),
 }
 
 

@@ -35,7 +35,6 @@ import ray
 from ray.actor import ActorHandle
 from ray.exceptions import ActorUnavailableError, RayActorError, RayError, RayTaskError
 
-from actors.failures import RemoteJobError
 from actors.worker import NAMESPACE, DspWorker
 from jobs.contract import JobMessage, JobResult
 from jobs.errors import (
@@ -44,6 +43,7 @@ from jobs.errors import (
     JobTimeout,
     PoisonInput,
     ProcessingFailed,
+    StorageNotShared,
     WorkerLost,
 )
 from jobs.settings import Settings
@@ -72,12 +72,6 @@ _NOT_ITS_OWN = (
     "could not load it during initialization",
 )
 _CAUSES = ("The actor is dead because", "The actor died because")
-
-
-class StorageNotShared(EngineError):
-    """Several Ray nodes but storage not declared shared: outputs would land on random nodes."""
-
-    code = "CONFIGURATION"
 
 
 @dataclass(eq=False)
@@ -417,8 +411,8 @@ class ActorPool:
             raise
         except RayTaskError as exc:
             cause = exc.cause
-            if isinstance(cause, RemoteJobError):
-                raise cause.to_engine_error() from None
+            if isinstance(cause, EngineError):
+                raise cause from None
             if isinstance(cause, RayActorError):
                 raise cause from None
             raise ProcessingFailed(f"the actor raised: {cause!r}") from None

@@ -23,13 +23,13 @@ from typing import Any
 
 import ray
 
-from actors.failures import RemoteJobError
 from actors.impulses import IRCache
 from actors.metrics import WorkerMetrics
 from actors.runner import RenderInfo, open_input, render_to_spec
 from dsp.warmup import warmup
 from jobs.contract import Edit, JobMessage, JobResult
 from jobs.effects import parse_chain
+from jobs.errors import EngineError, ProcessingFailed
 from jobs.formats import output_format
 from jobs.settings import Settings
 from jobs.storage import Storage, open_storage
@@ -106,7 +106,7 @@ class DspWorker:
         return False
 
     def run(self, message_json: dict[str, Any]) -> dict[str, Any]:
-        """Process one job; returns `JobResult.model_dump()`, failures raise `RemoteJobError`.
+        """Process one job; returns `JobResult.model_dump()`; failures raise an `EngineError`.
         Progress (0..1, per block) waits in `progress()` for the caller to poll: a plain call
         costs half of a streaming one, and a short job is over before anyone asks."""
         message = JobMessage.model_validate(message_json)
@@ -123,10 +123,10 @@ class DspWorker:
             try:
                 info = self._render(message)
                 ok = True
-            except RemoteJobError:
-                raise
-            except Exception as exc:  # a job's own failure, sent in a picklable form
-                raise RemoteJobError.from_exception(exc) from None
+            except EngineError:
+                raise  # pickles as itself (`EngineError.__reduce__`)
+            except Exception as exc:  # a job's own failure that is not one of ours
+                raise ProcessingFailed(f"{type(exc).__name__}: {exc}") from None
             finally:
                 seconds = time.perf_counter() - started
                 self._current = None

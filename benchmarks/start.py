@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.processes import Stack
+from cli.stack import Stack
 
 
 def time_to_ready(data: Path, cache: Path | None, pool_size: int) -> float:

@@ -45,10 +45,11 @@ import websockets
 from websockets.typing import Subprotocol
 
 from cli.client import SUBMIT, graphql, upload
+from cli.stack import Stack
 from jobs.db import Database
-from jobs.db.tables import JobRow
+from jobs.db import repository as repo
+from jobs.models import Job
 from jobs.settings import Settings
-from tests.processes import Stack
 
 ROOT = Path(__file__).resolve().parents[1]
 PLOT = ROOT / "docs" / "throughput.png"
@@ -110,18 +111,19 @@ async def _submit(http: httpx.AsyncClient, file_id: str, chain: list[Any], count
     return ids
 
 
-async def _rows(
-    db: Database, ids: list[str], timeout_s: float, poll_s: float = 1.0
-) -> list[JobRow]:
+async def _rows(db: Database, ids: list[str], timeout_s: float, poll_s: float = 1.0) -> list[Job]:
     """The jobs' rows once all ended. Figures come from the rows' timestamps, so polling
     rarely costs no accuracy, and leaves the CPU to the system being measured."""
-    from sqlalchemy import select
-
+    wanted = set(ids)
     deadline = time.monotonic() + timeout_s
     while True:
         async with db.transaction() as s:
-            rows = list((await s.scalars(select(JobRow).where(JobRow.id.in_(ids)))).all())
-        done = [r for r in rows if r.status in ("SUCCEEDED", "FAILED", "CANCELLED")]
+            if len(ids) == 1:
+                rows = [await repo.get_job(s, ids[0])]
+            else:
+                page, _ = await repo.list_jobs(s, first=len(ids) + 100_000)
+                rows = [j for j in page if j.id in wanted]
+        done = [r for r in rows if r.status.terminal]
         if len(done) == len(ids):
             bad = [r for r in done if r.status != "SUCCEEDED"]
             if bad:
@@ -132,7 +134,7 @@ async def _rows(
         await asyncio.sleep(poll_s)
 
 
-def _run(name: str, rows: list[JobRow]) -> Run:
+def _run(name: str, rows: list[Job]) -> Run:
     def s(a: Any, b: Any) -> float:
         return float((a - b).total_seconds())
 
@@ -167,7 +169,7 @@ async def _probe(
     next job goes `gap_s` after the previous one's row is read. Returns the jobs' rows and
     those client-side latencies."""
     url = server.replace("http", "ws", 1).rstrip("/") + "/graphql"
-    rows: list[JobRow] = []
+    rows: list[Job] = []
     seen: list[float] = []
     async with websockets.connect(url, subprotocols=[Subprotocol("graphql-transport-ws")]) as ws:
         await ws.send(json.dumps({"type": "connection_init"}))
@@ -253,7 +255,7 @@ def _with_stack(
             # --dev puts every job under one owner: let the whole burst queue.
             "AUDIO_ENGINE_MAX_QUEUED_JOBS_PER_OWNER": str(10 * (2 * short + long + probe)),
             "DATABASE_URL": db_url,
-            # The service's default, not the tests' faster one (tests.processes.Stack).
+            # The service's default, not the tests' faster one (cli.stack.Stack).
             "AUDIO_ENGINE_PROGRESS_INTERVAL_S": str(Settings().progress_interval_s),
         },
     )

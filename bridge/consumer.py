@@ -1,8 +1,8 @@
 """Handling of one job message, from delivery to ack.
 
-Order matters for at-least-once delivery: the outcome is committed to the database, then the
-event is published, then the message is acked. A crash in between redelivers the message,
-and a redelivered message of a finished job is acked without running again.
+Order matters for at-least-once delivery: the outcome and its event are committed to the
+database together (`jobs.store`), then the message is acked. A crash in between redelivers
+the message, and a redelivered message of a finished job is acked without running again.
 """
 
 from __future__ import annotations
@@ -15,11 +15,10 @@ from pathlib import PurePath
 from aio_pika.abc import AbstractIncomingMessage
 
 from actors.pool import ActorPool
-from bridge.outcomes import Disposition, disposition, terminal_status
+from bridge.outcomes import Disposition, disposition
 from bridge.progress import ProgressThrottle
-from jobs.broker import Broker
-from jobs.contract import JobEvent, JobMessage, JobResult
-from jobs.db import Database, lifecycle
+from jobs.contract import JobMessage, JobResult
+from jobs.db import Database
 from jobs.db import repository as repo
 from jobs.errors import ContractError, EngineError, JobNotFound
 from jobs.formats import output_format
@@ -28,6 +27,7 @@ from jobs.models import AudioFile
 from jobs.settings import Settings
 from jobs.states import JobStatus
 from jobs.storage import Storage
+from jobs.store import JobStore
 
 log = logging.getLogger(__name__)
 
@@ -40,13 +40,13 @@ class JobConsumer:
         self,
         settings: Settings,
         db: Database,
-        broker: Broker,
+        store: JobStore,
         pool: ActorPool,
         storage: Storage,
     ) -> None:
         self.settings = settings
         self.db = db
-        self.broker = broker
+        self.store = store
         self.pool = pool
         self.storage = storage
         self.running: set[str] = set()
@@ -109,9 +109,7 @@ class JobConsumer:
         while True:
             await asyncio.sleep(delay)
             try:
-                async with self.db.transaction() as session:
-                    await repo.ping(session)
-                    await repo.note(session, job_id, f"delivery failed, retrying: {exc!r}"[:1000])
+                await self.store.note(job_id, f"delivery failed, retrying: {exc!r}"[:1000])
                 return
             except Exception as still_down:
                 if time.monotonic() > deadline:
@@ -121,7 +119,7 @@ class JobConsumer:
 
     async def _run(self, message: JobMessage) -> None:
         job_id = message.job_id
-        job = await self.db.run(lifecycle.load, job_id)
+        job = await self.db.run(repo.job_to_run, job_id)
         if job is None:
             raise JobNotFound(job_id)
         if job.status.terminal:
@@ -130,28 +128,22 @@ class JobConsumer:
 
         running: asyncio.Task[None] | None = None
 
-        async def record_running(actor: str, event: JobEvent) -> None:
+        async def record_running(actor: str) -> None:
             # Raises why when the job may not start (cancelled while it waited, say).
-            await self.db.run(lifecycle.start, job_id, f"running on {actor}", event.at)
-            await self.broker.publish_event(event)
+            await self.store.start(job_id, actor)
 
         async def started(actor: str) -> None:
             # The job may have waited in the pool for an actor: it is RUNNING only now. That
             # is recorded while the actor already works (a short job is over in a few ms);
             # progress and the outcome wait for it, so events keep their order.
             nonlocal running
-            # Events are stamped when the throttle lets them through, not when they are
-            # published after a database write, so their `at` keeps the throttle's spacing.
-            event = JobEvent(job_id=job_id, status=JobStatus.RUNNING)
             throttle.mark()  # the first progress event comes an interval after this one
-            running = asyncio.create_task(record_running(actor, event))
+            running = asyncio.create_task(record_running(actor))
 
         async def report(progress: float) -> None:
-            event = JobEvent(job_id=job_id, status=JobStatus.RUNNING, progress=progress)
             if running is not None:
                 await running
-            await self.broker.publish_event(event)
-            await self.db.run(lifecycle.set_progress, job_id, progress)
+            await self.store.progress(job_id, progress)
 
         throttle = ProgressThrottle(self.settings.progress_interval_s, report)
         try:
@@ -163,7 +155,7 @@ class JobConsumer:
         log.info("job %s succeeded on %s (%.3f s of DSP)", job_id, result.actor, result.dsp_seconds)
 
     async def _record_success(
-        self, message: JobMessage, job: lifecycle.JobToRun, result: JobResult
+        self, message: JobMessage, job: repo.JobToRun, result: JobResult
     ) -> None:
         fmt = output_format(message.output_format, message.output_subtype)
         at = repo.now()
@@ -182,8 +174,7 @@ class JobConsumer:
             created_at=at,
         )
         # Cancelled (or otherwise ended) meanwhile: raises InvalidTransition, keeps nothing.
-        await self.db.run(
-            lifecycle.succeed,
+        await self.store.succeed(
             message.job_id,
             output,
             result.output_analysis,
@@ -192,44 +183,21 @@ class JobConsumer:
             dsp_seconds=result.dsp_seconds,
             node_id=result.node_id or None,
             actor=result.actor or None,
-            at=at,
             compliance=result.compliance,
             edits=[(edit.start_s, edit.end_s) for edit in result.edits],
-        )
-        await self.broker.publish_event(
-            JobEvent(job_id=message.job_id, status=JobStatus.SUCCEEDED, progress=1.0)
         )
 
     async def _record_failure(self, message: JobMessage, exc: EngineError) -> None:
         """FAILED or CANCELLED with the error's code; a job that already ended (cancelled
         through the API while it ran) keeps its state, and any output it left is removed."""
-        status = terminal_status(exc)
-        async with self.db.transaction() as session:
-            job = await repo.get_job(session, message.job_id)
-            if job.status.terminal:
-                log.info("job %s ended as %s meanwhile: %s", job.id, job.status, exc.message)
-                if job.status is not JobStatus.SUCCEEDED:
-                    await asyncio.to_thread(self.storage.delete, message.output_key)
-                return
-            await repo.set_status(
-                session,
-                message.job_id,
-                status,
-                error_code=exc.code,
-                error_message=exc.message,
-            )
-        await asyncio.to_thread(self.storage.delete, message.output_key)
+        status = await self.store.fail(message.job_id, exc)
+        if status is not JobStatus.SUCCEEDED:
+            await asyncio.to_thread(self.storage.delete, message.output_key)
         log.info("job %s %s: %s %s", message.job_id, status, exc.code, exc.message)
-        await self.broker.publish_event(
-            JobEvent(job_id=message.job_id, status=status, message=f"{exc.code}: {exc.message}")
-        )
 
     async def _give_back(self, message: JobMessage, delivery: AbstractIncomingMessage) -> None:
         try:
-            async with self.db.transaction() as session:
-                job = await repo.get_job(session, message.job_id)
-                if job.status is JobStatus.RUNNING:
-                    await repo.set_status(session, job.id, JobStatus.QUEUED, progress=0.0)
+            await self.store.requeue(message.job_id)
         except Exception as exc:
             log.warning("job %s: cannot mark it queued again: %s", message.job_id, exc)
         await _settle(delivery, Disposition.REQUEUE)

@@ -15,16 +15,12 @@ from typing import Any
 
 from aio_pika.abc import AbstractIncomingMessage
 
-from jobs.broker import Broker
-from jobs.contract import JobEvent, JobMessage
-from jobs.db import Database
-from jobs.db import repository as repo
-from jobs.errors import ContractError, JobNotFound
-from jobs.states import JobStatus
+from jobs.contract import JobMessage
+from jobs.errors import ContractError, DeliveryLimit, EngineError, JobNotFound
+from jobs.store import JobStore
 
 log = logging.getLogger(__name__)
 
-DELIVERY_LIMIT = "DELIVERY_LIMIT"
 RETRY_DELAY_S = 1.0
 
 
@@ -40,20 +36,18 @@ def death_reason(headers: Mapping[str, Any]) -> str:
     return str(reason or "unknown")
 
 
-def diagnose(body: bytes, reason: str) -> tuple[str | None, str, str]:
-    """(job id if any, error code, error message) for a dead-lettered message body."""
+def diagnose(body: bytes, reason: str) -> tuple[str | None, EngineError]:
+    """(job id if any, the error its job ends with) for a dead-lettered message body."""
     try:
         message = JobMessage.decode(body)
     except ContractError as exc:
-        return _raw_job_id(body), ContractError.code, exc.message
+        return _raw_job_id(body), exc
     if reason == "delivery_limit":
-        return (
-            message.job_id,
-            DELIVERY_LIMIT,
+        return message.job_id, DeliveryLimit(
             "the job message reached the delivery limit without an outcome "
-            "(its runs kept failing on infrastructure errors or crashing the bridge)",
+            "(its runs kept failing on infrastructure errors or crashing the bridge)"
         )
-    return message.job_id, ContractError.code, f"the job message was dead-lettered ({reason})"
+    return message.job_id, ContractError(f"the job message was dead-lettered ({reason})")
 
 
 def _raw_job_id(body: bytes) -> str | None:
@@ -66,17 +60,16 @@ def _raw_job_id(body: bytes) -> str | None:
 
 
 class DeadLetterConsumer:
-    def __init__(self, db: Database, broker: Broker) -> None:
-        self.db = db
-        self.broker = broker
+    def __init__(self, store: JobStore) -> None:
+        self.store = store
 
     async def handle(self, message: AbstractIncomingMessage) -> None:
-        job_id, code, text = diagnose(message.body, death_reason(message.headers or {}))
+        job_id, error = diagnose(message.body, death_reason(message.headers or {}))
         try:
             if job_id is not None:
-                await self._fail(job_id, code, text)
+                await self._fail(job_id, error)
             else:
-                log.warning("dead letter without a job id dropped: %s", text)
+                log.warning("dead letter without a job id dropped: %s", error.message)
         except Exception as exc:
             log.warning("dead letter of job %s not recorded (%s); retrying", job_id, exc)
             await asyncio.sleep(RETRY_DELAY_S)
@@ -84,21 +77,15 @@ class DeadLetterConsumer:
             return
         await message.ack()
 
-    async def _fail(self, job_id: str, code: str, text: str) -> None:
-        async with self.db.transaction() as session:
-            try:
-                job = await repo.get_job(session, job_id)
-            except JobNotFound:
-                log.warning("dead letter names unknown job %s: %s", job_id, text)
-                return
-            if job.status.terminal:
-                return
-            if code == DELIVERY_LIMIT and job.message:
-                text = f"{text}; last: {job.message}"
-            await repo.set_status(
-                session, job_id, JobStatus.FAILED, error_code=code, error_message=text
+    async def _fail(self, job_id: str, error: EngineError) -> None:
+        # A job that kept failing on infrastructure says what failed last (`store.note`).
+        with_last = isinstance(error, DeliveryLimit)
+        try:
+            changed = await self.store.dead_letter(job_id, error, with_last=with_last)
+        except JobNotFound:
+            log.warning("dead letter names unknown job %s: %s", job_id, error.message)
+            return
+        if changed:
+            log.warning(
+                "job %s failed from the dead-letter queue: %s %s", job_id, error.code, error.message
             )
-        log.warning("job %s failed from the dead-letter queue: %s %s", job_id, code, text)
-        await self.broker.publish_event(
-            JobEvent(job_id=job_id, status=JobStatus.FAILED, message=f"{code}: {text}")
-        )

@@ -56,6 +56,10 @@ class Heartbeat:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="heartbeat")
 
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()

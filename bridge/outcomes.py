@@ -15,11 +15,9 @@ from jobs.errors import (
     BrokerUnavailable,
     ContractError,
     EngineError,
-    JobCancelled,
     JobNotFound,
     StorageUnavailable,
 )
-from jobs.states import JobStatus
 
 
 class Disposition(StrEnum):
@@ -43,8 +41,3 @@ def disposition(exc: BaseException) -> Disposition:
         if cls in _RULES:
             return _RULES[cls]
     return Disposition.REQUEUE
-
-
-def terminal_status(exc: EngineError) -> JobStatus:
-    """The state a job ends in when its run raised `exc`."""
-    return JobStatus.CANCELLED if isinstance(exc, JobCancelled) else JobStatus.FAILED

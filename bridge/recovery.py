@@ -14,13 +14,11 @@ import logging
 from collections.abc import Collection, Mapping
 
 from actors.pool import ActorPool
-from jobs.broker import Broker
 from jobs.db import Database
 from jobs.db import repository as repo
-from jobs.errors import WorkerLost
-from jobs.outbox import OutboxRelay
 from jobs.settings import Settings
 from jobs.states import JobStatus
+from jobs.store import JobStore
 
 log = logging.getLogger(__name__)
 
@@ -36,44 +34,22 @@ async def orphaned_jobs(db: Database, pool: ActorPool) -> dict[str, int]:
 
 async def recover_orphans(
     settings: Settings,
-    db: Database,
-    broker: Broker,
+    store: JobStore,
     orphans: Mapping[str, int],
     busy: Collection[str],
 ) -> tuple[list[str], list[str]]:
-    """Re-queue or fail the orphans nobody picked up since; returns (re-queued, failed)."""
+    """Re-queue or fail the orphans nobody picked up since; returns (re-queued, failed).
+    Each change is published like any other (`jobs.store`), so subscribers hear it."""
     requeued: list[str] = []
     failed: list[str] = []
     for job_id, attempts in orphans.items():
         if job_id in busy:
             continue
-        async with db.transaction() as session:
-            job = await repo.get_job(session, job_id)
-            if job.status is not JobStatus.RUNNING or job.attempts != attempts:
-                continue  # its message came back and someone ran it
-            body = await repo.last_message(session, job.id)
-            if body is not None and job.attempts < settings.max_attempts:
-                await repo.set_status(
-                    session,
-                    job.id,
-                    JobStatus.QUEUED,
-                    progress=0.0,
-                    message="re-queued: its message was lost with its bridge",
-                )
-                await repo.enqueue_again(session, job.id, body)
-                requeued.append(job.id)
-            else:
-                why = "its message is gone" if body is None else f"after {job.attempts} tries"
-                await repo.set_status(
-                    session,
-                    job.id,
-                    JobStatus.FAILED,
-                    error_code=WorkerLost.code,
-                    error_message=f"the bridge running the job stopped ({why})",
-                )
-                failed.append(job.id)
-    if requeued:
-        await OutboxRelay(db, broker).publish_pending()
+        status = await store.recover(job_id, attempts, settings.max_attempts)
+        if status is JobStatus.QUEUED:
+            requeued.append(job_id)
+        elif status is JobStatus.FAILED:
+            failed.append(job_id)
     if requeued or failed:
         log.warning("recovery: re-queued %s, failed %s", requeued, failed)
     return requeued, failed

@@ -29,8 +29,10 @@ from bridge.heartbeat import Heartbeat, new_bridge_id
 from bridge.recovery import orphaned_jobs, recover_orphans
 from jobs.broker import Broker, declare
 from jobs.db import Database
+from jobs.outbox import OutboxRelay
 from jobs.settings import Settings
 from jobs.storage import open_storage
+from jobs.store import JobStore
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +53,13 @@ class Bridge:
         self.settings = settings
         self.stop_grace_s = stop_grace_s
         self.recovery_grace_s = recovery_grace_s
-        self._recovery: asyncio.Task[None] | None = None
+        self.recovery: asyncio.Task[None] | None = None
         self._given_pool = pool
         self._pool: ActorPool | None = pool
         self._db: Database | None = None
         self._broker: Broker | None = None
+        self._relay: OutboxRelay | None = None
+        self.store: JobStore | None = None
         self._channel: AbstractRobustChannel | None = None
         self._consumers: list[tuple[AbstractQueue, str]] = []
         self._tasks: set[asyncio.Task[object]] = set()
@@ -63,7 +67,7 @@ class Bridge:
         self._stopped = False
         self.jobs: JobConsumer | None = None
         self.bridge_id = new_bridge_id()
-        self._heartbeat: Heartbeat | None = None
+        self.heartbeat: Heartbeat | None = None
 
     @property
     def pool(self) -> ActorPool:
@@ -84,6 +88,10 @@ class Bridge:
             self._db.on_connect(_sqlite_commit_without_fsync)
         await self._db.migrate()
         self._broker = await Broker.connect(settings)
+        # Publishes this bridge's changes; what a dead bridge left unsent, an API relay polls.
+        self._relay = OutboxRelay(self._db, self._broker, poll_s=None)
+        self._relay.start()
+        self.store = JobStore(self._db, self._relay)
         if self._pool is None:
             self._pool = await ActorPool.start(settings)
         orphans = await orphaned_jobs(self._db, self._pool)
@@ -93,8 +101,8 @@ class Bridge:
         self._channel = channel
         await channel.set_qos(prefetch_count=self.prefetch)
         topology = await declare(channel, settings)
-        self.jobs = JobConsumer(settings, self._db, self._broker, self._pool, storage)
-        dead = DeadLetterConsumer(self._db, self._broker)
+        self.jobs = JobConsumer(settings, self._db, self.store, self._pool, storage)
+        dead = DeadLetterConsumer(self.store)
         control = ControlConsumer(self._pool)
         control_queue = await channel.declare_queue(exclusive=True, auto_delete=True)
         await control_queue.bind(topology.control)
@@ -102,16 +110,16 @@ class Bridge:
         await self._consume(topology.dead, dead.handle)
         await self._consume(topology.jobs, self.jobs.handle)
         log.info("bridge consuming %s (prefetch %d)", settings.jobs_queue, self.prefetch)
-        self._heartbeat = Heartbeat(settings, self._broker, self._pool, self.bridge_id)
-        self._heartbeat.start()
+        self.heartbeat = Heartbeat(settings, self._broker, self._pool, self.bridge_id)
+        self.heartbeat.start()
         if orphans:
-            self._recovery = asyncio.create_task(self._recover(orphans), name="recovery")
+            self.recovery = asyncio.create_task(self._recover(orphans), name="recovery")
 
     async def _recover(self, orphans: dict[str, int]) -> None:
         await asyncio.sleep(self.recovery_grace_s)
-        assert self._db is not None and self._broker is not None and self.jobs is not None
+        assert self.store is not None and self.jobs is not None
         try:
-            await recover_orphans(self.settings, self._db, self._broker, orphans, self.jobs.running)
+            await recover_orphans(self.settings, self.store, orphans, self.jobs.running)
         except Exception as exc:  # the next start sweeps again
             log.warning("recovery sweep failed: %s", exc)
 
@@ -146,15 +154,15 @@ class Bridge:
         if self._stopped:
             return
         self._stopped = True
-        if self._heartbeat is not None:
-            await self._heartbeat.stop()
+        if self.heartbeat is not None:
+            await self.heartbeat.stop()
         for queue, tag in self._consumers:
             with contextlib.suppress(Exception):
                 await queue.cancel(tag)
         self._consumers.clear()
-        if self._recovery is not None:
-            self._recovery.cancel()
-            await asyncio.gather(self._recovery, return_exceptions=True)
+        if self.recovery is not None:
+            self.recovery.cancel()
+            await asyncio.gather(self.recovery, return_exceptions=True)
         if self._tasks:
             _, pending = await asyncio.wait(set(self._tasks), timeout=self.stop_grace_s)
             for task in pending:
@@ -163,6 +171,8 @@ class Bridge:
         if self._channel is not None:
             with contextlib.suppress(Exception):
                 await self._channel.close()
+        if self._relay is not None:
+            await self._relay.stop()
         if self._broker is not None:
             await self._broker.close()
         if self._db is not None:

@@ -19,8 +19,10 @@ from jobs.errors import (
     BrokerUnavailable,
     EngineError,
     NotFound,
+    PayloadTooLarge,
     StorageUnavailable,
     UnsupportedAudio,
+    UnsupportedFormat,
 )
 
 OK = 0
@@ -32,7 +34,7 @@ JOB_FAILED = 5
 
 # Codes a server answers with that mean "what you sent is wrong", as the CLI's own checks do.
 BAD_INPUT_CODES = frozenset(
-    {"BAD_INPUT", "UNSUPPORTED_AUDIO", "UNSUPPORTED_FORMAT", "PAYLOAD_TOO_LARGE", "NOT_FOUND"}
+    e.code for e in (BadInput, UnsupportedAudio, UnsupportedFormat, PayloadTooLarge, NotFound)
 )
 
 

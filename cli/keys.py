@@ -16,7 +16,7 @@ from datetime import datetime
 
 from cli import exits
 from graph_api.auth import create_key
-from jobs.db import Database
+from jobs.db import Database, writes
 from jobs.db import repository as repo
 from jobs.effects import camel
 from jobs.errors import EngineError
@@ -66,7 +66,7 @@ async def _run(settings: Settings, action: str, **options: object) -> int:
             return 0
         if action == "revoke":
             async with db.transaction() as session:
-                record = await repo.revoke_api_key(session, str(options["which"]))
+                record = await writes.revoke_api_key(session, str(options["which"]))
             print(f"revoked key {record.name!r} (id {record.id}).")
             return 0
         return exits.USAGE

@@ -5,8 +5,8 @@ from __future__ import annotations
 import uvicorn
 
 from graph_api.app import create_app
-from graph_api.logging import configure_logging
 from graph_api.serving import uvicorn_config
+from jobs.logs import configure_logging
 from jobs.settings import Settings
 
 

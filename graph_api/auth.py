@@ -23,7 +23,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from jobs.db import Database
+from jobs.db import Database, writes
 from jobs.db import repository as repo
 from jobs.errors import BadInput, Unauthenticated
 from jobs.settings import Settings
@@ -113,7 +113,7 @@ async def create_key(
         raise BadInput("an owner is 1 to 64 printable characters")
     key = new_key()
     async with db.transaction() as session:
-        record = await repo.add_api_key(
+        record = await writes.add_api_key(
             session,
             name=name,
             key_hash=hash_key(key),

@@ -16,7 +16,6 @@ from strawberry.fastapi import BaseContext
 from graph_api.auth import NOBODY, Principal, authenticate, bearer, key_from_params
 from graph_api.gate import PRINCIPAL
 from graph_api.runtime import Runtime
-from jobs.db import lifecycle
 from jobs.db import repository as repo
 from jobs.errors import JobNotFound
 from jobs.models import AudioFile, Job
@@ -79,7 +78,7 @@ class Context(BaseContext):
     async def file(self, file_id: str) -> AudioFile:
         """A live file the caller may see (its own, or the output of its job)."""
         principal = await self.principal()
-        return await self.runtime.db.run(lifecycle.visible_file, file_id, principal.scope)
+        return await self.runtime.db.run(repo.visible_file, file_id, principal.scope)
 
 
 async def get_runtime(connection: HTTPConnection) -> Runtime:

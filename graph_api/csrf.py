@@ -26,8 +26,10 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers
-from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from graph_api.errors import error_response
+from jobs.errors import CsrfPrevented
 
 SIMPLE_CONTENT_TYPES = frozenset(
     {"multipart/form-data", "application/x-www-form-urlencoded", "text/plain", ""}
@@ -60,14 +62,12 @@ class RequirePreflight:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and may_be_forged(scope["method"], Headers(scope=scope)):
-            response = JSONResponse(
-                {
-                    "code": "CSRF_PREVENTED",
-                    "message": "this cross-site request could be a request forgery: send a "
+            response = error_response(
+                CsrfPrevented(
+                    "this cross-site request could be a request forgery: send a "
                     "non-empty 'Apollo-Require-Preflight' (or 'X-Requested-With') header, "
-                    "or use Content-Type application/json",
-                },
-                status_code=400,
+                    "or use Content-Type application/json"
+                )
             )
             await response(scope, receive, send)
             return

@@ -15,13 +15,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from strawberry.extensions import SchemaExtension
 
-from jobs.errors import EngineError
+from jobs.errors import EngineError, InternalServerError, InvalidRequest
 
 log = logging.getLogger(__name__)
 
-INTERNAL_CODE = "INTERNAL_SERVER_ERROR"
+INTERNAL_CODE = InternalServerError.code
 INTERNAL_MESSAGE = "Internal server error."
-REQUEST_CODE = "GRAPHQL_VALIDATION_FAILED"
+REQUEST_CODE = InvalidRequest.code
 
 # A quoted text with a slash and no blank ('/srv/x.part', "data/storage/in/a.wav"), or an
 # absolute path standing alone: what libraries (libsndfile, OSError) put in their messages.
@@ -80,27 +80,22 @@ class EngineErrors(SchemaExtension):
         yield None
 
 
-HTTP_STATUS = {
-    "UNAUTHENTICATED": 401,
-    "QUOTA_EXCEEDED": 429,
-    "BAD_INPUT": 400,
-    "UNSUPPORTED_FORMAT": 400,
-    "NOT_FOUND": 404,
-    "CONFLICT": 409,
-    "PAYLOAD_TOO_LARGE": 413,
-    "UNSUPPORTED_AUDIO": 415,
-    "BROKER_UNAVAILABLE": 503,
-    "STORAGE_UNAVAILABLE": 503,
-}
+def error_response(exc: EngineError, headers: dict[str, str] | None = None) -> JSONResponse:
+    """`{"code", "message"}` with the error's HTTP status (REST routes and middleware); the
+    message names no file-system path."""
+    sent = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else {}
+    sent.update(headers or {})
+    return JSONResponse(
+        {"code": exc.code, "message": without_paths(exc.message)},
+        exc.http_status,
+        headers=sent or None,
+    )
 
 
 async def engine_error_response(request: Request, exc: Exception) -> Response:
     """The REST routes' counterpart of `EngineErrors`: `{"code", "message"}` with a fitting
     HTTP status."""
     assert isinstance(exc, EngineError)
-    status = HTTP_STATUS.get(exc.code, 500)
-    if status == 500:
+    if exc.http_status >= 500:
         log.error("unexpected engine error on %s", request.url.path, exc_info=exc)
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    message = without_paths(exc.message)
-    return JSONResponse({"code": exc.code, "message": message}, status, headers=headers)
+    return error_response(exc)

@@ -2,8 +2,10 @@
 
 Every API process binds its own exclusive, auto-deleting queue to the `<prefix>.events`
 fanout exchange, so every replica sees every event; each event then goes to the asyncio queues
-of the subscriptions watching that job. The queue lives on the broker's robust connection, so
-aio-pika re-declares, re-binds and re-consumes it after a broker restart.
+of the subscriptions watching that job, and of those watching its owner (the event carries
+the owner, so this is a dictionary lookup, whatever the number of subscribers). The queue
+lives on the broker's robust connection, so aio-pika re-declares, re-binds and re-consumes
+it after a broker restart.
 
 Bridge heartbeats (AMQP type `heartbeat`) arrive on the same queue; the relay keeps the
 latest one per bridge for `/readyz`, and forgets a bridge silent for `FORGET_AFTER_S`.
@@ -22,9 +24,9 @@ from datetime import UTC, datetime
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustChannel
 from pydantic import ValidationError
 
-from graph_api.logging import job_context
 from jobs.broker import HEARTBEAT_TYPE, Broker
 from jobs.contract import BridgeHeartbeat, JobEvent
+from jobs.logs import job_context
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,7 @@ class EventRelay:
     def __init__(self, queue_prefix: str) -> None:
         self.queue_name = f"{queue_prefix}.events.api-{uuid.uuid4().hex[:12]}"
         self._subscribers: defaultdict[str, set[asyncio.Queue[JobEvent]]] = defaultdict(set)
+        self._by_owner: defaultdict[str | None, set[asyncio.Queue[JobEvent]]] = defaultdict(set)
         self._everything: set[asyncio.Queue[JobEvent]] = set()
         self.listeners: list[Callable[[JobEvent], None]] = []
         self._bridges: dict[str, BridgeHeartbeat] = {}
@@ -63,9 +66,22 @@ class EventRelay:
                     del self._subscribers[job_id]
 
     @contextmanager
+    def subscribe_owner(self, owner: str | None) -> Iterator[asyncio.Queue[JobEvent]]:
+        """A queue receiving every event of `owner`'s jobs until the block exits."""
+        queue: asyncio.Queue[JobEvent] = asyncio.Queue()
+        self._by_owner[owner].add(queue)
+        try:
+            yield queue
+        finally:
+            subscribers = self._by_owner.get(owner)
+            if subscribers is not None:
+                subscribers.discard(queue)
+                if not subscribers:
+                    del self._by_owner[owner]
+
+    @contextmanager
     def subscribe_all(self) -> Iterator[asyncio.Queue[JobEvent]]:
-        """A queue receiving every event of every job until the block exits (callers filter
-        by owner)."""
+        """A queue receiving every event of every job until the block exits (admins)."""
         queue: asyncio.Queue[JobEvent] = asyncio.Queue()
         self._everything.add(queue)
         try:
@@ -73,14 +89,19 @@ class EventRelay:
         finally:
             self._everything.discard(queue)
 
-    def subscriber_count(self, job_id: str) -> int:
-        return len(self._subscribers.get(job_id, ()))
+    def subscriber_count(self, job_id: str | None = None) -> int:
+        """Subscriptions to `job_id`; without one, those to owners' or all jobs."""
+        if job_id is not None:
+            return len(self._subscribers.get(job_id, ()))
+        return sum(map(len, self._by_owner.values())) + len(self._everything)
 
     def dispatch(self, event: JobEvent) -> None:
         """Hand an event to the local subscribers of its job (also used when the broker is
         down, so this process's own changes still reach its subscribers)."""
         with job_context(event.job_id):
             for queue in self._subscribers.get(event.job_id, ()):
+                queue.put_nowait(event)
+            for queue in self._by_owner.get(event.owner, ()):
                 queue.put_nowait(event)
             for queue in self._everything:
                 queue.put_nowait(event)

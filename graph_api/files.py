@@ -4,63 +4,22 @@ authentication is off); another owner's file is 404, exactly like an unknown one
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, File, Request, UploadFile
 from fastapi.responses import Response, StreamingResponse
-from pydantic import BaseModel, ConfigDict
-from pydantic.alias_generators import to_camel
+from pydantic import BaseModel
 
 from graph_api.auth import Principal
 from graph_api.context import get_principal, get_runtime
 from graph_api.downloads import content_disposition, stream_blob
 from graph_api.runtime import Runtime
+from graph_api.shapes import AudioFileOut, Shape, file_out
 from graph_api.uploads import store_upload
 from jobs.db import repository as repo
 from jobs.formats import media_type
-from jobs.models import AudioFile
 
 router = APIRouter(tags=["files"])
-
-
-def download_url(public_url: str, file_id: str) -> str:
-    """Where `GET /files/{id}` serves a file, as both the REST and the GraphQL shapes say."""
-    return f"{public_url.rstrip('/')}/files/{file_id}"
-
-
-class AudioFileOut(BaseModel):
-    """The same fields as GraphQL's `AudioFile`, in the same camelCase."""
-
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
-
-    id: str
-    filename: str
-    format: str
-    subtype: str
-    sample_rate: int
-    channels: int
-    frames: int
-    duration_seconds: float
-    size_bytes: int
-    download_url: str
-    created_at: datetime
-
-    @classmethod
-    def of(cls, file: AudioFile, public_url: str) -> AudioFileOut:
-        return cls(
-            id=file.id,
-            filename=file.filename,
-            format=file.format,
-            subtype=file.subtype,
-            sample_rate=file.sample_rate,
-            channels=file.channels,
-            frames=file.frames,
-            duration_seconds=file.duration_seconds,
-            size_bytes=file.size_bytes,
-            download_url=download_url(public_url, file.id),
-            created_at=file.created_at,
-        )
 
 
 class ErrorOut(BaseModel):
@@ -93,8 +52,7 @@ async def download_file(
     principal: Principal = Depends(get_principal),  # noqa: B008
 ) -> Response:
     """Stream a stored file as an attachment; honours `Range: bytes=...`."""
-    async with runtime.db.transaction() as session:
-        file = await repo.visible_file(session, file_id, principal.scope)
+    file = await runtime.db.run(repo.visible_file, file_id, principal.scope)
     return await stream_blob(
         runtime.storage,
         file.storage_key,
@@ -124,8 +82,8 @@ async def upload_file(
     file: UploadFile = File(..., description="The audio file."),  # noqa: B008
     runtime: Runtime = Depends(get_runtime),  # noqa: B008
     principal: Principal = Depends(get_principal),  # noqa: B008
-) -> AudioFileOut:
+) -> Shape:
     """Store an audio file:
     `curl -F file=@a.wav -H 'Authorization: Bearer ae_...' HOST/files`."""
     stored = await store_upload(runtime, file, principal.owner)
-    return AudioFileOut.of(stored, runtime.settings.public_url)
+    return file_out(stored, runtime.settings.public_url)

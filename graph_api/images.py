@@ -70,8 +70,7 @@ def cache_key(file_id: str, kind: ImageKind) -> str:
 async def stored_file(runtime: Runtime, principal: Principal, file_id: str) -> AudioFile:
     """The record of a stored file, looked up as `GET /files/{id}` does: another owner's, a
     deleted file or one whose blob is gone is `FileNotFound`, like an unknown one."""
-    async with runtime.db.transaction() as session:
-        file = await repo.visible_file(session, file_id, principal.scope)
+    file = await runtime.db.run(repo.visible_file, file_id, principal.scope)
     if not await asyncio.to_thread(runtime.storage.exists, file.storage_key):
         raise FileNotFound(file_id)
     return file

@@ -20,7 +20,8 @@ import asyncio
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from jobs.errors import EngineError, PayloadTooLarge
+from graph_api.errors import error_response
+from jobs.errors import BodyTooSlow, PayloadTooLarge
 
 # Room for the multipart envelope and the GraphQL operation around the file itself.
 ENVELOPE_BYTES = 1 << 20
@@ -51,10 +52,7 @@ class BodyLimit:
         # a form of fields) fits in the envelope, and is parsed whole in memory.
         multipart = headers.get(b"content-type", b"").lower().startswith(b"multipart/")
         max_body = self.max_upload_body if multipart else ENVELOPE_BYTES
-        refusal = JSONResponse(
-            {"code": "PAYLOAD_TOO_LARGE", "message": f"the request body exceeds {max_body} bytes"},
-            status_code=413,
-        )
+        refusal = error_response(BodyTooLarge(f"the request body exceeds {max_body} bytes"))
         length = headers.get(b"content-length", b"")
         if length.isdigit() and int(length) > max_body:
             await refusal(scope, receive, send)
@@ -94,10 +92,6 @@ class BodyLimit:
                 await refusal(scope, receive, send)
 
 
-class BodyTooSlow(EngineError):
-    code = "REQUEST_TIMEOUT"
-
-
 class SlowBodyGuard:
     """A deadline on reading a request body, counted only while the app waits for the
     client: `timeout_s` plus 1/`min_bytes_per_s` s for every byte received so far (a body
@@ -111,15 +105,11 @@ class SlowBodyGuard:
         self.min_bytes_per_s = min_bytes_per_s
 
     def _refusal(self) -> JSONResponse:
-        return JSONResponse(
-            {
-                "code": BodyTooSlow.code,
-                "message": "the request body arrived too slowly (at least "
-                f"{self.min_bytes_per_s} bytes per second are expected)",
-            },
-            status_code=408,
-            headers={"Connection": "close"},
+        slow = BodyTooSlow(
+            "the request body arrived too slowly (at least "
+            f"{self.min_bytes_per_s} bytes per second are expected)"
         )
+        return error_response(slow, headers={"Connection": "close"})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -22,19 +22,19 @@ from strawberry.types import Info
 
 from graph_api.context import Context
 from graph_api.inputs import EffectInput, JobInput, OutputInput, chain_of
-from graph_api.logging import job_context
 from graph_api.permissions import AUTHENTICATED
-from graph_api.types import AudioFile, Job, Preset
+from graph_api.types import AudioFile, Job, Preset, file_of
 from graph_api.uploads import store_upload
-from jobs.contract import ControlMessage, JobEvent, JobMessage
-from jobs.db import lifecycle
+from jobs.contract import ControlMessage, JobMessage
 from jobs.db import repository as repo
+from jobs.db import writes
 from jobs.effects import IR_PRESETS, EffectCall, chain_json, parse_chain, referenced_files
 from jobs.errors import BadInput, FileInUse, InvalidTransition, NotFound
 from jobs.formats import OutputFormat, output_format
+from jobs.logs import job_context
 from jobs.models import AudioFile as AudioFileRecord
 from jobs.models import Job as JobRecord
-from jobs.states import JobStatus as _JobStatus
+from jobs.store import NewJob
 
 MAX_PRESET_NAME = 100
 
@@ -55,16 +55,14 @@ async def _impulses(
     settings = context.runtime.settings
     impulses: dict[str, AudioFileRecord] = {}
     wanted = referenced_files(calls)
-    if wanted:
-        async with context.runtime.db.transaction() as session:
-            for file_id in wanted:
-                try:
-                    impulses[file_id] = await repo.visible_file(session, file_id, scope)
-                except NotFound:
-                    raise BadInput(
-                        f"reverb.impulse {file_id!r} is neither a preset "
-                        f"({', '.join(IR_PRESETS)}) nor an audio file of yours"
-                    ) from None
+    for file_id in wanted:
+        try:
+            impulses[file_id] = await context.runtime.db.run(repo.visible_file, file_id, scope)
+        except NotFound:
+            raise BadInput(
+                f"reverb.impulse {file_id!r} is neither a preset "
+                f"({', '.join(IR_PRESETS)}) nor an audio file of yours"
+            ) from None
     for file_id, ir in impulses.items():
         if ir.duration_seconds > settings.max_ir_seconds:
             raise BadInput(
@@ -100,14 +98,8 @@ async def _enqueue(
         impulses={i: ir.storage_key for i, ir in impulses.items()},
         timeout_s=settings.job_timeout_s,
     )
-    at = repo.now()
-    body = message.encode()
-    new = lifecycle.NewJob(job_id, source.id, effects, fmt.format, fmt.subtype, body, owner)
-    job, outbox_id = await runtime.db.run(
-        lifecycle.submit, new, most_unfinished=settings.max_queued_jobs_per_owner, at=at
-    )
-    runtime.notify_outbox((outbox_id, body))
-    return job
+    new = NewJob(job_id, source.id, effects, fmt.format, fmt.subtype, message.encode(), owner)
+    return await runtime.store.submit(new, most_unfinished=settings.max_queued_jobs_per_owner)
 
 
 @strawberry.type
@@ -122,7 +114,7 @@ class Mutation:
         runtime = info.context.runtime
         principal = await info.context.principal()
         stored = await store_upload(runtime, file, principal.owner)  # type: ignore[arg-type]
-        return AudioFile.of(stored, runtime.settings.public_url)
+        return file_of(stored, runtime.settings.public_url)
 
     @strawberry.mutation(
         description="Queue an effect chain (or a saved preset) over an uploaded file. Codes: "
@@ -161,25 +153,17 @@ class Mutation:
     )
     async def cancel_job(self, info: Info[Context, None], id: strawberry.ID) -> Job:
         runtime = info.context.runtime
-        await info.context.job(id)  # NOT_FOUND unless the caller may see it
+        job = await info.context.job(id)  # NOT_FOUND unless the caller may see it
         with job_context(id):
-            async with runtime.db.transaction() as session:
-                job = await repo.get_job(session, id, for_update=True)
+            if job.status.terminal:
+                raise InvalidTransition(f"job {id} already {job.status.value}")
+            if not await runtime.store.cancel(job.id):
+                # It started meanwhile (or ended: then say so).
+                job = await info.context.job(id)
                 if job.status.terminal:
                     raise InvalidTransition(f"job {id} already {job.status.value}")
-                if job.status is _JobStatus.QUEUED:
-                    job = await repo.set_status(
-                        session, id, _JobStatus.CANCELLED, message="cancelled before it started"
-                    )
-            if job.status is _JobStatus.CANCELLED:
-                await runtime.announce(
-                    JobEvent(
-                        job_id=job.id, status=job.status, progress=job.progress, message=job.message
-                    )
-                )
-            else:
                 await runtime.send_control(ControlMessage(kind="cancel", job_id=job.id))
-        return Job.of(job)
+        return Job.of(await info.context.job(id))
 
     @strawberry.mutation(
         description="Run a finished (SUCCEEDED, FAILED or CANCELLED) job again as a new job "
@@ -195,8 +179,7 @@ class Mutation:
         if not old.status.terminal:
             raise InvalidTransition(f"job {id} is {old.status.value}: only finished jobs retry")
         scope = principal.scope if principal.scope is not None else old.owner
-        async with context.runtime.db.transaction() as session:
-            source = await repo.visible_file(session, old.input_file_id, scope)
+        source = await context.runtime.db.run(repo.visible_file, old.input_file_id, scope)
         calls = parse_chain(old.effects, source.sample_rate, source.duration_seconds)
         fmt = output_format(old.output_format, old.output_subtype)
         job = await _enqueue(
@@ -221,7 +204,7 @@ class Mutation:
                     f"file {id} is used by {job.status.value} job {job.id}: cancel it or wait "
                     "until it finishes"
                 )
-            await repo.mark_file_deleted(session, file.id)
+            await writes.mark_file_deleted(session, file.id)
         await asyncio.to_thread(context.runtime.storage.delete, file.storage_key)
         return True
 
@@ -243,7 +226,7 @@ class Mutation:
         await _impulses(info.context, calls, principal.scope)
         chain = chain_json(calls)
         async with info.context.runtime.db.transaction() as session:
-            preset = await repo.save_preset(session, principal.owner, name, chain)
+            preset = await writes.save_preset(session, principal.owner, name, chain)
         return Preset.of(preset)
 
     @strawberry.mutation(
@@ -253,5 +236,5 @@ class Mutation:
     async def delete_preset(self, info: Info[Context, None], name: str) -> bool:
         principal = await info.context.principal()
         async with info.context.runtime.db.transaction() as session:
-            await repo.delete_preset(session, principal.owner, name.strip())
+            await writes.delete_preset(session, principal.owner, name.strip())
         return True

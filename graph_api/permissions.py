@@ -8,6 +8,7 @@ from strawberry.permission import BasePermission
 from strawberry.types import Info
 
 from graph_api.context import Context
+from jobs.errors import Unauthenticated
 
 
 class IsAuthenticated(BasePermission):
@@ -15,7 +16,7 @@ class IsAuthenticated(BasePermission):
     message says what was wrong (missing, unknown or revoked key); code UNAUTHENTICATED."""
 
     message = "an API key is required"
-    error_extensions = {"code": "UNAUTHENTICATED"}
+    error_extensions = {"code": Unauthenticated.code}
 
     async def has_permission(self, source: Any, info: Info[Context, None], **kwargs: Any) -> bool:
         await info.context.principal()

@@ -23,6 +23,7 @@ from graph_api.types import (
     PageInfo,
     Preset,
     Viewer,
+    file_of,
 )
 from jobs.db import repository as repo
 from jobs.errors import BadInput, NotFound
@@ -87,7 +88,7 @@ class Query:
             found = await info.context.file(id)
         except NotFound:
             return None
-        return AudioFile.of(found, info.context.runtime.settings.public_url)
+        return file_of(found, info.context.runtime.settings.public_url)
 
     @strawberry.field(
         description="Every effect with its parameters, units, ranges, defaults.",

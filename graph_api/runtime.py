@@ -16,12 +16,13 @@ from typing import TYPE_CHECKING
 
 from graph_api.events import EventRelay
 from jobs.broker import Broker
-from jobs.contract import ControlMessage, JobEvent
+from jobs.contract import ControlMessage
 from jobs.db import Database
 from jobs.errors import BrokerUnavailable
 from jobs.outbox import OutboxRelay
 from jobs.settings import Settings
 from jobs.storage import open_storage
+from jobs.store import JobStore
 from jobs.sweep import sweep_forever
 
 if TYPE_CHECKING:
@@ -48,6 +49,8 @@ class Runtime:
         self.events = EventRelay(settings.queue_prefix)
         self.broker: Broker | None = None
         self.relay: OutboxRelay | None = None
+        # Until the broker answers, this process's changes reach its own subscribers directly.
+        self.store = JobStore(self.db, local=self.events.dispatch)
         self._connector: asyncio.Task[None] | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._storage_probe: asyncio.Future[None] | None = None
@@ -85,6 +88,7 @@ class Runtime:
         self.broker = broker
         self.relay = OutboxRelay(self.db, broker)
         self.relay.start()
+        self.store.relay = self.relay
         log.info("connected to RabbitMQ")
 
     async def _keep_connecting(self) -> None:
@@ -114,23 +118,6 @@ class Runtime:
     def broker_connected(self) -> bool:
         return self.broker is not None and self.broker.connected
 
-    def notify_outbox(self, row: tuple[int, bytes]) -> None:
-        """Publish a freshly committed outbox row (id, body) now; until the broker is up,
-        the relay's first poll finds it."""
-        if self.relay is not None:
-            self.relay.notify(row)
-
-    async def announce(self, event: JobEvent) -> None:
-        """Tell every API replica about a change this process made; local subscribers get
-        it directly if the broker is away."""
-        if self.broker_connected and self.broker is not None:
-            try:
-                await self.broker.publish_event(event)
-                return
-            except Exception as exc:
-                log.warning("publishing %s for job %s failed: %s", event.status, event.job_id, exc)
-        self.events.dispatch(event)
-
     async def send_control(self, message: ControlMessage) -> None:
         if self.broker is None or not self.broker.connected:
             raise BrokerUnavailable("RabbitMQ is not reachable; try again shortly")
@@ -142,6 +129,7 @@ class Runtime:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
         if self.relay is not None:
+            self.store.relay = None
             await self.relay.stop()
         with contextlib.suppress(Exception):
             await self.events.close()

@@ -3,7 +3,12 @@
 The subscription registers with the event relay before it reads the job, so no event can
 fall between the stored state it sends first and the relayed events that follow. The API key
 comes in the `connection_init` payload (see `graph_api.auth`); another owner's job is
-NOT_FOUND, and `myJobUpdates` filters every event by the owner of its job.
+NOT_FOUND, and `myJobUpdates` gets the events of the caller's jobs from the relay, which
+sorts them by the owner each event carries.
+
+Events carry their job's `version` (one more per change): a subscription keeps the newest it
+has seen and drops anything older, a late copy from a second relay, say, while a re-queued
+job's QUEUED (a newer version) still goes through.
 """
 
 # Strawberry types its decorators-with-arguments as returning Any.
@@ -22,28 +27,30 @@ from graph_api.errors import without_paths
 from graph_api.permissions import AUTHENTICATED
 from graph_api.types import JobEvent
 from jobs import contract
-from jobs.db import repository as repo
-from jobs.errors import NotFound
 from jobs.models import Job as JobRecord
 from jobs.states import JobStatus as _JobStatus
 
-OWNER_CACHE = 10_000
 _RANK = {_JobStatus.QUEUED: 0, _JobStatus.RUNNING: 1}
 
 
-def _order(status: _JobStatus, progress: float) -> tuple[int, float]:
-    """Events only move forward: QUEUED < RUNNING (by progress) < a terminal status."""
-    return _RANK.get(status, 2), progress
+def _order(version: int, status: _JobStatus, progress: float) -> tuple[int, int, float]:
+    """Events only move forward: by version, then QUEUED < RUNNING (by progress) < a
+    terminal status."""
+    return version, _RANK.get(status, 2), progress
 
 
 async def _next(context: Context, queue: asyncio.Queue[contract.JobEvent]) -> contract.JobEvent:
     """The next event for a subscription whose key is still live: a revoked key ends it
-    with `UNAUTHENTICATED` within `Settings.key_recheck_s`, even while no event comes."""
+    with `UNAUTHENTICATED` within `Settings.key_recheck_s`, even while no event comes. An
+    event already waiting is taken without a timer (a burst reaches every subscriber)."""
     while True:
         try:
-            event = await asyncio.wait_for(queue.get(), context.runtime.settings.key_recheck_s)
-        except TimeoutError:
-            event = None
+            event: contract.JobEvent | None = queue.get_nowait()
+        except asyncio.QueueEmpty:
+            try:
+                event = await asyncio.wait_for(queue.get(), context.runtime.settings.key_recheck_s)
+            except TimeoutError:
+                event = None
         await context.still_authenticated()
         if event is not None:
             return event
@@ -84,11 +91,11 @@ class Subscription:
         with context.runtime.events.subscribe(job_id) as queue:
             job = await context.job(job_id)
             yield _from_job(job)
-            last = _order(job.status, job.progress)
+            last = _order(job.version, job.status, job.progress)
             finished = job.status.terminal
             while not finished:
                 event = await _next(context, queue)
-                key = _order(event.status, event.progress)
+                key = _order(event.version, event.status, event.progress)
                 if key <= last:
                     continue
                 last, finished = key, event.status.terminal
@@ -102,21 +109,11 @@ class Subscription:
     async def my_job_updates(self, info: Info[Context, None]) -> AsyncGenerator[JobEvent, None]:
         context = info.context
         principal = await context.principal()
-        owners: dict[str, str | None] = {}  # a job's owner never changes
-        with context.runtime.events.subscribe_all() as queue:
+        events = context.runtime.events
+        with (
+            events.subscribe_all()
+            if principal.admin
+            else events.subscribe_owner(principal.owner) as queue
+        ):
             while True:
-                event = await _next(context, queue)
-                if len(owners) > OWNER_CACHE:
-                    owners.clear()
-                if not principal.admin:
-                    if event.job_id not in owners:
-                        try:
-                            async with context.runtime.db.transaction() as session:
-                                owners[event.job_id] = (
-                                    await repo.get_job(session, event.job_id)
-                                ).owner
-                        except NotFound:
-                            continue
-                    if owners[event.job_id] != principal.owner:
-                        continue
-                yield _from_event(event)
+                yield _from_event(await _next(context, queue))

@@ -15,8 +15,8 @@ from strawberry.types import Info
 
 from graph_api.context import Context
 from graph_api.errors import without_paths
-from graph_api.files import download_url
-from jobs import models
+from graph_api.shapes import AudioFileOut, file_out
+from jobs import contract, models
 from jobs.db import repository as repo
 from jobs.formats import AudioFormat as _AudioFormat
 from jobs.formats import SampleFormat as _SampleFormat
@@ -44,75 +44,39 @@ strawberry.enum(
 strawberry.enum(SampleFormat, description="Output sample format (ignored by OGG and MP3).")
 
 
-@strawberry.type(
-    description="Levels the engine measured while a job read (input) or wrote (output) a file."
+@strawberry.experimental.pydantic.type(
+    model=contract.AudioAnalysis,
+    all_fields=True,
+    description="Levels the engine measured while a job read (input) or wrote (output) a file.",
 )
 class AudioAnalysis:
-    peak_db: float | None = strawberry.field(
-        description="Sample peak in dBFS over all channels; null for digital silence."
-    )
-    rms_db: float | None = strawberry.field(
-        description="RMS level in dBFS over all channels; null for digital silence."
-    )
-    loudness_lufs: float | None = strawberry.field(
-        description="Integrated loudness (ITU-R BS.1770-4, gated); null when no 400 ms block "
-        "passes the gates (silence, or shorter than 400 ms)."
-    )
-    duration_seconds: float = strawberry.field(description="Length of the metered stream.")
-    clipping: bool = strawberry.field(description="A sample reached or passed full scale.")
-    true_peak_db: float | None = strawberry.field(
-        description="True peak in dBTP (ITU-R BS.1770-4 Annex 2, oversampled to >= 192 kHz); "
-        "null for digital silence or when not measured."
-    )
-    loudness_range_lu: float | None = strawberry.field(
-        description="Loudness range in LU (EBU Tech 3342); null when no 3 s window passes the "
-        "gates (silence, shorter than 3 s)."
-    )
-    short_term_max_lufs: float | None = strawberry.field(
-        description="Highest short-term (3 s) loudness; null for silence or shorter than 3 s."
-    )
-    momentary_max_lufs: float | None = strawberry.field(
-        description="Highest momentary (400 ms) loudness; null for silence or under 400 ms."
-    )
+    """Generated from `jobs.contract.AudioAnalysis`, the fields' one declaration."""
 
 
-@strawberry.type(description="A stored audio file: an upload or a job's output.")
+@strawberry.experimental.pydantic.type(
+    model=AudioFileOut,
+    all_fields=True,
+    description="A stored audio file: an upload or a job's output.",
+)
 class AudioFile:
-    id: strawberry.ID
-    filename: str
-    format: str = strawberry.field(description="libsndfile container name, e.g. WAV, FLAC.")
-    subtype: str = strawberry.field(description="libsndfile sample format, e.g. PCM_16.")
-    sample_rate: int
-    channels: int
-    frames: BigInt
-    duration_seconds: float
-    size_bytes: BigInt
-    download_url: str
-    created_at: datetime
+    """Generated from `jobs.models.AudioFile` (through `graph_api.shapes`). Only GraphQL's
+    own scalar choices are written here: an ID, and 64-bit counts."""
 
-    @classmethod
-    def of(cls, file: models.AudioFile, public_url: str) -> AudioFile:
-        return cls(
-            id=strawberry.ID(file.id),
-            filename=file.filename,
-            format=file.format,
-            subtype=file.subtype,
-            sample_rate=file.sample_rate,
-            channels=file.channels,
-            frames=BigInt(file.frames),
-            duration_seconds=file.duration_seconds,
-            size_bytes=BigInt(file.size_bytes),
-            download_url=download_url(public_url, file.id),
-            created_at=file.created_at,
-        )
+    id: strawberry.ID
+    frames: BigInt
+    size_bytes: BigInt
 
     @strawberry.field(description="Null until a job has read (or written) the file.")
     async def analysis(self, info: Info[Context, None]) -> AudioAnalysis | None:
         async with info.context.runtime.db.transaction() as session:
             found = (await repo.file_analyses(session, [str(self.id)])).get(str(self.id))
-        if found is None:
-            return None
-        return AudioAnalysis(**found.model_dump())
+        return None if found is None else AudioAnalysis.from_pydantic(found)  # type: ignore[attr-defined]
+
+
+def file_of(file: models.AudioFile, public_url: str) -> AudioFile:
+    """The GraphQL `AudioFile` of a stored file (same values as its REST shape)."""
+    made: AudioFile = AudioFile.from_pydantic(file_out(file, public_url))  # type: ignore[attr-defined]
+    return made
 
 
 async def _file(info: Info[Context, None], file_id: str | None) -> AudioFile | None:
@@ -121,7 +85,7 @@ async def _file(info: Info[Context, None], file_id: str | None) -> AudioFile | N
     file = await info.context.files.load(file_id)
     if file is None:
         return None
-    return AudioFile.of(file, info.context.runtime.settings.public_url)
+    return file_of(file, info.context.runtime.settings.public_url)
 
 
 @strawberry.type(description="Why a job failed.")

@@ -77,8 +77,7 @@ async def store_upload(runtime: Runtime, upload: Readable, owner: str | None = N
         created_at=repo.now(),
     )
     try:
-        async with runtime.db.transaction() as session:
-            return await repo.add_file(session, record)
+        return await runtime.store.add_file(record)
     except BaseException:
         await asyncio.to_thread(storage.delete, key)
         raise

@@ -29,7 +29,7 @@ from aio_pika.abc import (
     AbstractRobustConnection,
 )
 
-from jobs.contract import BridgeHeartbeat, ControlMessage, JobEvent
+from jobs.contract import BridgeHeartbeat, ControlMessage
 from jobs.errors import BrokerUnavailable
 from jobs.settings import Settings
 
@@ -130,10 +130,11 @@ class Broker:
             timeout=10,
         )
 
-    async def publish_event(self, event: JobEvent) -> None:
-        """Publish a status event; events are transient, the job row is the record."""
+    async def publish_event(self, body: bytes) -> None:
+        """Publish an encoded `JobEvent` (made by `jobs.store`, relayed by `jobs.outbox`);
+        events are transient, the job row is the record."""
         await self.topology.events.publish(
-            aio_pika.Message(event.encode(), content_type="application/json"),
+            aio_pika.Message(body, content_type="application/json"),
             routing_key="",
             timeout=10,
         )

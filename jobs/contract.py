@@ -67,7 +67,10 @@ class JobMessage(BaseModel):
 
 
 class JobEvent(BaseModel):
-    """A change of a job, relayed to subscribers. `progress` is 0..1."""
+    """A change of a job, relayed to subscribers. `progress` is 0..1. `owner` lets an API
+    replica hand it to its owner's subscribers without reading the job; `version` is the
+    job's version after the change (progress events repeat it), so subscribers keep events
+    in order and drop late copies. Only `jobs.store` makes them."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -75,6 +78,8 @@ class JobEvent(BaseModel):
     status: JobStatus
     progress: float = 0.0
     message: str = ""
+    owner: str | None = None
+    version: int = 0
     at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
     def encode(self) -> bytes:
@@ -108,47 +113,53 @@ class BridgeHeartbeat(BaseModel):
 
 class AudioAnalysis(BaseModel):
     """Levels of a whole stream as an actor read or wrote it. Levels of digital silence
-    (-inf dB) are None, since JSON has no infinity; `clipping`: a sample reached full scale."""
+    (-inf dB) are None, since JSON has no infinity.
+
+    The one declaration of the analysis fields: the file table stores each as column
+    `analysis_<name>` (`jobs.store`, `jobs.db.repository`), and GraphQL's `AudioAnalysis`
+    type is generated from this model, descriptions included (`graph_api.types`)."""
 
     model_config = ConfigDict(frozen=True)
 
-    peak_db: float | None
-    rms_db: float | None
-    loudness_lufs: float | None
-    duration_seconds: float
-    clipping: bool
-    true_peak_db: float | None = None
-    loudness_range_lu: float | None = None
-    short_term_max_lufs: float | None = None
-    momentary_max_lufs: float | None = None
+    peak_db: float | None = Field(
+        description="Sample peak in dBFS over all channels; null for digital silence."
+    )
+    rms_db: float | None = Field(
+        description="RMS level in dBFS over all channels; null for digital silence."
+    )
+    loudness_lufs: float | None = Field(
+        description="Integrated loudness (ITU-R BS.1770-4, gated); null when no 400 ms block "
+        "passes the gates (silence, or shorter than 400 ms)."
+    )
+    duration_seconds: float = Field(description="Length of the metered stream.")
+    clipping: bool = Field(description="A sample reached or passed full scale.")
+    true_peak_db: float | None = Field(
+        None,
+        description="True peak in dBTP (ITU-R BS.1770-4 Annex 2, oversampled to >= 192 kHz); "
+        "null for digital silence or when not measured.",
+    )
+    loudness_range_lu: float | None = Field(
+        None,
+        description="Loudness range in LU (EBU Tech 3342); null when no 3 s window passes the "
+        "gates (silence, shorter than 3 s).",
+    )
+    short_term_max_lufs: float | None = Field(
+        None,
+        description="Highest short-term (3 s) loudness; null for silence or shorter than 3 s.",
+    )
+    momentary_max_lufs: float | None = Field(
+        None,
+        description="Highest momentary (400 ms) loudness; null for silence or under 400 ms.",
+    )
 
     @classmethod
-    def of(
-        cls,
-        *,
-        peak_db: float,
-        rms_db: float,
-        loudness_lufs: float,
-        duration_seconds: float,
-        clipping: bool,
-        true_peak_db: float = -math.inf,
-        loudness_range_lu: float = math.nan,
-        short_term_max_lufs: float = -math.inf,
-        momentary_max_lufs: float = -math.inf,
-    ) -> AudioAnalysis:
-        def finite(value: float) -> float | None:
-            return value if math.isfinite(value) else None
-
-        return cls(
-            peak_db=finite(peak_db),
-            rms_db=finite(rms_db),
-            loudness_lufs=finite(loudness_lufs),
-            duration_seconds=duration_seconds,
-            clipping=clipping,
-            true_peak_db=finite(true_peak_db),
-            loudness_range_lu=finite(loudness_range_lu),
-            short_term_max_lufs=finite(short_term_max_lufs),
-            momentary_max_lufs=finite(momentary_max_lufs),
+    def of(cls, **measured: float | bool) -> AudioAnalysis:
+        """From meter readings: a non-finite level (silence, or not measured) becomes None."""
+        return cls.model_validate(
+            {
+                name: None if isinstance(value, float) and not math.isfinite(value) else value
+                for name, value in measured.items()
+            }
         )
 
 

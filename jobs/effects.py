@@ -28,6 +28,8 @@ class _Required:
 REQUIRED: Any = _Required()
 
 IR_PRESETS = ("room", "hall", "plate")
+"""The reverb's built-in impulse responses: `dsp.impulses.PRESETS` makes them (a test checks
+the two agree; `dsp` depends on nothing of ours), every description here names them."""
 MAX_EFFECTS = 32
 
 
@@ -410,16 +412,16 @@ SPECS: dict[str, EffectSpec] = {
         ),
         EffectSpec(
             "reverb",
-            "Convolution reverb with a built-in impulse response (room, hall, plate) or an "
+            f"Convolution reverb with a built-in impulse response ({', '.join(IR_PRESETS)}) or an "
             "uploaded audio file used as one. With mix 1, preDelayMs 0 and tail true the output "
             "is exactly x convolved with the IR, which is not rescaled.",
             (
                 Param(
                     "impulse",
                     "string",
-                    "Preset name (room, hall, plate) or an audio file id.",
+                    f"Preset name ({', '.join(IR_PRESETS)}) or an audio file id.",
                     "",
-                    "room",
+                    IR_PRESETS[0],
                 ),
                 _float("mix", "Wet share of the output.", "", 0.3, 0.0, 1.0),
                 _float("pre_delay_ms", "Delay before the wet signal.", "ms", 0.0, 0.0, 1000.0),

@@ -1,22 +1,58 @@
-"""One exception tree: each class carries the `code` clients see.
+"""One exception tree: each class carries the `code` clients see and its HTTP status.
 
-The API turns these into GraphQL errors with `extensions.code`; the bridge turns them into a
-FAILED job with the same code and message. Anything outside this tree is an internal error.
+The API turns these into GraphQL errors with `extensions.code` (and REST responses with
+`http_status`); the bridge turns them into a FAILED job with the same code and message.
+Anything outside this tree is an internal error. An error survives pickling whatever its
+`__init__` takes (`__reduce__`), so an actor raises it as it is and Ray hands the same class
+back to the pool.
+
+>>> import pickle
+>>> err = pickle.loads(pickle.dumps(UnknownParam("gain", ["x"])))
+>>> type(err).__name__, err.code, err.message
+('UnknownParam', 'BAD_INPUT', 'gain: unknown parameter(s) x')
 """
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 
 class EngineError(Exception):
-    code = "INTERNAL"
+    code: ClassVar[str] = "INTERNAL"
+    http_status: ClassVar[int] = 500
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Subclasses build their message from other arguments: rebuild from the message.
+        return (_rebuilt, (type(self), self.message), self.__dict__)
+
+
+def _rebuilt(cls: type[EngineError], message: str) -> EngineError:
+    error = cls.__new__(cls)
+    EngineError.__init__(error, message)
+    return error
+
+
+class InternalServerError(EngineError):
+    """What a client sees of an error outside this tree: nothing of it but this code."""
+
+    code = "INTERNAL_SERVER_ERROR"
+
+
+class InvalidRequest(EngineError):
+    """A GraphQL document that does not parse or validate against the schema (or its
+    limits)."""
+
+    code = "GRAPHQL_VALIDATION_FAILED"
+    http_status = 400
+
 
 class BadInput(EngineError):
     code = "BAD_INPUT"
+    http_status = 400
 
 
 class UnknownEffect(BadInput):
@@ -47,6 +83,7 @@ class QueryTooComplex(BadInput):
 
 class UnsupportedAudio(EngineError):
     code = "UNSUPPORTED_AUDIO"
+    http_status = 415
 
 
 class UnsupportedFormat(BadInput):
@@ -55,6 +92,7 @@ class UnsupportedFormat(BadInput):
 
 class NotFound(EngineError):
     code = "NOT_FOUND"
+    http_status = 404
 
 
 class FileNotFound(NotFound):
@@ -69,10 +107,25 @@ class JobNotFound(NotFound):
 
 class InvalidTransition(EngineError):
     code = "CONFLICT"
+    http_status = 409
 
 
 class PayloadTooLarge(EngineError):
     code = "PAYLOAD_TOO_LARGE"
+    http_status = 413
+
+
+class BodyTooSlow(EngineError):
+    """A request body that arrives slower than `Settings`' minimum rate (slowloris)."""
+
+    code = "REQUEST_TIMEOUT"
+    http_status = 408
+
+
+class CsrfPrevented(BadInput):
+    """A "simple" cross-site POST without a header a browser would have to preflight."""
+
+    code = "CSRF_PREVENTED"
 
 
 class ContractError(EngineError):
@@ -108,24 +161,37 @@ class PoisonInput(EngineError):
     code = "POISON_INPUT"
 
 
+class DeliveryLimit(EngineError):
+    """The job's message was delivered `Settings.delivery_limit` times without an outcome."""
+
+    code = "DELIVERY_LIMIT"
+
+
 class BrokerUnavailable(EngineError):
     code = "BROKER_UNAVAILABLE"
+    http_status = 503
+
+
+class StorageNotShared(EngineError):
+    """Several Ray nodes but storage not declared shared: outputs would land on random nodes."""
+
+    code = "CONFIGURATION"
 
 
 class Unauthenticated(EngineError):
     """No API key, or one that is unknown or revoked."""
 
     code = "UNAUTHENTICATED"
+    http_status = 401
 
 
 class QuotaExceeded(EngineError):
     code = "QUOTA_EXCEEDED"
+    http_status = 429
 
 
-class FileInUse(EngineError):
+class FileInUse(InvalidTransition):
     """A file still read by a QUEUED or RUNNING job cannot be deleted."""
-
-    code = "CONFLICT"
 
 
 class PresetNotFound(NotFound):
@@ -147,3 +213,4 @@ class StorageUnavailable(EngineError):
     """The object store did not answer (network, DNS, a 5xx): it may come back."""
 
     code = "STORAGE_UNAVAILABLE"
+    http_status = 503

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -12,10 +12,14 @@ from jobs.states import JobStatus
 
 @dataclass(frozen=True, slots=True)
 class AudioFile:
+    """A stored audio file: an upload or a job's output. The one declaration of its fields:
+    the API's REST and GraphQL shapes are generated from it (`graph_api.shapes`), the
+    `description`s included."""
+
     id: str
     filename: str
-    format: str
-    subtype: str
+    format: str = field(metadata={"description": "libsndfile container name, e.g. WAV, FLAC."})
+    subtype: str = field(metadata={"description": "libsndfile sample format, e.g. PCM_16."})
     sample_rate: int
     channels: int
     frames: int
@@ -50,5 +54,8 @@ class Job:
     finished_at: datetime | None
     dsp_seconds: float | None
     compliance: Compliance | None = None
+    node_id: str | None = None
+    actor: str | None = None
+    version: int = 0
     edits: tuple[tuple[float, float], ...] = ()
     """What the chain cut out, (start_s, end_s) of the input (silence); empty without cuts."""

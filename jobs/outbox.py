@@ -1,11 +1,12 @@
-"""The outbox relay: publishes messages that `create_job` stored with the job row.
+"""The outbox relay: publishes what a transaction stored for the broker.
 
-`submitJob` commits the job and its message together and only then hands the message to the
-relay, so a job is accepted even while RabbitMQ is down; the relay publishes it (with a
-confirm) and stamps the row sent. Messages handed over are published as they are, without
-reading them back; anything else unsent (the broker was down, another replica wrote it, this
-process died) is found by polling. A crash between publish and stamp re-publishes:
-consumers treat jobs at-least-once and skip finished ones.
+Every job transition (`jobs.store`) writes its messages in its own transaction: a job
+message for the jobs queue (submit, recovery's re-queue) and a `JobEvent` for the events
+exchange. The store hands the committed rows to the relay, which publishes them as they are
+(with confirms) and stamps them sent; anything else unsent (the broker was down, another
+process wrote it, this process died) is found by polling. A crash between publish and stamp
+re-publishes: consumers treat jobs at-least-once and skip finished ones, and subscribers drop
+an event whose job `version` they have seen.
 """
 
 from __future__ import annotations
@@ -14,41 +15,96 @@ import asyncio
 import contextlib
 import logging
 from collections import OrderedDict
+from datetime import UTC, datetime
+from typing import NamedTuple, cast
+
+from sqlalchemy import Connection, DateTime, Table, bindparam, select, update
 
 from jobs.broker import Broker
-from jobs.db import Database, lifecycle
-from jobs.db import repository as repo
+from jobs.contract import JobEvent
+from jobs.db import Database
+from jobs.db.tables import OutboxRow
 
 log = logging.getLogger(__name__)
 
 REMEMBERED = 10_000
+JOB = "job"
+EVENT = "event"
+
+_outbox = cast(Table, OutboxRow.__table__)
+_PENDING = (
+    select(_outbox.c.id, _outbox.c.kind, _outbox.c.body)
+    .where(_outbox.c.sent_at.is_(None))
+    .order_by(_outbox.c.id)
+    .limit(bindparam("b_limit"))
+)
+_MARK_SENT = (
+    update(_outbox)
+    .where(_outbox.c.id.in_(bindparam("b_ids", expanding=True)))
+    .values(sent_at=bindparam("b_at", type_=DateTime(timezone=True)))
+)
+
+
+class Pending(NamedTuple):
+    """An outbox row to publish: `kind` is `JOB` or `EVENT`."""
+
+    id: int
+    kind: str
+    body: bytes
+
+
+def pending_outbox(conn: Connection, limit: int = 100) -> list[Pending]:
+    rows = conn.execute(_PENDING, {"b_limit": limit}).all()
+    return [Pending(int(r[0]), str(r[1]), bytes(r[2])) for r in rows]
+
+
+def mark_sent(conn: Connection, ids: list[int], at: datetime) -> None:
+    if ids:
+        conn.execute(_MARK_SENT, {"b_ids": ids, "b_at": at})
 
 
 class OutboxRelay:
-    def __init__(self, db: Database, broker: Broker, poll_s: float = 1.0) -> None:
+    """`poll_s=None`: publish only what is handed over (the bridge: the API's relays poll,
+    and publish what a bridge left unsent when it died)."""
+
+    def __init__(self, db: Database, broker: Broker, poll_s: float | None = 1.0) -> None:
         self.db = db
         self.broker = broker
         self.poll_s = poll_s
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._fresh: list[tuple[int, bytes]] = []
+        self._fresh: list[Pending] = []
         # Rows published lately: a poll may read a row before it is handed over.
         self._published: OrderedDict[int, None] = OrderedDict()
 
-    def notify(self, row: tuple[int, bytes] | None = None) -> None:
-        """Something was committed: publish now instead of at the next poll. `row`, the
-        outbox row's (id, body), is published without reading it back."""
-        if row is not None:
-            self._fresh.append(row)
+    def notify(self, rows: list[Pending] | None = None) -> None:
+        """Something was committed: publish now instead of at the next poll. `rows` are
+        published without reading them back."""
+        if rows:
+            self._fresh.extend(rows)
         self._wake.set()
+
+    async def publish_event(self, event: JobEvent) -> None:
+        """Publish an event that is not stored (progress: a lost tick is harmless)."""
+        await self.broker.publish_event(event.encode())
 
     def start(self) -> None:
         self._task = asyncio.create_task(self.run(), name="outbox-relay")
 
     async def stop(self) -> None:
+        """Publish what was handed over already, then stop."""
         if self._task is not None:
+            if self._fresh:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self.flush(), 5.0)
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+
+    async def flush(self) -> None:
+        """Until every row handed over so far went out (or failed to)."""
+        while self._fresh:
+            fresh, self._fresh = self._fresh, []
+            await self._publish(fresh)
 
     async def run(self) -> None:
         while True:
@@ -57,32 +113,37 @@ class OutboxRelay:
             try:
                 if fresh:
                     published = await self._publish(fresh)
-                else:
+                elif self.poll_s is not None:
                     published = await self.publish_pending()
+                else:
+                    published = 0
             except Exception as exc:  # broker or database away: the rows wait, poll again
                 log.warning("outbox relay: %s; retrying", exc)
                 published = 0
             if published == 0 and not self._fresh:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.poll_s)
+                    await asyncio.wait_for(self._wake.wait(), self.poll_s or 3600.0)
 
     async def publish_pending(self, batch: int = 100) -> int:
         """Publish one batch of unsent rows; return how many went out."""
-        pending = await self.db.run(lifecycle.pending_outbox, batch)
+        pending = await self.db.run(pending_outbox, batch)
         return await self._publish(pending)
 
-    async def _publish(self, rows: list[tuple[int, bytes]]) -> int:
+    async def _publish(self, rows: list[Pending]) -> int:
         sent: list[int] = []
         try:
-            for row_id, body in rows:
-                if row_id in self._published:
+            for row in rows:
+                if row.id in self._published:
                     continue
-                await self.broker.publish_job(body)
-                sent.append(row_id)
-                self._published[row_id] = None
+                if row.kind == EVENT:
+                    await self.broker.publish_event(row.body)
+                else:
+                    await self.broker.publish_job(row.body)
+                sent.append(row.id)
+                self._published[row.id] = None
                 if len(self._published) > REMEMBERED:
                     self._published.popitem(last=False)
         finally:
             if sent:
-                await self.db.run(lifecycle.mark_sent, sent, repo.now())
+                await self.db.run(mark_sent, sent, datetime.now(UTC))
         return len(sent)

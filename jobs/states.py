@@ -21,11 +21,18 @@ class JobStatus(StrEnum):
 
 TERMINAL = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
 
-# RUNNING -> QUEUED is a retry after a lost worker or a requeue on shutdown.
+# RUNNING -> QUEUED is a retry after a lost worker or a requeue on shutdown; RUNNING ->
+# RUNNING is another attempt, when the message of a job whose bridge died comes back.
 _ALLOWED: dict[JobStatus, frozenset[JobStatus]] = {
     JobStatus.QUEUED: frozenset({JobStatus.RUNNING, JobStatus.FAILED, JobStatus.CANCELLED}),
     JobStatus.RUNNING: frozenset(
-        {JobStatus.QUEUED, JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED}
+        {
+            JobStatus.QUEUED,
+            JobStatus.RUNNING,
+            JobStatus.SUCCEEDED,
+            JobStatus.FAILED,
+            JobStatus.CANCELLED,
+        }
     ),
     JobStatus.SUCCEEDED: frozenset(),
     JobStatus.FAILED: frozenset(),
@@ -35,6 +42,11 @@ _ALLOWED: dict[JobStatus, frozenset[JobStatus]] = {
 
 def can_transition(current: JobStatus, new: JobStatus) -> bool:
     return new in _ALLOWED[current]
+
+
+def sources(new: JobStatus) -> frozenset[JobStatus]:
+    """The states from which a job may become `new`."""
+    return frozenset(s for s in JobStatus if can_transition(s, new))
 
 
 def check_transition(current: JobStatus, new: JobStatus) -> None:

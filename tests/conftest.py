@@ -6,8 +6,10 @@ Every test gets its own queue prefix and data folder, so tests never see each ot
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
+import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -16,9 +18,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from cli.stack import S3Server, free_port
 from jobs.db import Database
 from jobs.settings import Settings
-from tests.processes import S3Server, free_port
 
 RABBITMQ_URL = os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
 POSTGRES_URL = os.environ.get(
@@ -46,8 +48,6 @@ def _services_up() -> None:
 def _broker_left_clean() -> Iterator[None]:
     """Leave the shared RabbitMQ without this run's queues."""
     yield
-    from tests.processes import purge_test_queues
-
     purge_test_queues()
 
 
@@ -162,3 +162,50 @@ def wav_file(tmp_path: Path) -> Path:
     rng = np.random.default_rng(7)
     audio = sine(440.0, 1.0) + 0.05 * rng.standard_normal((2, 48_000)).astype(np.float32)
     return write_wav(tmp_path / "tone.wav", audio)
+
+
+def purge_test_queues(prefixes: tuple[str, ...] = ("test-", "e2e-")) -> int:
+    """Delete the queues and exchanges earlier tests left on the shared broker (quorum queues
+    are not free: hundreds of them slow RabbitMQ's restart down). Returns how many queues
+    went. `TEST_PURGE_QUEUES=0` skips it, for test runs that share the broker with others."""
+    import threading
+
+    import aio_pika
+
+    def listed(what: str) -> list[str]:
+        out = subprocess.run(
+            ["rabbitmqctl", f"list_{what}", "-q", "name"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        ).stdout
+        return [n.strip() for n in out.splitlines() if n.strip().startswith(prefixes)]
+
+    if os.environ.get("TEST_PURGE_QUEUES") == "0":
+        return 0
+    queues, exchanges = listed("queues"), listed("exchanges")
+    deleted = 0
+
+    async def delete() -> None:
+        nonlocal deleted
+        connection = await aio_pika.connect("amqp://guest:guest@127.0.0.1/", timeout=20)
+        async with connection:
+            channel = await connection.channel()
+            for name in queues:
+                try:
+                    await channel.queue_delete(name)
+                    deleted += 1
+                except aio_pika.exceptions.AMQPError:
+                    channel = await connection.channel()
+            for name in exchanges:
+                try:
+                    await channel.exchange_delete(name)
+                except aio_pika.exceptions.AMQPError:
+                    channel = await connection.channel()
+
+    # Its own thread and loop: callers may be inside pytest-asyncio's running loop.
+    thread = threading.Thread(target=lambda: asyncio.run(delete()))
+    thread.start()
+    thread.join(120)
+    return deleted

@@ -18,9 +18,9 @@ import soundfile as sf
 from scipy.signal import sosfilt
 
 from cli.client import SUBMIT, graphql, job_events, upload
+from cli.stack import ROOT, Service, Stack
 from tests.conftest import sine, storage_url_for, write_wav
 from tests.loudness_signals import music_like
-from tests.processes import ROOT, Service, Stack
 from tests.rbj import rbj_sos
 
 CHAIN = [

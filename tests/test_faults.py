@@ -24,10 +24,10 @@ import websockets
 from sqlalchemy import func, select
 
 from cli.client import SUBMIT, graphql, job_events, upload
+from cli.stack import Service, Stack
 from jobs.db import Database
 from jobs.db.tables import FileRow, JobRow
-from tests.conftest import POSTGRES_URL, _admin, storage_url_for, write_wav
-from tests.processes import Service, Stack, purge_test_queues
+from tests.conftest import POSTGRES_URL, _admin, purge_test_queues, storage_url_for, write_wav
 
 pytestmark = pytest.mark.slow
 

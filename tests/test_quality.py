@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from tests.processes import ROOT
+from cli.stack import ROOT
 
 PACKAGES = ["jobs", "dsp", "actors", "bridge", "graph_api", "cli"]
 

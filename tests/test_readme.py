@@ -14,7 +14,7 @@ from pathlib import Path
 
 import soundfile as sf
 
-from tests.processes import ROOT, Stack
+from cli.stack import ROOT, Stack
 
 FENCE = re.compile(
     r"(<!-- readme-test: skip \((?P<why>[^)]*)\) -->\s*)?```sh\n(?P<body>.*?)```", re.S

@@ -14,7 +14,7 @@ import soundfile as sf
 
 from cli import exits
 from cli.client import SUBMIT, graphql, job_events, upload
-from tests.processes import ROOT, S3Server, Stack, free_port
+from cli.stack import ROOT, S3Server, Stack, free_port
 
 
 def test_serve_runs_the_whole_system(tmp_path: Path, wav_file: Path) -> None:

@@ -24,8 +24,8 @@ import pytest
 import soundfile as sf
 
 from cli.client import SUBMIT, graphql, upload
+from cli.stack import Service, Stack
 from tests.conftest import sine, write_wav
-from tests.processes import Service, Stack
 
 OUTPUTS: list[dict[str, str]] = [
     {"format": "WAV", "subtype": "FLOAT"},

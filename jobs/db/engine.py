@@ -33,7 +33,7 @@ class Database:
 
     `transaction()` is an async ORM session (the repository). `run(fn)` runs a plain
     function of a Core connection in one transaction: the job life cycle's statements
-    (`lifecycle`). On PostgreSQL it runs on the async engine; on SQLite it is one call to the
+    (`jobs.store`). On PostgreSQL it runs on the async engine; on SQLite it is one call to the
     database's own thread, instead of a thread round trip per cursor step of each statement,
     which is what aiosqlite costs and what dominated a short job's time.
     """

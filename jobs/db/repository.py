@@ -1,5 +1,8 @@
-"""Reads and writes of files, jobs and the outbox. Every job state change goes through
-`set_status`, which checks the transition against `jobs.states`."""
+"""Reads of files, jobs, API keys and presets. A job changes only through `jobs.store`.
+
+Most reads go through an async ORM session; the few the bridge and the API make once per
+job are Core functions of a connection, run through `Database.run` like the store's writes.
+"""
 
 from __future__ import annotations
 
@@ -10,15 +13,45 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import String, and_, cast, delete, func, or_, select, update
+from sqlalchemy import (
+    Connection,
+    String,
+    Table,
+    and_,
+    bindparam,
+    cast,
+    exists,
+    func,
+    or_,
+    select,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from jobs.contract import AudioAnalysis, Compliance
-from jobs.db import lifecycle
-from jobs.db.tables import ANALYSIS_COLUMNS, ApiKeyRow, FileRow, JobRow, OutboxRow, PresetRow
-from jobs.errors import ApiKeyNotFound, BadInput, FileNotFound, JobNotFound, PresetNotFound
+from jobs.db.tables import ANALYSIS_COLUMNS, ApiKeyRow, FileRow, JobRow, PresetRow
+from jobs.errors import BadInput, FileNotFound, JobNotFound, PresetNotFound
 from jobs.models import AudioFile, Job
-from jobs.states import JobStatus, check_transition
+from jobs.states import JobStatus
+
+_jobs: Table = JobRow.__table__  # type: ignore[assignment]
+_files: Table = FileRow.__table__  # type: ignore[assignment]
+_LOAD = (
+    select(_jobs.c.status, _jobs.c.owner, _jobs.c.input_file_id, _files.c.filename)
+    .join(_files, _files.c.id == _jobs.c.input_file_id)
+    .where(_jobs.c.id == bindparam("b_id"))
+)
+_FILE_COLUMNS = [c for c in AudioFile.__slots__ if c in _files.c]
+_LIVE_FILE = select(*(_files.c[c] for c in _FILE_COLUMNS)).where(
+    _files.c.id == bindparam("b_id"), _files.c.deleted_at.is_(None)
+)
+_FILE_VISIBLE_TO = _LIVE_FILE.where(
+    or_(
+        _files.c.owner == bindparam("b_owner"),
+        exists().where(
+            _jobs.c.output_file_id == _files.c.id, _jobs.c.owner == bindparam("b_owner")
+        ),
+    )
+)
 
 
 def new_id() -> str:
@@ -29,25 +62,19 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+def aware(ts: datetime) -> datetime:
+    """SQLite hands back naive datetimes; everything stored is UTC."""
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts
+
+
 def _aware(ts: datetime | None) -> datetime | None:
-    return None if ts is None else lifecycle.aware(ts)
+    return None if ts is None else aware(ts)
 
 
 def _file(row: FileRow) -> AudioFile:
-    return AudioFile(
-        id=row.id,
-        filename=row.filename,
-        format=row.format,
-        subtype=row.subtype,
-        sample_rate=row.sample_rate,
-        channels=row.channels,
-        frames=row.frames,
-        size_bytes=row.size_bytes,
-        storage_key=row.storage_key,
-        role=row.role,
-        owner=row.owner,
-        created_at=_aware(row.created_at) or row.created_at,
-    )
+    values = {name: getattr(row, name) for name in _FILE_COLUMNS}
+    values["created_at"] = aware(row.created_at)
+    return AudioFile(**values)
 
 
 def _job(row: JobRow) -> Job:
@@ -71,19 +98,10 @@ def _job(row: JobRow) -> Job:
         dsp_seconds=row.dsp_seconds,
         compliance=Compliance.model_validate(row.compliance) if row.compliance else None,
         edits=tuple((float(a), float(b)) for a, b in row.edits or ()),
+        node_id=row.node_id,
+        actor=row.actor,
+        version=row.version,
     )
-
-
-async def add_file(session: AsyncSession, file: AudioFile) -> AudioFile:
-    await session.run_sync(lambda sync: lifecycle.insert_file(sync.connection(), file))
-    return file
-
-
-async def get_file(session: AsyncSession, file_id: str) -> AudioFile:
-    row = await session.get(FileRow, file_id)
-    if row is None:
-        raise FileNotFound(file_id)
-    return _file(row)
 
 
 async def get_files(session: AsyncSession, ids: Sequence[str]) -> dict[str, AudioFile]:
@@ -91,19 +109,8 @@ async def get_files(session: AsyncSession, ids: Sequence[str]) -> dict[str, Audi
     return {r.id: _file(r) for r in rows}
 
 
-async def create_job(session: AsyncSession, new: lifecycle.NewJob) -> Job:
-    """Write the job row and its outgoing message in the caller's transaction, so a job is
-    never stored without its message or published without its row."""
-    job, _outbox_id = await session.run_sync(
-        lambda sync: lifecycle.insert_job(sync.connection(), new, now())
-    )
-    return job
-
-
-async def get_job(session: AsyncSession, job_id: str, *, for_update: bool = False) -> Job:
+async def get_job(session: AsyncSession, job_id: str) -> Job:
     stmt = select(JobRow).where(JobRow.id == job_id)
-    if for_update:
-        stmt = stmt.with_for_update()
     row = (await session.scalars(stmt)).one_or_none()
     if row is None:
         raise JobNotFound(job_id)
@@ -151,36 +158,6 @@ def _naive_db(session: AsyncSession) -> bool:
     return session.bind is not None and session.bind.dialect.name == "sqlite"
 
 
-async def count_jobs(session: AsyncSession, status: JobStatus | None = None) -> int:
-    stmt = select(func.count()).select_from(JobRow)
-    if status is not None:
-        stmt = stmt.where(JobRow.status == status.value)
-    return int((await session.scalar(stmt)) or 0)
-
-
-async def set_status(session: AsyncSession, job_id: str, status: JobStatus, **fields: Any) -> Job:
-    """Move a job to `status` (checked by `jobs.states`), setting other columns too.
-
-    Stamps `started_at` on RUNNING and `finished_at` on a terminal state.
-    """
-    job = await get_job(session, job_id, for_update=True)
-    if job.status != status:
-        check_transition(job.status, status)
-    values: dict[str, Any] = {"status": status.value, **fields}
-    if status is JobStatus.RUNNING and job.started_at is None:
-        values["started_at"] = now()
-    if status.terminal:
-        values["finished_at"] = now()
-    await session.execute(update(JobRow).where(JobRow.id == job_id).values(**values))
-    return await get_job(session, job_id)
-
-
-async def note(session: AsyncSession, job_id: str, message: str) -> None:
-    """Set a job's human-readable message without changing its state (e.g. the last error
-    of a delivery that goes back to the queue)."""
-    await session.execute(update(JobRow).where(JobRow.id == job_id).values(message=message))
-
-
 async def ping(session: AsyncSession) -> None:
     """Raise unless the database answers."""
     await session.execute(select(1))
@@ -191,23 +168,6 @@ async def stuck_jobs(session: AsyncSession, status: JobStatus) -> list[Job]:
     return [_job(r) for r in rows]
 
 
-async def enqueue_again(session: AsyncSession, job_id: str, body: bytes) -> None:
-    """Put a job's message back in the outbox (recovery of a job whose message was lost)."""
-    session.add(OutboxRow(job_id=job_id, body=body, created_at=now(), sent_at=None))
-    await session.flush()
-
-
-async def last_message(session: AsyncSession, job_id: str) -> bytes | None:
-    """The newest message stored for a job (to re-queue it after its delivery was lost)."""
-    body = await session.scalar(
-        select(OutboxRow.body)
-        .where(OutboxRow.job_id == job_id)
-        .order_by(OutboxRow.id.desc())
-        .limit(1)
-    )
-    return None if body is None else bytes(body)
-
-
 # --- ownership and deletion -------------------------------------------------------------
 #
 # A file belongs to its `owner`, and an output file also to the owner of the job whose
@@ -215,22 +175,37 @@ async def last_message(session: AsyncSession, job_id: str) -> bytes | None:
 # Deleted files keep their row with `deleted_at` set; their blob is gone.
 
 
-async def visible_file(session: AsyncSession, file_id: str, owner: str | None) -> AudioFile:
-    """See `lifecycle.visible_file`."""
-    return await session.run_sync(
-        lambda sync: lifecycle.visible_file(sync.connection(), file_id, owner)
-    )
+def visible_file(conn: Connection, file_id: str, owner: str | None) -> AudioFile:
+    """The live file `file_id` if `owner` may see it (`owner=None`: anyone's): its own, or
+    the output of one of its jobs. Else `FileNotFound`, which never tells "not yours" from
+    "not there". Run it through `Database.run`."""
+    if owner is None:
+        row = conn.execute(_LIVE_FILE, {"b_id": file_id}).one_or_none()
+    else:
+        row = conn.execute(_FILE_VISIBLE_TO, {"b_id": file_id, "b_owner": owner}).one_or_none()
+    if row is None:
+        raise FileNotFound(file_id)
+    values = row._asdict()
+    values["created_at"] = aware(values["created_at"])
+    return AudioFile(**values)
 
 
-async def deleted_file_ids(session: AsyncSession, ids: Sequence[str]) -> set[str]:
-    rows = await session.scalars(
-        select(FileRow.id).where(FileRow.id.in_(ids), FileRow.deleted_at.is_not(None))
-    )
-    return set(rows.all())
+@dataclass(frozen=True, slots=True)
+class JobToRun:
+    """What the bridge reads of a job before running it."""
+
+    status: JobStatus
+    owner: str | None
+    input_file_id: str
+    input_filename: str
 
 
-async def mark_file_deleted(session: AsyncSession, file_id: str) -> None:
-    await session.execute(update(FileRow).where(FileRow.id == file_id).values(deleted_at=now()))
+def job_to_run(conn: Connection, job_id: str) -> JobToRun | None:
+    """Run it through `Database.run`."""
+    row = conn.execute(_LOAD, {"b_id": job_id}).one_or_none()
+    if row is None:
+        return None
+    return JobToRun(JobStatus(row[0]), row[1], str(row[2]), str(row[3]))
 
 
 async def unfinished_jobs_using(session: AsyncSession, file_id: str) -> list[Job]:
@@ -275,7 +250,7 @@ class ApiKey:
     revoked_at: datetime | None
 
 
-def _key(row: ApiKeyRow) -> ApiKey:
+def key_record(row: ApiKeyRow) -> ApiKey:
     return ApiKey(
         id=row.id,
         name=row.name,
@@ -287,27 +262,6 @@ def _key(row: ApiKeyRow) -> ApiKey:
     )
 
 
-async def add_api_key(
-    session: AsyncSession, *, name: str, key_hash: str, prefix: str, owner: str, admin: bool
-) -> ApiKey:
-    taken = await session.scalar(select(func.count()).where(ApiKeyRow.name == name))
-    if taken:
-        raise BadInput(f"an API key named {name!r} exists already")
-    row = ApiKeyRow(
-        id=new_id(),
-        name=name,
-        key_hash=key_hash,
-        prefix=prefix,
-        owner=owner,
-        admin=admin,
-        created_at=now(),
-        revoked_at=None,
-    )
-    session.add(row)
-    await session.flush()
-    return _key(row)
-
-
 async def api_key_by_hash(session: AsyncSession, key_hash: str) -> tuple[ApiKey, str] | None:
     """The live (unrevoked) key with this hash, and the stored hash to compare in constant
     time."""
@@ -316,31 +270,17 @@ async def api_key_by_hash(session: AsyncSession, key_hash: str) -> tuple[ApiKey,
             select(ApiKeyRow).where(ApiKeyRow.key_hash == key_hash, ApiKeyRow.revoked_at.is_(None))
         )
     ).one_or_none()
-    return None if row is None else (_key(row), row.key_hash)
+    return None if row is None else (key_record(row), row.key_hash)
 
 
 async def list_api_keys(session: AsyncSession) -> list[ApiKey]:
     rows = await session.scalars(select(ApiKeyRow).order_by(ApiKeyRow.created_at))
-    return [_key(r) for r in rows.all()]
+    return [key_record(r) for r in rows.all()]
 
 
 async def count_api_keys(session: AsyncSession) -> int:
     """Every key ever made, revoked ones included."""
     return int((await session.scalar(select(func.count()).select_from(ApiKeyRow))) or 0)
-
-
-async def revoke_api_key(session: AsyncSession, id_or_name: str) -> ApiKey:
-    row = (
-        await session.scalars(
-            select(ApiKeyRow).where(or_(ApiKeyRow.id == id_or_name, ApiKeyRow.name == id_or_name))
-        )
-    ).one_or_none()
-    if row is None:
-        raise ApiKeyNotFound(id_or_name)
-    if row.revoked_at is None:
-        row.revoked_at = now()
-        await session.flush()
-    return _key(row)
 
 
 # --- presets ----------------------------------------------------------------------------
@@ -357,7 +297,7 @@ class Preset:
     updated_at: datetime
 
 
-def _preset(row: PresetRow) -> Preset:
+def preset_record(row: PresetRow) -> Preset:
     return Preset(
         name=row.name,
         effects=list(row.effects),
@@ -365,26 +305,6 @@ def _preset(row: PresetRow) -> Preset:
         created_at=_aware(row.created_at) or row.created_at,
         updated_at=_aware(row.updated_at) or row.updated_at,
     )
-
-
-async def save_preset(
-    session: AsyncSession, owner: str | None, name: str, effects: list[dict[str, Any]]
-) -> Preset:
-    """Create the preset, or replace the chain of the owner's preset of that name."""
-    row = (
-        await session.scalars(
-            select(PresetRow).where(PresetRow.owner == (owner or ""), PresetRow.name == name)
-        )
-    ).one_or_none()
-    at = now()
-    if row is None:
-        row = PresetRow(owner=owner or "", name=name, effects=effects, created_at=at, updated_at=at)
-        session.add(row)
-    else:
-        row.effects = effects
-        row.updated_at = at
-    await session.flush()
-    return _preset(row)
 
 
 async def get_preset(session: AsyncSession, owner: str | None, name: str) -> Preset:
@@ -395,22 +315,14 @@ async def get_preset(session: AsyncSession, owner: str | None, name: str) -> Pre
     ).one_or_none()
     if row is None:
         raise PresetNotFound(name)
-    return _preset(row)
+    return preset_record(row)
 
 
 async def list_presets(session: AsyncSession, owner: str | None) -> list[Preset]:
     rows = await session.scalars(
         select(PresetRow).where(PresetRow.owner == (owner or "")).order_by(PresetRow.name)
     )
-    return [_preset(r) for r in rows.all()]
-
-
-async def delete_preset(session: AsyncSession, owner: str | None, name: str) -> None:
-    result = await session.execute(
-        delete(PresetRow).where(PresetRow.owner == (owner or ""), PresetRow.name == name)
-    )
-    if not getattr(result, "rowcount", 0):
-        raise PresetNotFound(name)
+    return [preset_record(r) for r in rows.all()]
 
 
 # --- engine measurements ----------------------------------------------------------------
@@ -419,36 +331,12 @@ async def delete_preset(session: AsyncSession, owner: str | None, name: str) -> 
 async def file_analyses(session: AsyncSession, ids: Sequence[str]) -> dict[str, AudioAnalysis]:
     """The stored analyses of those of `ids` that have one (a job has read or written them)."""
     names = list(ANALYSIS_COLUMNS)
-    columns = [getattr(FileRow, ANALYSIS_COLUMNS[name]) for name in names]
+    columns = [_files.c[ANALYSIS_COLUMNS[name]] for name in names]
+    measured = _files.c[ANALYSIS_COLUMNS["duration_seconds"]].is_not(None)
     rows = (
-        await session.execute(
-            select(FileRow.id, *columns).where(
-                FileRow.id.in_(ids), FileRow.analysis_duration_s.is_not(None)
-            )
-        )
+        await session.execute(select(_files.c.id, *columns).where(_files.c.id.in_(ids), measured))
     ).all()
-    return {
-        str(r[0]): AudioAnalysis.model_validate(
-            {
-                **dict(zip(names, r[1:], strict=True)),
-                "duration_seconds": float(r[1 + names.index("duration_seconds")] or 0.0),
-                "clipping": bool(r[1 + names.index("clipping")]),
-            }
-        )
-        for r in rows
-    }
-
-
-async def job_placements(session: AsyncSession, ids: Sequence[str]) -> dict[str, tuple[str, str]]:
-    """{job id: (Ray node id, actor name)} of the jobs of `ids` that ran to completion."""
-    rows = (
-        await session.execute(
-            select(JobRow.id, JobRow.node_id, JobRow.actor).where(
-                JobRow.id.in_(ids), JobRow.node_id.is_not(None)
-            )
-        )
-    ).all()
-    return {str(r[0]): (str(r[1]), str(r[2] or "")) for r in rows}
+    return {str(r[0]): AudioAnalysis(**dict(zip(names, r[1:], strict=True))) for r in rows}
 
 
 @dataclass(frozen=True, slots=True)

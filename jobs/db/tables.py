@@ -47,10 +47,11 @@ class FileRow(Base):
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
     # Levels measured by the engine when a job read (input) or wrote (output) the file;
     # NULL until then. A NULL level with a set duration means digital silence (-inf dB).
+    # One column `analysis_<name>` per field of `jobs.contract.AudioAnalysis` (a test checks).
     analysis_peak_db: Mapped[float | None] = mapped_column(Float, default=None)
     analysis_rms_db: Mapped[float | None] = mapped_column(Float, default=None)
     analysis_loudness_lufs: Mapped[float | None] = mapped_column(Float, default=None)
-    analysis_duration_s: Mapped[float | None] = mapped_column(Float, default=None)
+    analysis_duration_seconds: Mapped[float | None] = mapped_column(Float, default=None)
     analysis_clipping: Mapped[bool | None] = mapped_column(Boolean, default=None)
     analysis_true_peak_db: Mapped[float | None] = mapped_column(Float, default=None)
     analysis_loudness_range_lu: Mapped[float | None] = mapped_column(Float, default=None)
@@ -58,10 +59,8 @@ class FileRow(Base):
     analysis_momentary_max_lufs: Mapped[float | None] = mapped_column(Float, default=None)
 
 
-ANALYSIS_COLUMNS = {
-    name: "analysis_duration_s" if name == "duration_seconds" else f"analysis_{name}"
-    for name in AudioAnalysis.model_fields
-}
+ANALYSIS_PREFIX = "analysis_"
+ANALYSIS_COLUMNS = {name: ANALYSIS_PREFIX + name for name in AudioAnalysis.model_fields}
 """`jobs.contract.AudioAnalysis` field -> the `files` column holding it."""
 
 
@@ -91,11 +90,15 @@ class JobRow(Base):
     compliance: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     # [[start_s, end_s], ...] the chain cut out of the input; NULL for jobs without a result.
     edits: Mapped[list[list[float]] | None] = mapped_column(JSON, default=None)
+    # One more on every change of state (`jobs.store`); events carry it, so a subscriber
+    # tells a late event from a new one even when a job goes RUNNING -> QUEUED -> RUNNING.
+    version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class OutboxRow(Base):
-    """A message written in the same transaction as the job it announces (transactional
-    outbox); a relay publishes it with confirms and stamps `sent_at`."""
+    """A message written in the same transaction as the change it announces (transactional
+    outbox); a relay publishes it with confirms and stamps `sent_at`. `kind`: `job` (a job
+    message for the jobs queue) or `event` (a `JobEvent` for the events exchange)."""
 
     __tablename__ = "outbox"
 
@@ -104,6 +107,7 @@ class OutboxRow(Base):
     body: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    kind: Mapped[str] = mapped_column(String(8), default="job", server_default="job")
 
 
 class ApiKeyRow(Base):

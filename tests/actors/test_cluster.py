@@ -30,10 +30,10 @@ import httpx
 import pytest
 
 from cli.client import SUBMIT, graphql, job_events, upload
+from cli.stack import S3Server, Service, Stack, free_port
 from jobs.db import Database
 from jobs.db import repository as repo
 from tests.conftest import sine, write_wav
-from tests.processes import S3Server, Service, Stack, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -255,7 +255,7 @@ def test_pool_spreads_over_both_nodes_and_jobs_run_on_both(
             try:
                 async with db.transaction() as s:
                     jobs, _ = await repo.list_jobs(s, first=100)
-                    return await repo.job_placements(s, [j.id for j in jobs])
+                    return {j.id: (j.node_id or "", j.actor or "") for j in jobs if j.node_id}
             finally:
                 await db.close()
 

@@ -50,3 +50,10 @@ def test_an_ir_with_a_nan_is_refused_naming_the_sample(tmp_path: Path) -> None:
         UnsupportedAudio, match=r"impulse response ir\.wav has a NaN sample at frame 77, channel 1"
     ):
         IRCache(max_bytes=10**9).get("f1", 48_000, {"f1": path})
+
+
+def test_the_presets_the_specs_offer_are_the_ones_dsp_makes() -> None:
+    from dsp.impulses import PRESETS
+    from jobs.effects import IR_PRESETS
+
+    assert IR_PRESETS == PRESETS

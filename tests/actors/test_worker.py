@@ -22,7 +22,7 @@ from actors.runner import process_file
 from actors.worker import NAMESPACE
 from jobs.contract import JobMessage
 from jobs.effects import parse_chain
-from jobs.errors import JobCancelled, JobTimeout, UnsupportedAudio
+from jobs.errors import JobCancelled, JobTimeout, UnknownEffect, UnsupportedAudio
 from tests.conftest import sine, write_wav
 
 GAIN_EQ = [
@@ -295,3 +295,17 @@ async def test_idle_actor_killed_for_good_is_replaced_every_time(pool: ActorPool
                 break
             await asyncio.sleep(0.1)
         assert pool.replaced > before and all("error" not in s for s in stats), stats
+
+
+async def test_an_error_built_from_other_arguments_arrives_as_itself(
+    pool: ActorPool, storage_root: Path, long_input: str
+) -> None:
+    """`UnknownEffect(name)` cannot be rebuilt from its message alone: it crosses Ray through
+    `EngineError.__reduce__`, same class, code and message."""
+
+    async def ignore(_p: float) -> None:
+        return None
+
+    with pytest.raises(UnknownEffect) as caught:
+        await pool.run(_message(long_input, [{"wah": {}}]), ignore)
+    assert (caught.value.code, caught.value.message) == ("BAD_INPUT", "unknown effect 'wah'")

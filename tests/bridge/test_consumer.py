@@ -13,8 +13,9 @@ import soundfile as sf
 
 from actors.pool import ActorPool
 from jobs.contract import ControlMessage
-from jobs.db import lifecycle
 from jobs.db import repository as repo
+from jobs.errors import ProcessingFailed
+from jobs.outbox import JOB, pending_outbox
 from jobs.settings import Settings
 from jobs.states import JobStatus
 from tests.bridge.conftest import Harness, RunningBridge, pool_settings
@@ -40,7 +41,7 @@ async def test_job_succeeds_with_output_row_events_and_ack(
     assert job.status is JobStatus.SUCCEEDED, job.error_message
     assert job.progress == 1.0 and job.dsp_seconds is not None and job.attempts == 1
     async with harness.db.transaction() as s:
-        out = await repo.get_file(s, job.output_file_id or "")
+        out = (await repo.get_files(s, [job.output_file_id or ""]))[job.output_file_id or ""]
     assert out.role == "output" and out.filename == "tone.processed.wav"
     assert out.frames == 48_000 and out.storage_key == message.output_key
     assert out.size_bytes == (harness.storage / out.storage_key).stat().st_size
@@ -79,9 +80,8 @@ async def test_redelivered_finished_job_is_acked_without_running(
 ) -> None:
     source = await harness.add_input("tone.wav", wav_file)
     message = await harness.create_job(source, GAIN)
-    async with harness.db.transaction() as s:
-        await repo.set_status(s, message.job_id, JobStatus.RUNNING)
-        await repo.set_status(s, message.job_id, JobStatus.FAILED, error_code="X")
+    await harness.store.start(message.job_id, "elsewhere")
+    await harness.store.fail(message.job_id, ProcessingFailed("x"))
     before = await harness.job(message.job_id)
     await harness.broker.publish_job(message.encode())
     # A job published after it is handled in order behind it (prefetch order on one queue).
@@ -128,8 +128,7 @@ async def test_recovery_requeues_a_job_left_running(
     async with RunningBridge(bridge_settings, shared_pool, start=False) as harness:
         source = await harness.add_input("tone.wav", wav_file)
         message = await harness.create_job(source, GAIN)  # stored, never published
-        async with harness.db.transaction() as s:
-            await repo.set_status(s, message.job_id, JobStatus.RUNNING, attempts=1)
+        await harness.store.start(message.job_id, "a bridge that died")
         await harness.bridge.start()
         job = await harness.wait_for(message.job_id)
         assert job.status is JobStatus.SUCCEEDED and job.attempts == 2
@@ -143,17 +142,18 @@ async def test_recovery_leaves_a_job_whose_message_comes_back(
     async with RunningBridge(bridge_settings, shared_pool, start=False) as harness:
         source = await harness.add_input("tone.wav", wav_file)
         message = await harness.submit(source, GAIN)  # published: it "comes back"
-        async with harness.db.transaction() as s:
-            await repo.set_status(s, message.job_id, JobStatus.RUNNING, attempts=1)
+        await harness.store.start(message.job_id, "a bridge that died")
         await harness.bridge.start()
         job = await harness.wait_for(message.job_id)
         assert job.status is JobStatus.SUCCEEDED and job.attempts == 2
-        await asyncio.sleep(harness.bridge.recovery_grace_s * 2)  # let the sweep look
+        assert harness.bridge.recovery is not None  # it was an orphan at start
+        await harness.bridge.recovery  # the sweep looked, and left it alone
         assert (await harness.job(message.job_id)).status is JobStatus.SUCCEEDED
+        # Only the message create_job wrote (the test published it itself): a re-queue
+        # would have added a second one and the relay would have sent both.
         async with harness.db.transaction() as s:
-            # Only the row create_job wrote (the test published it itself): a re-queue would
-            # have added a second one and the relay would have sent both.
-            assert len(await harness.db.run(lifecycle.pending_outbox)) == 1
+            assert (await repo.get_job(s, message.job_id)).version == 3  # no QUEUED between
+        assert len([p for p in await harness.db.run(pending_outbox) if p.kind == JOB]) == 1
         await harness.bridge.stop()
         assert await harness.ready_messages(harness.settings.jobs_queue) == 0
 
@@ -187,6 +187,14 @@ async def test_prefetch_bounds_what_the_bridge_takes(
             assert await harness.ready_messages(settings.jobs_queue) == 5
             statuses = [(await harness.job(j.job_id)).status for j in jobs]
             assert statuses == [JobStatus.QUEUED] * 5
+            # The job handed back says so to its subscribers (published before stop returned).
+            handed_back = {e.job_id for e in harness.events if e.status is JobStatus.QUEUED}
+            async with asyncio.timeout(10):
+                while not handed_back:
+                    await asyncio.sleep(0.02)
+                    handed_back = {e.job_id for e in harness.events if e.status is JobStatus.QUEUED}
+            started = {e.job_id for e in harness.events if e.status is JobStatus.RUNNING}
+            assert handed_back == started and len(started) == 1
     finally:
         await small.shutdown()
 
@@ -198,9 +206,9 @@ async def test_job_row_records_the_node_and_actor_that_ran_it(
     message = await harness.submit(source, GAIN)
     assert (await harness.wait_for(message.job_id)).status is JobStatus.SUCCEEDED
     async with harness.db.transaction() as s:
-        placements = await repo.job_placements(s, [message.job_id])
+        job = await repo.get_job(s, message.job_id)
         analyses = await repo.file_analyses(s, [source.id])
-    node_id, actor = placements[message.job_id]
+    node_id, actor = job.node_id or "", job.actor or ""
     alive = {n["NodeID"] for n in ray.nodes() if n["Alive"]}  # type: ignore[no-untyped-call]
     assert node_id in alive and actor.startswith("test-bridge-pool-dsp-")
     assert analyses[source.id].duration_seconds == pytest.approx(1.0)

@@ -9,6 +9,7 @@ from conftest import Harness, RunningBridge
 
 from actors.pool import ActorPool
 from bridge.heartbeat import Heartbeat, live_actors
+from jobs.contract import BridgeHeartbeat
 from jobs.settings import Settings
 
 
@@ -31,9 +32,17 @@ async def test_a_started_bridge_publishes_heartbeats_with_the_pools_actor_count(
         assert beats == sorted(beats, key=lambda b: b.at)
         assert (datetime.now(UTC) - beats[-1].at).total_seconds() < 10
         assert harness.events == []  # heartbeats are not job events
-    seen = len(harness.heartbeats)
-    await asyncio.sleep(0.6)
-    assert len(harness.heartbeats) == seen  # stop() ended them
+        await harness.bridge.stop()
+        assert harness.bridge.heartbeat is not None and not harness.bridge.heartbeat.running
+        # A beat sent now arrives after any the bridge sent before it stopped.
+        seen = len(harness.heartbeats)
+        marker = BridgeHeartbeat(
+            bridge_id="marker", hostname="t", ray_address="-", actors_alive=0, capacity=0
+        )
+        await harness.broker.publish_heartbeat(marker)
+        await _heartbeats(harness, seen + 1)
+        late = [b for b in harness.heartbeats[seen:] if b.bridge_id != "marker"]
+        assert late == [], "stop() ended them"
 
 
 class _UnreachablePool:

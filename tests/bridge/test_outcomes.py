@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy.exc import OperationalError
 
-from bridge.outcomes import Disposition, disposition, terminal_status
+from bridge.outcomes import Disposition, disposition
 from jobs.errors import (
     BrokerUnavailable,
     ContractError,
@@ -21,6 +21,7 @@ from jobs.errors import (
     WorkerLost,
 )
 from jobs.states import JobStatus
+from jobs.store import terminal_status
 
 
 @pytest.mark.parametrize(

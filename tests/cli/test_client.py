@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from tests.processes import free_port
 
 from cli import exits
 from cli.main import main
 from tests.conftest import sine, write_wav
-from tests.processes import free_port
 
 
 @pytest.mark.parametrize(

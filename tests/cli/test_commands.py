@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from cli import exits
-from tests.processes import ROOT, Stack, free_port
+from cli.stack import ROOT, Stack, free_port
 
 
 def _run(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:

@@ -18,10 +18,10 @@ import soundfile as sf
 
 from cli import exits
 from cli.main import main
+from cli.stack import ROOT
 from tests import ebur128
 from tests.conftest import sine, write_wav
 from tests.loudness_signals import music_like
-from tests.processes import ROOT
 
 
 def _process(src: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:

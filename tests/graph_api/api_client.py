@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -14,13 +14,13 @@ import httpx
 import uvicorn
 from fastapi import FastAPI
 
+from cli.stack import free_port
 from graph_api.app import create_app
 from graph_api.runtime import Runtime
 from graph_api.serving import uvicorn_config
 from jobs.broker import Broker
 from jobs.contract import BridgeHeartbeat
 from jobs.settings import Settings
-from tests.processes import free_port
 
 PREFLIGHT = {"Apollo-Require-Preflight": "true"}
 
@@ -47,9 +47,17 @@ async def running(settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.Asyn
 @contextlib.asynccontextmanager
 async def serving(settings: Settings) -> AsyncIterator[str]:
     """A real uvicorn server on a free port (websocket tests); yields `host:port`."""
+    async with serving_app(settings) as (base, _app):
+        yield base
+
+
+@contextlib.asynccontextmanager
+async def serving_app(settings: Settings) -> AsyncIterator[tuple[str, FastAPI]]:
+    """`serving`, also yielding the app (its runtime is `app.state.runtime`)."""
     port = free_port()
+    app = create_app(settings)
     config = uvicorn_config(
-        create_app(settings),
+        app,
         settings,
         host="127.0.0.1",
         port=port,
@@ -63,10 +71,17 @@ async def serving(settings: Settings) -> AsyncIterator[str]:
             task.result()
         await asyncio.sleep(0.02)
     try:
-        yield f"127.0.0.1:{port}"
+        yield f"127.0.0.1:{port}", app
     finally:
         server.should_exit = True
         await task
+
+
+async def until(predicate: Callable[[], bool], timeout: float = 15.0) -> None:
+    """Wait until `predicate()` holds (checked every 20 ms); fail after `timeout` seconds."""
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.02)
 
 
 async def gql(

@@ -28,7 +28,7 @@ from websockets.typing import Subprotocol
 from cli import exits
 from cli.main import main as cli_main
 from graph_api.auth import KEY_PREFIX, bearer, hash_key, key_from_params
-from jobs.db import Database
+from jobs.db import Database, writes
 from jobs.db import repository as repo
 from jobs.settings import Settings
 
@@ -112,7 +112,7 @@ async def test_revoked_key_stops_working_at_once(secure_settings: Settings) -> N
     async with running(secure_settings) as (app, _), as_key(app, key) as client:
         assert (await gql(client, VIEWER))["data"]["viewer"]["owner"] == "alice"
         async with app.state.runtime.db.transaction() as session:
-            await repo.revoke_api_key(session, "alice")
+            await writes.revoke_api_key(session, "alice")
         body = await gql(client, VIEWER)
         assert codes(body) == ["UNAUTHENTICATED"]
         assert "revoked" in body["errors"][0]["message"]
@@ -248,12 +248,13 @@ async def test_uploads_are_owned_by_the_key_owner(
     async with running(secure_settings) as (app, _), as_key(app, key) as client:
         file = await uploaded(client, wav_file)
         async with app.state.runtime.db.transaction() as session:
-            assert (await repo.get_file(session, file["id"])).owner == "alice"
+            assert (await repo.get_files(session, [file["id"]]))[file["id"]].owner == "alice"
         response = await client.post(
             "/files", files={"file": ("b.wav", wav_file.read_bytes())}, headers=auth(key)
         )
+        second = response.json()["id"]
         async with app.state.runtime.db.transaction() as session:
-            assert (await repo.get_file(session, response.json()["id"])).owner == "alice"
+            assert (await repo.get_files(session, [second]))[second].owner == "alice"
 
 
 async def test_graphiql_works_without_a_key(secure_settings: Settings) -> None:

@@ -13,9 +13,9 @@ from api_client import codes, free_port, gql, running, uploaded
 
 from graph_api.runtime import Runtime
 from jobs.contract import ControlMessage, JobMessage
-from jobs.db import lifecycle
 from jobs.db import repository as repo
 from jobs.effects import SPECS
+from jobs.outbox import pending_outbox
 from jobs.settings import Settings
 from jobs.states import JobStatus
 
@@ -55,8 +55,8 @@ async def queued_messages(settings: Settings) -> int:
 
 async def nothing_written(runtime: Runtime, settings: Settings) -> None:
     async with runtime.db.transaction() as session:
-        assert await repo.count_jobs(session) == 0
-        assert await runtime.db.run(lifecycle.pending_outbox) == []
+        assert (await repo.list_jobs(session))[0] == []
+        assert await runtime.db.run(pending_outbox) == []
     assert await queued_messages(settings) == 0
 
 
@@ -237,8 +237,8 @@ async def test_submit_succeeds_while_rabbitmq_is_down(settings: Settings, wav_fi
         file = await uploaded(client, wav_file)
         body = await submit(client, fileId=file["id"], effects=[{"gain": {"db": -1}}])
         assert body["data"]["submitJob"]["status"] == "QUEUED", body
-        pending = await runtime.db.run(lifecycle.pending_outbox)
-        assert [JobMessage.decode(b).job_id for _, b in pending] == [
+        pending = await runtime.db.run(pending_outbox)
+        assert [JobMessage.decode(b).job_id for _, _, b in pending] == [
             body["data"]["submitJob"]["id"]
         ]
         ready = await client.get("/readyz")
@@ -313,8 +313,7 @@ async def test_cancel_running_job_asks_the_bridge(
 
         file = await uploaded(client, wav_file)
         job = (await submit(client, fileId=file["id"], effects=[]))["data"]["submitJob"]
-        async with runtime.db.transaction() as session:
-            await repo.set_status(session, job["id"], JobStatus.RUNNING)
+        await runtime.store.start(job["id"], "dsp-test")
         body = await gql(client, CANCEL, {"id": job["id"]})
         assert body["data"]["cancelJob"]["status"] == "RUNNING"
 

@@ -10,9 +10,11 @@ from api_client import as_key, codes, gql, make_key, running, uploaded
 
 from graph_api.runtime import Runtime
 from jobs.db import repository as repo
-from jobs.db.lifecycle import NewJob
+from jobs.errors import ProcessingFailed
 from jobs.settings import Settings
 from jobs.states import JobStatus
+from jobs.store import NewJob
+from tests.jobs.job_records import run_to_success
 
 SUBMIT = "mutation($i: JobInput!) { submitJob(input: $i) { id status effects } }"
 RETRY = "mutation($id: ID!) { retryJob(id: $id) { id status effects outputFormat } }"
@@ -36,21 +38,15 @@ async def test_retry_finished_jobs_only(
     )["data"]["submitJob"]
     assert codes(await gql(client, RETRY, {"id": job["id"]})) == ["CONFLICT"]  # still QUEUED
     for status in (JobStatus.CANCELLED, JobStatus.FAILED, JobStatus.SUCCEEDED):
-        async with runtime.db.transaction() as session:
-            src = await repo.create_job(
-                session,
-                NewJob(
-                    job_id=repo.new_id(),
-                    input_file_id=file["id"],
-                    effects=job["effects"],
-                    output_format="FLAC",
-                    output_subtype="PCM_16",
-                    message=b"m",
-                ),
-            )
-            if status is not JobStatus.CANCELLED:
-                await repo.set_status(session, src.id, JobStatus.RUNNING)
-            await repo.set_status(session, src.id, status)
+        new = NewJob(repo.new_id(), file["id"], job["effects"], "FLAC", "PCM_16", b"m")
+        src = await runtime.store.submit(new, most_unfinished=100)
+        if status is JobStatus.CANCELLED:
+            await runtime.store.cancel(src.id)
+        elif status is JobStatus.FAILED:
+            await runtime.store.start(src.id, "dsp-test")
+            await runtime.store.fail(src.id, ProcessingFailed("x"))
+        else:
+            await run_to_success(runtime.store, src.id)
         body = await gql(client, RETRY, {"id": src.id})
         new = body["data"]["retryJob"]
         assert new["id"] != src.id and new["status"] == "QUEUED"
@@ -67,11 +63,9 @@ async def test_delete_file(client: httpx.AsyncClient, runtime: Runtime, wav_file
     for busy in (file, ir):  # input and impulse of a QUEUED job
         body = await gql(client, DELETE, {"id": busy["id"]})
         assert codes(body) == ["CONFLICT"] and job["id"] in body["errors"][0]["message"]
-    async with runtime.db.transaction() as session:
-        await repo.set_status(session, job["id"], JobStatus.RUNNING)
+    await runtime.store.start(job["id"], "dsp-test")
     assert codes(await gql(client, DELETE, {"id": ir["id"]})) == ["CONFLICT"]
-    async with runtime.db.transaction() as session:
-        await repo.set_status(session, job["id"], JobStatus.FAILED)
+    await runtime.store.fail(job["id"], ProcessingFailed("x"))
 
     assert (await gql(client, DELETE, {"id": file["id"]}))["data"]["deleteFile"] is True
     assert not runtime.storage.exists(f"in/{file['id']}.wav")

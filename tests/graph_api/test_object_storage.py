@@ -11,8 +11,8 @@ import pytest
 from api_client import gql, running, uploaded
 from sqlalchemy import text
 
+from cli.stack import S3Server, free_port
 from jobs.settings import Settings
-from tests.processes import S3Server, free_port
 
 
 async def test_upload_download_image_delete(

@@ -12,13 +12,13 @@ import httpx
 from api_client import gql, uploaded
 from prometheus_client.parser import text_string_to_metric_families
 
-from graph_api.logging import JobIdFilter, JsonFormatter, job_context
 from graph_api.runtime import Runtime
 from jobs.broker import Broker
 from jobs.contract import JobEvent
-from jobs.db import repository as repo
+from jobs.logs import JobIdFilter, JsonFormatter, job_context
 from jobs.settings import Settings
 from jobs.states import JobStatus
+from tests.jobs.job_records import run_to_success
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -43,23 +43,23 @@ async def test_metrics(
     await client.get(f"/files/{file['id']}")
     await client.get("/files/nope")
     # One job runs and succeeds "in the bridge": the API sees its event on the broker.
-    async with runtime.db.transaction() as session:
-        await repo.set_status(session, ids[0], JobStatus.RUNNING)
-        await repo.set_status(session, ids[0], JobStatus.SUCCEEDED, progress=1.0)
+    await run_to_success(runtime.store, ids[0])
     # A second job's duration comes from its RUNNING and SUCCEEDED events alone (its row
     # says QUEUED still: the API does not read it).
     t0 = datetime.now(UTC)
     broker = await Broker.connect(settings)
     try:
-        await broker.publish_event(JobEvent(job_id=ids[0], status=JobStatus.SUCCEEDED))
-        await broker.publish_event(JobEvent(job_id=ids[0], status=JobStatus.SUCCEEDED))  # again
-        await broker.publish_event(JobEvent(job_id=ids[1], status=JobStatus.RUNNING, at=t0))
+        again = JobEvent(job_id=ids[0], status=JobStatus.SUCCEEDED).encode()
+        await broker.publish_event(again)  # the store published it already
+        await broker.publish_event(
+            JobEvent(job_id=ids[1], status=JobStatus.RUNNING, at=t0).encode()
+        )
         later = t0 + timedelta(seconds=2.5)
         await broker.publish_event(
-            JobEvent(job_id=ids[1], status=JobStatus.RUNNING, progress=0.5, at=later)
+            JobEvent(job_id=ids[1], status=JobStatus.RUNNING, progress=0.5, at=later).encode()
         )
         done = JobEvent(job_id=ids[1], status=JobStatus.SUCCEEDED, at=t0 + timedelta(seconds=3))
-        await broker.publish_event(done)
+        await broker.publish_event(done.encode())
     finally:
         await broker.close()
 

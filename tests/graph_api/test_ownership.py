@@ -13,18 +13,28 @@ from typing import Any
 
 import httpx
 import pytest
-from api_client import as_key, codes, gql, make_key, running, serving, uploaded
+from api_client import (
+    as_key,
+    codes,
+    gql,
+    make_key,
+    running,
+    serving,
+    serving_app,
+    until,
+    uploaded,
+)
 from fastapi import FastAPI
 from websockets.asyncio.client import connect
 from websockets.typing import Subprotocol
 
 from graph_api.runtime import Runtime
 from jobs.contract import JobEvent
-from jobs.db import Database
+from jobs.db import Database, writes
 from jobs.db import repository as repo
-from jobs.models import AudioFile
 from jobs.settings import Settings
 from jobs.states import JobStatus
+from tests.jobs.job_records import output_file, run_to_success
 
 SUBMIT = "mutation($i: JobInput!) { submitJob(input: $i) { id status } }"
 
@@ -69,7 +79,7 @@ async def w(secure_settings: Settings, wav_file: Path) -> AsyncIterator[World]:
 
 async def test_owner_columns_are_set(w: World) -> None:
     async with w.runtime.db.transaction() as session:
-        assert (await repo.get_file(session, w.file["id"])).owner == "alice"
+        assert (await repo.get_files(session, [w.file["id"]]))[w.file["id"]].owner == "alice"
         assert (await repo.get_job(session, w.job["id"])).owner == "alice"
 
 
@@ -166,28 +176,8 @@ async def test_output_file_belongs_to_the_jobs_owner(w: World, wav_file: Path) -
     key = "out/x.wav"
     w.runtime.storage.path("out").mkdir(parents=True, exist_ok=True)
     w.runtime.storage.path(key).write_bytes(wav_file.read_bytes())
-    async with w.runtime.db.transaction() as session:
-        output = await repo.add_file(
-            session,
-            AudioFile(
-                repo.new_id(),
-                "x.wav",
-                "WAV",
-                "FLOAT",
-                48000,
-                2,
-                48000,
-                1,
-                key,
-                "output",
-                None,
-                repo.now(),
-            ),
-        )
-        await repo.set_status(session, w.job["id"], JobStatus.RUNNING)
-        await repo.set_status(
-            session, w.job["id"], JobStatus.SUCCEEDED, output_file_id=output.id, progress=1.0
-        )
+    output = output_file(None, key)
+    await run_to_success(w.runtime.store, w.job["id"], output)
     q = "query($id: ID!) { file(id: $id) { id } job(id: $id) { id } }"
     assert (await gql(w.alice, q, {"id": output.id}))["data"]["file"] == {"id": output.id}
     assert (await gql(w.bob, q, {"id": output.id}))["data"]["file"] is None
@@ -236,7 +226,7 @@ async def test_subscriptions(secure_settings: Settings, wav_file: Path) -> None:
     }
     updates = "subscription($id: ID!) { jobUpdates(jobId: $id) { jobId status } }"
     mine = "subscription { myJobUpdates { jobId status job { id } } }"
-    async with serving(secure_settings) as base:
+    async with serving_app(secure_settings) as (base, app):
         job_id = await _queued_as(base, keys["alice"], wav_file)
         async with _subscribe(base, keys["bob"], updates, {"id": job_id}) as ws:
             message = await _recv(ws)
@@ -249,7 +239,7 @@ async def test_subscriptions(secure_settings: Settings, wav_file: Path) -> None:
             _subscribe(base, keys["bob"], mine, {}) as ws_bob,
             _subscribe(base, keys["root"], mine, {}) as ws_root,
         ):
-            await asyncio.sleep(0.3)  # let the three subscriptions register
+            await until(lambda: app.state.runtime.events.subscriber_count() == 3)
             async with httpx.AsyncClient(
                 base_url=f"http://{base}", headers={"Authorization": f"Bearer {keys['bob']}"}
             ) as bob:
@@ -280,7 +270,9 @@ async def test_event_relay_feeds_my_updates_only_with_my_jobs(
     """Events the broker relays (the bridge's) reach myJobUpdates filtered by owner."""
     async with world(secure_settings, wav_file) as w:
         with w.runtime.events.subscribe_all() as queue:
-            w.runtime.events.dispatch(JobEvent(job_id=w.job["id"], status=JobStatus.RUNNING))
+            w.runtime.events.dispatch(
+                JobEvent(job_id=w.job["id"], status=JobStatus.RUNNING, owner="alice")
+            )
             assert (await asyncio.wait_for(queue.get(), 5)).job_id == w.job["id"]
 
 
@@ -304,7 +296,7 @@ async def test_a_revoked_key_ends_its_open_subscriptions(
             db = Database(settings.sqlalchemy_url)
             try:
                 async with db.transaction() as session:
-                    await repo.revoke_api_key(session, "alice")
+                    await writes.revoke_api_key(session, "alice")
             finally:
                 await db.close()
             for ws in (ws_job, ws_mine):

@@ -12,7 +12,7 @@ from test_jobs import next_message
 
 from graph_api.runtime import Runtime
 from jobs.contract import JobMessage
-from jobs.db import lifecycle
+from jobs.outbox import pending_outbox
 from jobs.settings import Settings
 
 
@@ -61,6 +61,6 @@ async def test_jobs_submitted_while_broker_is_down_go_out_when_it_comes_up(
                     await asyncio.sleep(0.05)
             message = JobMessage.decode((await next_message(settings, settings.jobs_queue)).body)
             assert message.job_id == job["id"]
-            assert await runtime.db.run(lifecycle.pending_outbox) == []
+            assert await runtime.db.run(pending_outbox) == []
             await heartbeat(app, settings)
             assert (await client.get("/readyz")).status_code == 200

@@ -75,16 +75,24 @@ async def test_job_updates_current_state_then_events_then_complete(
                 )
                 assert update["job"] == {"id": job_id, "input": {"id": file_id}}
 
-                for status, progress in [
-                    (JobStatus.RUNNING, 0.5),
-                    (JobStatus.RUNNING, 0.25),  # stale: must be dropped
-                    (JobStatus.SUCCEEDED, 1.0),
+                for version, status, progress in [
+                    (1, JobStatus.RUNNING, 0.5),
+                    (1, JobStatus.RUNNING, 0.25),  # stale: must be dropped
+                    (2, JobStatus.QUEUED, 0.0),  # handed back: a newer version
+                    (1, JobStatus.RUNNING, 0.75),  # a late copy of the first run: dropped
+                    (3, JobStatus.RUNNING, 0.0),
+                    (4, JobStatus.SUCCEEDED, 1.0),
                 ]:
-                    await broker.publish_event(
-                        JobEvent(job_id=job_id, status=status, progress=progress, message="m")
+                    event = JobEvent(
+                        job_id=job_id, status=status, progress=progress, version=version
                     )
-                running_ = (await receive(ws))["payload"]["data"]["jobUpdates"]
-                assert (running_["status"], running_["progress"]) == ("RUNNING", 0.5)
+                    await broker.publish_event(event.encode())
+                seen = [(await receive(ws))["payload"]["data"]["jobUpdates"] for _ in range(3)]
+                assert [(u["status"], u["progress"]) for u in seen] == [
+                    ("RUNNING", 0.5),
+                    ("QUEUED", 0.0),
+                    ("RUNNING", 0.0),
+                ]
                 done = (await receive(ws))["payload"]["data"]["jobUpdates"]
                 assert (done["status"], done["progress"]) == ("SUCCEEDED", 1.0)
                 assert await receive(ws) == {"id": "1", "type": "complete"}
@@ -108,7 +116,7 @@ async def test_every_app_instance_relays_every_event(settings: Settings) -> None
         try:
             with a.events.subscribe("job-1") as qa, b.events.subscribe("job-1") as qb:
                 event = JobEvent(job_id="job-1", status=JobStatus.RUNNING, progress=0.1)
-                await broker.publish_event(event)
+                await broker.publish_event(event.encode())
                 got_a = await asyncio.wait_for(qa.get(), 15)
                 got_b = await asyncio.wait_for(qb.get(), 15)
         finally:

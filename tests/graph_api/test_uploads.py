@@ -137,14 +137,12 @@ async def test_sizes_past_32_bits_are_sent_whole(
     client: httpx.AsyncClient, runtime: Runtime
 ) -> None:
     """GraphQL's Int stops at 2^31 - 1; frames and sizeBytes are BigInt."""
-    async with runtime.db.transaction() as session:
-        row = await repo.add_file(
-            session,
-            AudioFile(
-                repo.new_id(), "long.wav", "WAV", "FLOAT", 192_000, 2, 2_764_800_000,
-                22_118_400_044, "in/long.wav", "input", None, repo.now(),
-            ),
-        )  # fmt: skip
+    row = await runtime.store.add_file(
+        AudioFile(
+            repo.new_id(), "long.wav", "WAV", "FLOAT", 192_000, 2, 2_764_800_000,
+            22_118_400_044, "in/long.wav", "input", None, repo.now(),
+        ),
+    )  # fmt: skip
     body = await gql(
         client, "query ($id: ID!) { file(id: $id) { frames sizeBytes } }", {"id": row.id}
     )

@@ -11,8 +11,8 @@ import pytest
 from job_records import queued_job, stored_file
 
 from jobs.broker import Broker
-from jobs.db import Database, lifecycle
-from jobs.outbox import OutboxRelay
+from jobs.db import Database
+from jobs.outbox import OutboxRelay, Pending, pending_outbox
 from jobs.settings import Settings
 
 
@@ -38,8 +38,8 @@ async def _published(broker: Broker, settings: Settings, settle_s: float = 0.5) 
     return bodies
 
 
-async def _unsent(db: Database) -> list[tuple[int, bytes]]:
-    return await db.run(lifecycle.pending_outbox)
+async def _unsent(db: Database) -> list[Pending]:
+    return await db.run(pending_outbox)
 
 
 async def _until(predicate: object, timeout: float = 10.0) -> None:
@@ -60,7 +60,7 @@ async def test_handed_over_row_goes_out_before_any_poll(
         assert await _published(broker, settings) == [b"first"]
         await queued_job(database, f.id, message=b"second")
         [fresh] = await _unsent(database)
-        relay.notify(fresh)
+        relay.notify([fresh])
         assert await _published(broker, settings) == [b"second"]
         await _until(lambda: _unsent_is(database, []))
     finally:
@@ -75,7 +75,7 @@ async def test_a_row_polled_and_then_handed_over_goes_out_once(
     [row] = await _unsent(database)
     relay = OutboxRelay(database, broker, poll_s=3600)
     assert await relay.publish_pending() == 1  # a poll read it first...
-    relay.notify(row)  # ...then the API hands it over
+    relay.notify([row])  # ...then the API hands it over
     relay.start()
     try:
         assert await _published(broker, settings) == [b"only"]
@@ -84,5 +84,5 @@ async def test_a_row_polled_and_then_handed_over_goes_out_once(
     assert await _unsent(database) == []
 
 
-async def _unsent_is(db: Database, rows: list[tuple[int, bytes]]) -> bool:
+async def _unsent_is(db: Database, rows: list[Pending]) -> bool:
     return await _unsent(db) == rows

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from cli.stack import S3Server, free_port
 from jobs.errors import StorageMisconfigured, StorageUnavailable
 from jobs.settings import Settings
 from jobs.storage import LocalStorage, ObjectStorage, Storage, open_storage
-from tests.processes import S3Server, free_port
 
 
 @pytest.fixture

@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 from job_records import queued_job, stored_file
 
-from jobs.db import Database
+from jobs.db import Database, writes
 from jobs.db import repository as repo
 from jobs.models import AudioFile
 from jobs.settings import Settings
 from jobs.storage import Storage, open_storage
+from jobs.store import JobStore
 from jobs.sweep import sweep
 
 
@@ -28,10 +29,9 @@ def storage(storage_url: str, tmp_path: Path) -> Storage:
 async def _file(db: Database, key: str, role: str = "input") -> AudioFile:
     template = await stored_file(db, role=role)
     async with db.transaction() as s:
-        await repo.mark_file_deleted(s, template.id)  # only its id and fields are reused
+        await writes.mark_file_deleted(s, template.id)  # only its id and fields are reused
     row = dataclasses.replace(template, id=repo.new_id(), storage_key=key)
-    async with db.transaction() as s:
-        return await repo.add_file(s, row)
+    return await JobStore(db).add_file(row)
 
 
 def _put(storage: Storage, key: str) -> None:
@@ -45,7 +45,7 @@ async def test_sweep_removes_orphans_and_keeps_the_rest(
     live = await _file(database, "in/live.wav")
     gone = await _file(database, "in/gone.wav")
     async with database.transaction() as s:
-        await repo.mark_file_deleted(s, gone.id)  # its delete failed while the store was away
+        await writes.mark_file_deleted(s, gone.id)  # its delete failed while the store was away
     output = await _file(database, "out/done.wav", role="output")
     running = await queued_job(database, live.id)
     keep = [

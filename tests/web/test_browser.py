@@ -18,8 +18,8 @@ import soundfile as sf
 from playwright.sync_api import Browser, FilePayload, Page, Route, expect, sync_playwright
 from scipy.signal import sosfilt
 
+from cli.stack import Service, Stack
 from tests.conftest import sine, write_wav
-from tests.processes import Service, Stack
 from tests.rbj import rbj_sos
 
 CHROMIUM = Path("/usr/bin/chromium")

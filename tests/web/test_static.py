@@ -40,3 +40,24 @@ async def test_nothing_outside_static_and_no_remote_urls(client: httpx.AsyncClie
     for name in ("index.html", "app.js", "api.js", "form.js", "style.css"):
         text = (web.STATIC_DIR / name).read_text()
         assert not re.search(r"https?://", text), f"{name} fetches from elsewhere"
+
+
+def test_the_page_names_only_fields_and_presets_the_api_declares() -> None:
+    """The page's copies of declared names (it is static JavaScript): a drift fails here."""
+    import json
+    from pathlib import Path
+
+    from jobs.effects import IR_PRESETS
+
+    static = Path(web.__file__).with_name("static")
+    app = (static / "app.js").read_text()
+    fields = re.search(r'const FILE = "([^"]+)";', app)
+    assert fields is not None
+    # graph_api/schema.graphql is the schema's SDL (tests/graph_api/test_schema_sdl.py).
+    sdl = (static.parent / "schema.graphql").read_text()
+    body = re.search(r"\ntype AudioFile \{(.*?)\n\}", sdl, re.S)
+    assert body is not None
+    declared = set(re.findall(r"^  (\w+)[:(]", body.group(1), re.M))
+    assert set(fields.group(1).split()) <= declared
+    presets = re.search(r"const IMPULSE_PRESETS = (\[[^\]]*\]);", (static / "form.js").read_text())
+    assert presets is not None and tuple(json.loads(presets.group(1))) == IR_PRESETS

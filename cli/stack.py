@@ -1,5 +1,11 @@
-"""Real service processes for end-to-end and fault tests: `audio-engine api|bridge|serve`
-started as subprocesses with their own data folder, queues and ports."""
+"""A stack of real service processes: `audio-engine api|bridge|serve` started as subprocesses
+sharing one data folder, queue prefix and ports. End-to-end and fault tests and the
+benchmarks drive the system through it, as a user would.
+
+>>> stack = Stack(Path("/tmp/run/data"))                    # doctest: +SKIP
+>>> api = stack.start("api", "--dev"); api.wait_http(f"{stack.url}/healthz")
+>>> bridge = stack.start("bridge"); bridge.wait_log("bridge consuming")
+"""
 
 from __future__ import annotations
 
@@ -154,54 +160,6 @@ class Service:
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
-
-
-def purge_test_queues(prefixes: tuple[str, ...] = ("test-", "e2e-")) -> int:
-    """Delete the queues and exchanges earlier tests left on the shared broker (quorum queues
-    are not free: hundreds of them slow RabbitMQ's restart down). Returns how many queues
-    went. `TEST_PURGE_QUEUES=0` skips it, for test runs that share the broker with others."""
-    import asyncio
-    import threading
-
-    import aio_pika
-
-    def listed(what: str) -> list[str]:
-        out = subprocess.run(
-            ["rabbitmqctl", f"list_{what}", "-q", "name"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        ).stdout
-        return [n.strip() for n in out.splitlines() if n.strip().startswith(prefixes)]
-
-    if os.environ.get("TEST_PURGE_QUEUES") == "0":
-        return 0
-    queues, exchanges = listed("queues"), listed("exchanges")
-    deleted = 0
-
-    async def delete() -> None:
-        nonlocal deleted
-        connection = await aio_pika.connect("amqp://guest:guest@127.0.0.1/", timeout=20)
-        async with connection:
-            channel = await connection.channel()
-            for name in queues:
-                try:
-                    await channel.queue_delete(name)
-                    deleted += 1
-                except aio_pika.exceptions.AMQPError:
-                    channel = await connection.channel()
-            for name in exchanges:
-                try:
-                    await channel.exchange_delete(name)
-                except aio_pika.exceptions.AMQPError:
-                    channel = await connection.channel()
-
-    # Its own thread and loop: callers may be inside pytest-asyncio's running loop.
-    thread = threading.Thread(target=lambda: asyncio.run(delete()))
-    thread.start()
-    thread.join(120)
-    return deleted
 
 
 S3_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}

@@ -1,0 +1,573 @@
+"""Every change of a job, and the event that tells it, in one transaction.
+
+One method per transition (submit, start, progress, succeed, fail, cancel, requeue,
+dead_letter, recover). Each is a guarded UPDATE (`WHERE status IN (...)`, the states
+`jobs.states` lets reach the target: no read, check, then write) that bumps the job's
+`version` and returns its owner, and the `JobEvent` it makes is written to the outbox in the
+same transaction; the relay (`jobs.outbox`) publishes it. Nothing else writes a job's status
+or builds an event, so no caller can change a job and forget to tell its subscribers.
+
+Progress is not a transition: its event skips the outbox (a lost tick is harmless) and the
+row is written at most once per `PROGRESS_WRITE_S` per job, while events keep their pace.
+
+The statements are Core, built once at import, and each transition is one call of
+`Database.run` (one transaction, on SQLite one hop to the database's own thread).
+
+>>> store = JobStore(db, relay)                                    # doctest: +SKIP
+>>> await store.start(job_id, actor="dsp-0")                       # QUEUED -> RUNNING + event
+>>> await store.succeed(job_id, output, ...)                       # RUNNING -> SUCCEEDED + event
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, NoReturn, cast
+
+from sqlalchemy import (
+    JSON,
+    Connection,
+    DateTime,
+    String,
+    Table,
+    Update,
+    bindparam,
+    case,
+    func,
+    insert,
+    select,
+    update,
+)
+
+from jobs.contract import AudioAnalysis, Compliance, JobEvent
+from jobs.db import Database
+from jobs.db.tables import ANALYSIS_COLUMNS, FileRow, JobRow, OutboxRow
+from jobs.errors import (
+    EngineError,
+    InvalidTransition,
+    JobCancelled,
+    JobNotFound,
+    QuotaExceeded,
+    WorkerLost,
+)
+from jobs.models import AudioFile, Job
+from jobs.outbox import EVENT, JOB, OutboxRelay, Pending
+from jobs.states import JobStatus, check_transition, sources
+
+PROGRESS_WRITE_S = 1.0
+"""A job's progress is written to its row at most this often (its events go out faster)."""
+
+_jobs = cast(Table, JobRow.__table__)
+_files = cast(Table, FileRow.__table__)
+_outbox = cast(Table, OutboxRow.__table__)
+_TS = DateTime(timezone=True)
+_UNFINISHED = [JobStatus.QUEUED.value, JobStatus.RUNNING.value]
+
+
+def _guarded(to: JobStatus, among: Collection[JobStatus] | None = None) -> Update:
+    """UPDATE of one job to `to`, matching only if it is in a state `jobs.states` allows
+    to reach `to` (narrowed to `among`); it bumps the version and returns what the event
+    needs."""
+    allowed = sources(to)
+    if among is not None:
+        assert set(among) <= allowed, f"{among} cannot all become {to}"
+        allowed = frozenset(among)
+    return (
+        update(_jobs)
+        .where(_jobs.c.id == bindparam("b_id"), _jobs.c.status.in_(sorted(allowed)))
+        .values(status=to.value, version=_jobs.c.version + 1)
+        .returning(
+            _jobs.c.owner,
+            _jobs.c.version,
+            _jobs.c.progress,
+            _jobs.c.message,
+            _jobs.c.error_code,
+            _jobs.c.error_message,
+        )
+    )
+
+
+def _ended(to: JobStatus, among: Collection[JobStatus] | None = None) -> Update:
+    return _guarded(to, among).values(finished_at=bindparam("b_at", type_=_TS))
+
+
+_START = _guarded(JobStatus.RUNNING).values(
+    progress=0.0,
+    attempts=_jobs.c.attempts + 1,
+    message=bindparam("b_message"),
+    started_at=func.coalesce(_jobs.c.started_at, bindparam("b_at", type_=_TS)),
+)
+_SUCCEED = _ended(JobStatus.SUCCEEDED).values(
+    progress=1.0,
+    output_file_id=bindparam("b_output"),
+    dsp_seconds=bindparam("b_dsp"),
+    node_id=bindparam("b_node"),
+    actor=bindparam("b_actor"),
+    compliance=bindparam("b_compliance", type_=JSON),
+    edits=bindparam("b_edits", type_=JSON),
+    error_code=None,
+    error_message=None,
+)
+_ERROR: dict[str, Any] = {"error_code": bindparam("b_code"), "error_message": bindparam("b_text")}
+_FAIL = _ended(JobStatus.FAILED).values(**_ERROR)
+_CANCEL_RUNNING = _ended(JobStatus.CANCELLED).values(**_ERROR)
+_CANCEL_QUEUED = _ended(JobStatus.CANCELLED, {JobStatus.QUEUED}).values(
+    message=bindparam("b_message")
+)
+_REQUEUE = _guarded(JobStatus.QUEUED).values(progress=0.0, message=bindparam("b_message"))
+# A dead letter of a job that kept failing on infrastructure keeps its last note (`note`).
+_DEAD_LETTER_WITH_LAST = _ended(JobStatus.FAILED).values(
+    error_code=bindparam("b_code"),
+    error_message=case(
+        (
+            _jobs.c.message != "",
+            bindparam("b_text", type_=String).concat("; last: ").concat(_jobs.c.message),
+        ),
+        else_=bindparam("b_text", type_=String),
+    ),
+)
+_SAME_ATTEMPT = _jobs.c.attempts == bindparam("b_attempts")
+_RECOVER_QUEUED = _REQUEUE.where(_SAME_ATTEMPT)
+_RECOVER_FAILED = _FAIL.where(_SAME_ATTEMPT)
+_PROGRESS = (
+    update(_jobs)
+    .where(_jobs.c.id == bindparam("b_id"), _jobs.c.status == JobStatus.RUNNING.value)
+    .values(progress=bindparam("b_progress"))
+)
+_NOTE = update(_jobs).where(_jobs.c.id == bindparam("b_id")).values(message=bindparam("b_message"))
+_STATUS = select(_jobs.c.status).where(_jobs.c.id == bindparam("b_id"))
+_LAST_JOB_MESSAGE = (
+    select(_outbox.c.body)
+    .where(_outbox.c.job_id == bindparam("b_id"), _outbox.c.kind == JOB)
+    .order_by(_outbox.c.id.desc())
+    .limit(1)
+)
+_INSERT_OUTBOX = insert(_outbox)
+_INSERT_JOB = insert(_jobs)
+_INSERT_FILE = insert(_files)
+_ANALYSE = update(_files).where(_files.c.id == bindparam("b_id"))
+_JOB_COLUMNS = [c for c in Job.__slots__ if c in _jobs.c]
+_FILE_COLUMNS = [c for c in AudioFile.__slots__ if c in _files.c]
+_COUNT_UNFINISHED = (
+    select(func.count())
+    .select_from(_jobs)
+    .where(_jobs.c.owner == bindparam("b_owner"), _jobs.c.status.in_(_UNFINISHED))
+)
+_COUNT_UNFINISHED_UNOWNED = (
+    select(func.count())
+    .select_from(_jobs)
+    .where(_jobs.c.owner.is_(None), _jobs.c.status.in_(_UNFINISHED))
+)
+# PostgreSQL: one owner's submits take turns until commit, so two API replicas (or two pooled
+# connections of one) cannot both count room for the last job of a quota. SQLite needs none:
+# a process has one connection, and its writers queue on the file's lock.
+_OWNER_TURN = select(func.pg_advisory_xact_lock(func.hashtext(bindparam("b_owner"))))
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def terminal_status(error: EngineError) -> JobStatus:
+    """The state a job ends in when its run raised `error`."""
+    return JobStatus.CANCELLED if isinstance(error, JobCancelled) else JobStatus.FAILED
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """A job as it is asked for, before it is stored; `message` is its encoded broker
+    message, stored with it (the outbox)."""
+
+    job_id: str
+    input_file_id: str
+    effects: list[dict[str, Any]]
+    output_format: str
+    output_subtype: str
+    message: bytes
+    owner: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Changed:
+    """A transition that happened: its event and the outbox rows it wrote."""
+
+    event: JobEvent
+    rows: tuple[Pending, ...]
+
+
+# --- one transaction each (run through `Database.run`) ----------------------------------
+
+
+def _outbox_row(conn: Connection, job_id: str, kind: str, body: bytes, at: datetime) -> Pending:
+    result = conn.execute(
+        _INSERT_OUTBOX,
+        {"job_id": job_id, "kind": kind, "body": body, "created_at": at, "sent_at": None},
+    )
+    key = result.inserted_primary_key
+    assert key is not None
+    return Pending(int(key[0]), kind, body)
+
+
+def _apply(
+    conn: Connection, stmt: Update, job_id: str, to: JobStatus, at: datetime, **params: Any
+) -> Changed | None:
+    """Run a guarded UPDATE; when it matched, write its event to the outbox."""
+    row = conn.execute(stmt, {"b_id": job_id, "b_at": at, **params}).one_or_none()
+    if row is None:
+        return None
+    values: tuple[Any, ...] = tuple(row)
+    owner, version, progress, message, code, text = values
+    event = JobEvent(
+        job_id=job_id,
+        status=to,
+        progress=float(progress),
+        message=f"{code}: {text}" if code and to.terminal else str(message or ""),
+        owner=owner,
+        version=int(version),
+        at=at,
+    )
+    return Changed(event, (_outbox_row(conn, job_id, EVENT, event.encode(), at),))
+
+
+def _refuse(conn: Connection, job_id: str, to: JobStatus) -> NoReturn:
+    """Raise why `job_id` could not become `to` (its guarded UPDATE did not match)."""
+    current = conn.scalar(_STATUS, {"b_id": job_id})
+    if current is None:
+        raise JobNotFound(job_id)
+    check_transition(JobStatus(current), to)
+    raise InvalidTransition(f"job {job_id} is {current}; it could not become {to.value}")
+
+
+def _current(conn: Connection, job_id: str) -> JobStatus:
+    current = conn.scalar(_STATUS, {"b_id": job_id})
+    if current is None:
+        raise JobNotFound(job_id)
+    return JobStatus(current)
+
+
+def count_unfinished(conn: Connection, owner: str | None) -> int:
+    """QUEUED or RUNNING jobs of `owner` (None: the jobs nobody owns)."""
+    if owner is None:
+        return int(conn.scalar(_COUNT_UNFINISHED_UNOWNED) or 0)
+    return int(conn.scalar(_COUNT_UNFINISHED, {"b_owner": owner}) or 0)
+
+
+def _submit(
+    conn: Connection, new: NewJob, most_unfinished: int, at: datetime
+) -> tuple[Job, Pending]:
+    if conn.dialect.name == "postgresql":
+        conn.execute(_OWNER_TURN, {"b_owner": new.owner or ""})
+    unfinished = count_unfinished(conn, new.owner)
+    if unfinished >= most_unfinished:
+        raise QuotaExceeded(
+            f"{unfinished} of your jobs are QUEUED or RUNNING, the most allowed is "
+            f"{most_unfinished}: wait for some to finish or cancel them"
+        )
+    job = Job(
+        id=new.job_id,
+        status=JobStatus.QUEUED,
+        progress=0.0,
+        input_file_id=new.input_file_id,
+        output_file_id=None,
+        effects=new.effects,
+        output_format=new.output_format,
+        output_subtype=new.output_subtype,
+        error_code=None,
+        error_message=None,
+        message="",
+        attempts=0,
+        owner=new.owner,
+        created_at=at,
+        started_at=None,
+        finished_at=None,
+        dsp_seconds=None,
+    )
+    conn.execute(_INSERT_JOB, {**{f: getattr(job, f) for f in _JOB_COLUMNS}, "status": "QUEUED"})
+    return job, _outbox_row(conn, new.job_id, JOB, new.message, at)
+
+
+def _start(conn: Connection, job_id: str, message: str, at: datetime) -> Changed:
+    changed = _apply(conn, _START, job_id, JobStatus.RUNNING, at, b_message=message)
+    if changed is None:
+        _refuse(conn, job_id, JobStatus.RUNNING)
+    return changed
+
+
+def _succeed(
+    conn: Connection,
+    job_id: str,
+    output: AudioFile,
+    output_analysis: AudioAnalysis | None,
+    input_file_id: str,
+    input_analysis: AudioAnalysis | None,
+    dsp_seconds: float,
+    node_id: str | None,
+    actor: str | None,
+    compliance: Compliance | None,
+    edits: Sequence[tuple[float, float]],
+    at: datetime,
+) -> Changed:
+    if input_analysis is not None:
+        conn.execute(_ANALYSE, {"b_id": input_file_id, **_levels(input_analysis)})
+    conn.execute(_INSERT_FILE, file_values(output, output_analysis))
+    changed = _apply(
+        conn,
+        _SUCCEED,
+        job_id,
+        JobStatus.SUCCEEDED,
+        at,
+        b_output=output.id,
+        b_dsp=dsp_seconds,
+        b_node=node_id,
+        b_actor=actor,
+        b_compliance=compliance.model_dump(mode="json") if compliance else None,
+        b_edits=[[start, end] for start, end in edits],
+    )
+    if changed is None:
+        _refuse(conn, job_id, JobStatus.SUCCEEDED)  # rolls back the output row too
+    return changed
+
+
+def _fail(
+    conn: Connection, job_id: str, to: JobStatus, code: str, text: str, at: datetime
+) -> tuple[Changed | None, JobStatus]:
+    stmt = _CANCEL_RUNNING if to is JobStatus.CANCELLED else _FAIL
+    changed = _apply(conn, stmt, job_id, to, at, b_code=code, b_text=text)
+    return changed, to if changed else _current(conn, job_id)
+
+
+def _cancel(conn: Connection, job_id: str, message: str, at: datetime) -> Changed | None:
+    return _apply(conn, _CANCEL_QUEUED, job_id, JobStatus.CANCELLED, at, b_message=message)
+
+
+def _requeue(conn: Connection, job_id: str, message: str, at: datetime) -> Changed | None:
+    return _apply(conn, _REQUEUE, job_id, JobStatus.QUEUED, at, b_message=message)
+
+
+def _dead_letter(
+    conn: Connection, job_id: str, code: str, text: str, with_last: bool, at: datetime
+) -> Changed | None:
+    stmt = _DEAD_LETTER_WITH_LAST if with_last else _FAIL
+    changed = _apply(conn, stmt, job_id, JobStatus.FAILED, at, b_code=code, b_text=text)
+    if changed is None:
+        _current(conn, job_id)  # JobNotFound when there is no such job
+    return changed
+
+
+def _recover(
+    conn: Connection, job_id: str, attempts: int, max_attempts: int, at: datetime
+) -> Changed | None:
+    body = conn.scalar(_LAST_JOB_MESSAGE, {"b_id": job_id})
+    if body is not None and attempts < max_attempts:
+        changed = _apply(
+            conn,
+            _RECOVER_QUEUED,
+            job_id,
+            JobStatus.QUEUED,
+            at,
+            b_attempts=attempts,
+            b_message="re-queued: its message was lost with its bridge",
+        )
+        if changed is None:
+            return None
+        again = _outbox_row(conn, job_id, JOB, bytes(body), at)
+        return Changed(changed.event, (again, *changed.rows))
+    why = "its message is gone" if body is None else f"after {attempts} tries"
+    return _apply(
+        conn,
+        _RECOVER_FAILED,
+        job_id,
+        JobStatus.FAILED,
+        at,
+        b_attempts=attempts,
+        b_code=WorkerLost.code,
+        b_text=f"the bridge running the job stopped ({why})",
+    )
+
+
+def file_values(file: AudioFile, analysis: AudioAnalysis | None = None) -> dict[str, Any]:
+    """A file row's columns; `analysis`: the levels measured while a job wrote it."""
+    return {
+        **{c: getattr(file, c) for c in _FILE_COLUMNS},
+        "deleted_at": None,
+        **_levels(analysis),
+    }
+
+
+def _levels(analysis: AudioAnalysis | None) -> dict[str, Any]:
+    """The file columns that hold `analysis` (all NULL without one)."""
+    return {
+        column: getattr(analysis, name) if analysis else None
+        for name, column in ANALYSIS_COLUMNS.items()
+    }
+
+
+def _insert_file(conn: Connection, file: AudioFile) -> None:
+    conn.execute(_INSERT_FILE, file_values(file))
+
+
+# --- the store --------------------------------------------------------------------------
+
+
+class JobStore:
+    """The job life cycle of one process. Committed outbox rows go to `relay` at once; while
+    there is none (the API before the broker answers), events go to `local` too, so this
+    process's subscribers still hear its changes, and the rows wait for a relay's poll."""
+
+    def __init__(
+        self,
+        db: Database,
+        relay: OutboxRelay | None = None,
+        local: Callable[[JobEvent], None] | None = None,
+    ) -> None:
+        self.db = db
+        self.relay = relay
+        self.local = local
+        # job id -> (owner, version, monotonic time its row's progress was last written)
+        self._running: dict[str, tuple[str | None, int, float]] = {}
+
+    def _committed(self, changed: Changed | None, *rows: Pending) -> None:
+        pending = [*rows, *(changed.rows if changed else ())]
+        if self.relay is not None:
+            self.relay.notify(pending)
+        elif changed is not None and self.local is not None:
+            self.local(changed.event)
+        if changed is not None:
+            if changed.event.status is JobStatus.RUNNING:
+                event = changed.event
+                self._running[event.job_id] = (event.owner, event.version, float("-inf"))
+            else:
+                self._running.pop(changed.event.job_id, None)
+
+    async def add_file(self, file: AudioFile) -> AudioFile:
+        """Store an uploaded file's row."""
+        await self.db.run(_insert_file, file)
+        return file
+
+    async def submit(self, new: NewJob, *, most_unfinished: int) -> Job:
+        """Store a QUEUED job and its message (published by the relay), unless its owner has
+        `most_unfinished` jobs QUEUED or RUNNING already (`QuotaExceeded`)."""
+        job, row = await self.db.run(_submit, new, most_unfinished, now())
+        self._committed(None, row)
+        return job
+
+    async def start(self, job_id: str, actor: str) -> JobEvent:
+        """RUNNING on `actor`, one more attempt, progress 0. `InvalidTransition` if it may
+        not start (it ended), `JobNotFound` if there is no such job."""
+        changed = await self.db.run(_start, job_id, f"running on {actor}", now())
+        self._committed(changed)
+        return changed.event
+
+    async def progress(self, job_id: str, progress: float) -> None:
+        """Publish a RUNNING job's progress (not stored in the outbox); its row gets it at
+        most once per `PROGRESS_WRITE_S`. Only a job this store started reports progress."""
+        known = self._running.get(job_id)
+        if known is None:
+            return
+        owner, version, written = known
+        event = JobEvent(
+            job_id=job_id,
+            status=JobStatus.RUNNING,
+            progress=progress,
+            owner=owner,
+            version=version,
+        )
+        if self.relay is not None:
+            await self.relay.publish_event(event)
+        elif self.local is not None:
+            self.local(event)
+        clock = time.monotonic()
+        if clock - written >= PROGRESS_WRITE_S:
+            self._running[job_id] = (owner, version, clock)
+            await self.db.run(_write_progress, job_id, progress)
+
+    async def succeed(
+        self,
+        job_id: str,
+        output: AudioFile,
+        output_analysis: AudioAnalysis | None,
+        *,
+        input_file_id: str,
+        input_analysis: AudioAnalysis | None,
+        dsp_seconds: float,
+        node_id: str | None,
+        actor: str | None,
+        compliance: Compliance | None = None,
+        edits: Sequence[tuple[float, float]] = (),
+    ) -> JobEvent:
+        """Store the output file, the levels measured and the cuts made (`edits`, seconds of
+        the input), and end the job SUCCEEDED with it (and its loudness compliance, if it had
+        a `loudness` step). `InvalidTransition` if it may not succeed (cancelled meanwhile):
+        nothing is kept."""
+        changed = await self.db.run(
+            _succeed,
+            job_id,
+            output,
+            output_analysis,
+            input_file_id,
+            input_analysis,
+            dsp_seconds,
+            node_id,
+            actor,
+            compliance,
+            edits,
+            output.created_at,
+        )
+        self._committed(changed)
+        return changed.event
+
+    async def fail(self, job_id: str, error: EngineError) -> JobStatus:
+        """End a job with its own error: CANCELLED for `JobCancelled`, else FAILED, with the
+        error's code. Returns the job's state after: the new one, or the final state it had
+        reached already (then nothing changes)."""
+        to = terminal_status(error)
+        changed, status = await self.db.run(_fail, job_id, to, error.code, error.message, now())
+        self._committed(changed)
+        return status
+
+    async def cancel(self, job_id: str) -> bool:
+        """QUEUED -> CANCELLED (the API; a RUNNING job is cancelled by its bridge, which
+        then calls `fail`). False when it was no longer QUEUED."""
+        changed = await self.db.run(_cancel, job_id, "cancelled before it started", now())
+        self._committed(changed)
+        return changed is not None
+
+    async def requeue(self, job_id: str, why: str = "handed back to the queue") -> bool:
+        """RUNNING -> QUEUED (a bridge gives its message back on shutdown). False when it
+        was not RUNNING."""
+        changed = await self.db.run(_requeue, job_id, why, now())
+        self._committed(changed)
+        return changed is not None
+
+    async def dead_letter(self, job_id: str, error: EngineError, *, with_last: bool) -> bool:
+        """QUEUED or RUNNING -> FAILED with `error` (its message died in the dead-letter
+        queue); `with_last` appends the job's last note. False when it had ended,
+        `JobNotFound` when there is no such job."""
+        changed = await self.db.run(
+            _dead_letter, job_id, error.code, error.message, with_last, now()
+        )
+        self._committed(changed)
+        return changed is not None
+
+    async def recover(self, job_id: str, attempts: int, max_attempts: int) -> JobStatus | None:
+        """A job left RUNNING by a dead bridge, still at attempt `attempts`: QUEUED again
+        from its stored message while it has tries left, else FAILED `WORKER_LOST`. None
+        when it moved meanwhile (someone runs it)."""
+        changed = await self.db.run(_recover, job_id, attempts, max_attempts, now())
+        self._committed(changed)
+        return None if changed is None else changed.event.status
+
+    async def note(self, job_id: str, message: str) -> None:
+        """Set a job's human-readable message without changing its state (the last error of
+        a delivery that goes back to the queue)."""
+        await self.db.run(_note, job_id, message)
+
+
+def _write_progress(conn: Connection, job_id: str, progress: float) -> None:
+    conn.execute(_PROGRESS, {"b_id": job_id, "b_progress": progress})
+
+
+def _note(conn: Connection, job_id: str, message: str) -> None:
+    conn.execute(_NOTE, {"b_id": job_id, "b_message": message})
