@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tests.processes import free_port
 
 from cli import exits
 from cli.main import main
+from cli.stack import free_port
 from tests.conftest import sine, write_wav
 
 
