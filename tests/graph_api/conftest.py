@@ -16,8 +16,11 @@ import pytest
 from api_client import running
 from fastapi import FastAPI
 
+from actors.pool import ActorPool
+from bridge.service import Bridge
 from graph_api.runtime import Runtime
 from jobs.settings import Settings
+from tests.conftest import free_port
 
 
 @pytest.fixture
@@ -65,3 +68,20 @@ def client(api: tuple[FastAPI, httpx.AsyncClient]) -> httpx.AsyncClient:
 def runtime(api: tuple[FastAPI, httpx.AsyncClient]) -> Runtime:
     runtime: Runtime = api[0].state.runtime
     return runtime
+
+
+@pytest.fixture
+async def bridge(
+    ray_cluster: None, settings: Settings, api: tuple[FastAPI, httpx.AsyncClient]
+) -> AsyncIterator[Bridge]:
+    """A bridge with one small actor beside the in-process API, on the session's Ray: for
+    the tests that need jobs to run (analysis, loudness)."""
+    settings = settings.model_copy(
+        update={"pool_size": 1, "actor_num_cpus": 0.25, "ray_dashboard_port": free_port()}
+    )
+    pool = await ActorPool.start(settings)
+    running = Bridge(settings, pool=pool, stop_grace_s=5.0)
+    await running.start()
+    yield running
+    await running.stop()
+    await pool.shutdown()

@@ -4,54 +4,24 @@ output, through the API, RabbitMQ, a bridge and a real Ray actor."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import ray
 from api_client import gql, uploaded
-from fastapi import FastAPI
 
-from actors.pool import ActorPool
 from bridge.service import Bridge
-from jobs.settings import Settings
-from tests.conftest import free_port, sine, write_wav
+from tests.conftest import sine, write_wav
 
 SUBMIT = "mutation($input: JobInput!) { submitJob(input: $input) { id } }"
-ANALYSIS = "analysis { peakDb rmsDb loudnessLufs durationSeconds clipping }"
+ANALYSIS = "analysis { peakDb rmsDb loudnessLufs durationSeconds clipping dcOffset }"
 JOB = f"""
 query($id: ID!) {{
   job(id: $id) {{ status error {{ code message }} input {{ {ANALYSIS} }} output {{ {ANALYSIS} }} }}
 }}
 """
 FILE = f"query($id: ID!) {{ file(id: $id) {{ {ANALYSIS} }} }}"
-
-
-@pytest.fixture(scope="module")
-def ray_cluster() -> Iterator[None]:
-    owner = not ray.is_initialized()
-    if owner:
-        ray.init(num_cpus=2, include_dashboard=False, namespace="audio-engine")
-    yield
-    if owner:
-        ray.shutdown()
-
-
-@pytest.fixture
-async def bridge(
-    ray_cluster: None, settings: Settings, api: tuple[FastAPI, httpx.AsyncClient]
-) -> AsyncIterator[Bridge]:
-    settings = settings.model_copy(
-        update={"pool_size": 1, "actor_num_cpus": 0.25, "ray_dashboard_port": free_port()}
-    )
-    pool = await ActorPool.start(settings)
-    running = Bridge(settings, pool=pool, stop_grace_s=5.0)
-    await running.start()
-    yield running
-    await running.stop()
-    await pool.shutdown()
 
 
 async def _finished(client: httpx.AsyncClient, job_id: str) -> dict[str, Any]:
@@ -88,6 +58,7 @@ async def test_input_and_output_analysis_after_a_job(
     assert -12.0 < source["loudnessLufs"] < -5.0
     assert source["durationSeconds"] == pytest.approx(2.0)
     assert source["clipping"] is False
+    assert source["dcOffset"] == pytest.approx(0.0, abs=1e-4)  # a tone has no DC
 
     output = job["output"]["analysis"]
     assert output["peakDb"] == pytest.approx(3.0, abs=0.01)

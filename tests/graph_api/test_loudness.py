@@ -4,28 +4,23 @@ measured by ffmpeg's ebur128 filter, and the job's `compliance` report."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
 import pytest
-import ray
 import soundfile as sf
 from api_client import codes, gql, uploaded
-from fastapi import FastAPI
 
 from actors.impulses import uncached_impulses
-from actors.pool import ActorPool
 from actors.runner import process_file
 from bridge.service import Bridge
 from dsp.loudness import LoudnessMeter
 from dsp.truepeak import TruePeakMeter
 from jobs.effects import parse_chain
-from jobs.settings import Settings
 from tests import ebur128
-from tests.conftest import free_port, write_wav
+from tests.conftest import write_wav
 from tests.loudness_signals import mp3_overshoot, music_like, speech_like
 
 SUBMIT = "mutation($input: JobInput!) { submitJob(input: $input) { id } }"
@@ -41,31 +36,6 @@ query($id: ID!) {
 }
 """
 EXTENSIONS = {"WAV": "wav", "FLAC": "flac", "MP3": "mp3"}
-
-
-@pytest.fixture(scope="module")
-def ray_cluster() -> Iterator[None]:
-    owner = not ray.is_initialized()
-    if owner:
-        ray.init(num_cpus=2, include_dashboard=False, namespace="audio-engine")
-    yield
-    if owner:
-        ray.shutdown()
-
-
-@pytest.fixture
-async def bridge(
-    ray_cluster: None, settings: Settings, api: tuple[FastAPI, httpx.AsyncClient]
-) -> AsyncIterator[Bridge]:
-    settings = settings.model_copy(
-        update={"pool_size": 1, "actor_num_cpus": 0.25, "ray_dashboard_port": free_port()}
-    )
-    pool = await ActorPool.start(settings)
-    running = Bridge(settings, pool=pool, stop_grace_s=5.0)
-    await running.start()
-    yield running
-    await running.stop()
-    await pool.shutdown()
 
 
 async def _run(
