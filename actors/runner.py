@@ -61,6 +61,7 @@ class StreamMeter:
             loudness_range_lu=self.loudness.loudness_range(),
             short_term_max_lufs=self.loudness.short_term_max(),
             momentary_max_lufs=self.loudness.momentary_max(),
+            dc_offset=self.levels.dc_offset(),
         )
 
 

@@ -129,4 +129,6 @@ def analyze(input_path: Path, as_json: bool, settings: Settings) -> int:
     for label, name, unit in _ANALYSIS_LINES:
         print(f"  {label + ':':22}{_level(getattr(analysis, name)):>8} {unit}")
     print(f"  {'clipping:':22}{'yes' if analysis.clipping else 'no':>8}")
+    if analysis.dc_offset is not None:
+        print(f"  {'DC offset:':22}{100 * analysis.dc_offset:>8.3f} %")
     return 0

@@ -293,7 +293,8 @@ def rms_db(x: NDArray[np.floating]) -> float:
 
 
 class LevelMeter:
-    """Streaming sample peak, RMS and clip count (|x| >= clip_level) over all channels.
+    """Streaming sample peak, RMS and clip count (|x| >= clip_level) over all channels, and
+    each channel's mean (its DC offset).
 
     A NaN or infinite sample raises ValueError in `add` instead of being skipped (callers check
     their input first: `jobs.probe.check_block` says where the bad sample is).
@@ -304,9 +305,11 @@ class LevelMeter:
         self._peak = 0.0
         self._sum_squares = 0.0
         self._samples = 0
+        self._channel_sums: NDArray[np.float64] = np.zeros(0, dtype=np.float64)
         self.clipped_samples = 0
 
     def add(self, block: NDArray[np.floating]) -> None:
+        """Feed (channels, n) samples."""
         if block.size == 0:
             return
         _require_finite(block)
@@ -315,6 +318,17 @@ class LevelMeter:
         self._sum_squares += float(np.sum(np.square(block, dtype=np.float64)))
         self._samples += block.size
         self.clipped_samples += int(np.count_nonzero(mag >= self.clip_level))
+        sums = np.sum(block, axis=-1, dtype=np.float64).reshape(-1)
+        if self._channel_sums.size != sums.size:
+            self._channel_sums = np.zeros(sums.size, dtype=np.float64)
+        self._channel_sums += sums
+
+    def dc_offset(self) -> float:
+        """The largest |mean| of a channel, as a fraction of full scale (0.01 is 1 %)."""
+        if self._samples == 0 or self._channel_sums.size == 0:
+            return 0.0
+        frames = self._samples // self._channel_sums.size
+        return float(np.max(np.abs(self._channel_sums))) / frames
 
     def peak_db(self) -> float:
         return 20.0 * math.log10(self._peak) if self._peak > 0.0 else -math.inf

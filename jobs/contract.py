@@ -151,6 +151,11 @@ class AudioAnalysis(BaseModel):
         None,
         description="Highest momentary (400 ms) loudness; null for silence or under 400 ms.",
     )
+    dc_offset: float | None = Field(
+        None,
+        description="DC offset: the largest mean of a channel, as a fraction of full scale "
+        "(0.01 is 1 %); null when not measured.",
+    )
 
     @classmethod
     def of(cls, **measured: float | bool) -> AudioAnalysis:

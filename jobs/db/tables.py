@@ -57,6 +57,7 @@ class FileRow(Base):
     analysis_loudness_range_lu: Mapped[float | None] = mapped_column(Float, default=None)
     analysis_short_term_max_lufs: Mapped[float | None] = mapped_column(Float, default=None)
     analysis_momentary_max_lufs: Mapped[float | None] = mapped_column(Float, default=None)
+    analysis_dc_offset: Mapped[float | None] = mapped_column(Float, default=None)
 
 
 ANALYSIS_PREFIX = "analysis_"

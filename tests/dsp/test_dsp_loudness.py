@@ -86,6 +86,20 @@ def test_peak_rms_level_meter() -> None:
     assert meter.clipped and meter.clipped_samples == 2
 
 
+def test_dc_offset_is_the_largest_channel_mean() -> None:
+    rng = np.random.default_rng(3)
+    x = (0.1 * rng.standard_normal((3, 30_001))).astype(np.float32)
+    x[1] += 0.05
+    x[2] -= 0.2
+    meter = LevelMeter()
+    for start in range(0, x.shape[1], 4096):  # any block size: sums, not block means
+        meter.add(x[:, start : start + 4096])
+    reference = float(np.abs(x.astype(np.float64).mean(axis=1)).max())
+    assert meter.dc_offset() == pytest.approx(reference, rel=1e-9)
+    assert meter.dc_offset() == pytest.approx(0.2, abs=0.005)
+    assert LevelMeter().dc_offset() == 0.0
+
+
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 def test_levels_of_non_finite_samples_are_refused_not_read_as_silence(bad: float) -> None:
     """NaN compares false, so a running max used to skip it: an all-NaN stream read as digital
