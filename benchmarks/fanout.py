@@ -21,6 +21,7 @@ import json
 import resource
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -160,7 +161,13 @@ def main() -> None:
         work = Path(tmp)
         stack = Stack(
             work / "data",
-            extra_env={"AUDIO_ENGINE_MAX_QUEUED_JOBS_PER_OWNER": str(10 * (args.jobs + 10))},
+            # Not the tests' `e2e-` prefix: a test run's purge of its queues must not hit ours.
+            prefix=f"bench-{uuid.uuid4().hex[:8]}",
+            extra_env={
+                "AUDIO_ENGINE_MAX_QUEUED_JOBS_PER_OWNER": str(10 * (args.jobs + 10)),
+                # Every subscriber comes from this one address, as behind a reverse proxy.
+                "AUDIO_ENGINE_MAX_CONNECTIONS_PER_CLIENT": "0",
+            },
         )
         key = stack.create_key("fanout", admin=False)
         api = stack.start("api")
