@@ -42,6 +42,7 @@ from urllib.parse import urlsplit
 
 import obstore
 from obstore.exceptions import BaseError as ObstoreError
+from obstore.exceptions import PermissionDeniedError, UnauthenticatedError
 from obstore.store import S3Store
 
 from jobs.errors import StorageMisconfigured, StorageUnavailable
@@ -245,6 +246,10 @@ class LocalStorage:
         return _remove_all(stale_scratch(self.root, older_than_s))
 
 
+_REFUSED = ("403 Forbidden", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch")
+"""What an S3 server says when it refuses the credentials (obstore may call it generic)."""
+
+
 class ObjectStorage:
     """An S3-compatible bucket (AWS, MinIO, Ceph, R2), optionally under a key prefix.
 
@@ -279,7 +284,18 @@ class ObjectStorage:
         text = str(exc)
         if "NoSuchBucket" in text:
             return StorageMisconfigured(f"the bucket of {self.location} does not exist")
-        if any(s in text for s in ("403", "AccessDenied", "InvalidAccessKeyId", "Signature")):
+        # By type first; by the S3 error codes in the message when obstore calls it generic.
+        # Never by a bare "403", which an endpoint's port number may contain.
+        refused = isinstance(exc, PermissionDeniedError | UnauthenticatedError) or any(
+            s in text
+            for s in (
+                "403 Forbidden",
+                "AccessDenied",
+                "InvalidAccessKeyId",
+                "SignatureDoesNotMatch",
+            )
+        )
+        if refused:
             return StorageMisconfigured(
                 f"{self.location} refused our credentials (AWS_ACCESS_KEY_ID, "
                 f"AWS_SECRET_ACCESS_KEY): {_first_line(exc)}"

@@ -3,6 +3,8 @@ ranged reads, listing; the S3 one against a real S3-protocol server (moto's)."""
 
 from __future__ import annotations
 
+import socket
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -91,8 +93,23 @@ def test_missing_bucket_is_a_configuration_error(s3_server: S3Server) -> None:
         open_storage(Settings(storage_url="s3://no-such-bucket/x")).check()
 
 
-def test_unreachable_store(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
+def _closed_port_holding_403() -> int:
+    """A closed port whose number contains "403": once read as refused credentials."""
+    for port in range(24030, 24040):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port in 24030-24039")
+
+
+@pytest.mark.parametrize("port", [free_port, _closed_port_holding_403])
+def test_unreachable_store(
+    s3_server: S3Server, monkeypatch: pytest.MonkeyPatch, port: Callable[[], int]
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port()}")
     monkeypatch.setenv("AWS_MAX_RETRIES", "1")
     with pytest.raises(StorageUnavailable, match="s3://some-bucket is not reachable"):
         open_storage(Settings(storage_url="s3://some-bucket")).check()
