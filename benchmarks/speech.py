@@ -13,10 +13,7 @@ for _var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MK
     os.environ[_var] = "1"
 
 import argparse  # noqa: E402
-import statistics  # noqa: E402
 import sys  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -24,22 +21,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import noisereduce  # noqa: E402
 import numpy as np  # noqa: E402
 
-from benchmarks.dsp import machine  # noqa: E402
+from benchmarks.dsp import machine, median_time  # noqa: E402
 from dsp.chain import Chain  # noqa: E402
 from dsp.denoise import Denoise  # noqa: E402
 from tests.speech import NOISES, SNRS, espeak, mix, noise, padded, si_sdr  # noqa: E402
 
 RATE = 48_000
-
-
-def median_time(fn: Callable[[], object], repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def ours(y: np.ndarray, rate: int) -> np.ndarray:
