@@ -1,4 +1,4 @@
-"""Root mutations: upload, submit, cancel, retry, delete, presets.
+"""Root mutations: upload, import, submit, cancel, retry, delete, presets.
 
 `submitJob` validates everything before writing anything, then writes the job row and its
 broker message in one transaction (the outbox) and only nudges the relay: it succeeds while
@@ -21,6 +21,7 @@ from strawberry.file_uploads import Upload
 from strawberry.types import Info
 
 from graph_api.context import Context
+from graph_api.imports import import_audio
 from graph_api.inputs import EffectInput, JobInput, OutputInput, chain_of
 from graph_api.permissions import AUTHENTICATED
 from graph_api.types import AudioFile, Job, Preset, file_of
@@ -114,6 +115,19 @@ class Mutation:
         runtime = info.context.runtime
         principal = await info.context.principal()
         stored = await store_upload(runtime, file, principal.owner)  # type: ignore[arg-type]
+        return file_of(stored, runtime.settings.public_url)
+
+    @strawberry.mutation(
+        description="Fetch an audio file from an http(s):// URL (or s3:// with object "
+        "storage) and store it like an upload: the same size and decoding checks, and the "
+        "SSRF guard. Codes: BAD_INPUT (a refused URL or address), URL_UNREACHABLE, "
+        "URL_TIMEOUT, REDIRECT_LOOP, PAYLOAD_TOO_LARGE, UNSUPPORTED_AUDIO.",
+        permission_classes=AUTHENTICATED,
+    )
+    async def import_audio(self, info: Info[Context, None], url: str) -> AudioFile:
+        runtime = info.context.runtime
+        principal = await info.context.principal()
+        stored = await import_audio(runtime, url, principal.owner)
         return file_of(stored, runtime.settings.public_url)
 
     @strawberry.mutation(

@@ -214,3 +214,28 @@ class StorageUnavailable(EngineError):
 
     code = "STORAGE_UNAVAILABLE"
     http_status = 503
+
+
+class UrlRefused(BadInput):
+    """A URL the server will not fetch or send to: another scheme, or an address the SSRF
+    guard refuses (`jobs.urls`)."""
+
+
+class UrlUnreachable(EngineError):
+    """A URL whose host does not resolve, refuses the connection, or answers with an error."""
+
+    code = "URL_UNREACHABLE"
+    http_status = 502
+
+
+class UrlTimeout(EngineError):
+    """A URL that did not connect, answer, or send its body within the configured times."""
+
+    code = "URL_TIMEOUT"
+    http_status = 504
+
+
+class RedirectLoop(BadInput):
+    """A URL whose redirects come back to one already followed, or go on too long."""
+
+    code = "REDIRECT_LOOP"

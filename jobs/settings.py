@@ -139,6 +139,24 @@ class Settings(BaseSettings):
         100, ge=1, description="Unfinished (QUEUED or RUNNING) jobs one owner may have."
     )
 
+    allow_private_urls: bool = Field(
+        False,
+        description="Let importAudio, webhooks and exports reach loopback, private and other "
+        "non-public addresses (link-local and cloud-metadata ones stay refused).",
+    )
+    url_connect_timeout_s: float = Field(
+        10.0, gt=0, description="Longest wait to connect to a URL a client gave."
+    )
+    url_read_timeout_s: float = Field(
+        30.0, gt=0, description="Longest silence while reading from (or writing to) such a URL."
+    )
+    url_max_redirects: int = Field(
+        5, ge=0, description="Most redirects importAudio follows (each one checked again)."
+    )
+    import_timeout_s: float = Field(
+        600.0, gt=0, description="Longest an importAudio download may take as a whole."
+    )
+
     api_key: str = Field(
         "", description="Key the `audio-engine submit` client sends (it prints no key itself)."
     )
