@@ -6,7 +6,6 @@ opening '/srv/data/storage/tmp/x.part'" says what went wrong, never where things
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,24 +14,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from strawberry.extensions import SchemaExtension
 
-from jobs.errors import EngineError, InternalServerError, InvalidRequest
+from jobs.errors import EngineError, InternalServerError, InvalidRequest, without_paths
 
 log = logging.getLogger(__name__)
 
 INTERNAL_CODE = InternalServerError.code
 INTERNAL_MESSAGE = "Internal server error."
 REQUEST_CODE = InvalidRequest.code
-
-# A quoted text with a slash and no blank ('/srv/x.part', "data/storage/in/a.wav"), or an
-# absolute path standing alone: what libraries (libsndfile, OSError) put in their messages.
-_QUOTED_PATH = re.compile(r"""(['"])[^'"\s]*/[^'"\s]*\1""")
-_BARE_PATH = re.compile(r"(?<![\w/:.~-])/(?:[\w.~-]+/)+[\w.~-]*")
-HIDDEN_PATH = "the file"
-
-
-def without_paths(message: str) -> str:
-    """`message` with file-system paths replaced by "the file"."""
-    return _BARE_PATH.sub(HIDDEN_PATH, _QUOTED_PATH.sub(HIDDEN_PATH, message))
 
 
 def report(error: GraphQLError) -> GraphQLError:

@@ -14,10 +14,10 @@ from graph_api.auth import Principal
 from graph_api.context import get_principal, get_runtime
 from graph_api.downloads import content_disposition, stream_blob
 from graph_api.runtime import Runtime
-from graph_api.shapes import AudioFileOut, Shape, file_out
 from graph_api.uploads import store_upload
 from jobs.db import repository as repo
 from jobs.formats import media_type
+from jobs.shapes import AudioFileOut, Shape, file_out
 
 router = APIRouter(tags=["files"])
 

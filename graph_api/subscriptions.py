@@ -23,10 +23,10 @@ import strawberry
 from strawberry.types import Info
 
 from graph_api.context import Context
-from graph_api.errors import without_paths
 from graph_api.permissions import AUTHENTICATED
 from graph_api.types import JobEvent
 from jobs import contract
+from jobs.errors import without_paths
 from jobs.models import Job as JobRecord
 from jobs.states import JobStatus as _JobStatus
 

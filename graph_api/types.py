@@ -14,12 +14,12 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from graph_api.context import Context
-from graph_api.errors import without_paths
-from graph_api.shapes import AudioFileOut, file_out
 from jobs import contract, models
 from jobs.db import repository as repo
+from jobs.errors import without_paths
 from jobs.formats import AudioFormat as _AudioFormat
 from jobs.formats import SampleFormat as _SampleFormat
+from jobs.shapes import AudioFileOut, file_out
 from jobs.states import JobStatus as _JobStatus
 
 BigInt = NewType("BigInt", int)
@@ -59,7 +59,7 @@ class AudioAnalysis:
     description="A stored audio file: an upload or a job's output.",
 )
 class AudioFile:
-    """Generated from `jobs.models.AudioFile` (through `graph_api.shapes`). Only GraphQL's
+    """Generated from `jobs.models.AudioFile` (through `jobs.shapes`). Only GraphQL's
     own scalar choices are written here: an ID, and 64-bit counts."""
 
     id: strawberry.ID

@@ -14,7 +14,19 @@ back to the pool.
 
 from __future__ import annotations
 
+import re
 from typing import Any, ClassVar
+
+# A quoted text with a slash and no blank ('/srv/x.part', "data/storage/in/a.wav"), or an
+# absolute path standing alone: what libraries (libsndfile, OSError) put in their messages.
+_QUOTED_PATH = re.compile(r"""(['"])[^'"\s]*/[^'"\s]*\1""")
+_BARE_PATH = re.compile(r"(?<![\w/:.~-])/(?:[\w.~-]+/)+[\w.~-]*")
+HIDDEN_PATH = "the file"
+
+
+def without_paths(message: str) -> str:
+    """`message` with file-system paths replaced by "the file"."""
+    return _BARE_PATH.sub(HIDDEN_PATH, _QUOTED_PATH.sub(HIDDEN_PATH, message))
 
 
 class EngineError(Exception):

@@ -13,7 +13,7 @@ from jobs.states import JobStatus
 @dataclass(frozen=True, slots=True)
 class AudioFile:
     """A stored audio file: an upload or a job's output. The one declaration of its fields:
-    the API's REST and GraphQL shapes are generated from it (`graph_api.shapes`), the
+    the API's REST and GraphQL shapes are generated from it (`jobs.shapes`), the
     `description`s included."""
 
     id: str

@@ -10,10 +10,10 @@ import numpy as np
 import soundfile as sf
 from api_client import PREFLIGHT, as_key, codes, gql, make_key, running, upload, uploaded
 
-from graph_api.errors import without_paths
 from graph_api.runtime import Runtime
 from graph_api.uploads import MAX_FILENAME, clean_filename
 from jobs.db import repository as repo
+from jobs.errors import without_paths
 from jobs.models import AudioFile
 from jobs.settings import Settings
 

@@ -1,4 +1,4 @@
-"""The API's shapes of a domain record, generated from the record itself.
+"""The wire shapes of a domain record (API, webhooks), generated from the record itself.
 
 A record's fields are written once, in its frozen dataclass (`jobs.models`; its table holds
 the same names). The REST shape is a pydantic model made from the dataclass's public fields
