@@ -29,6 +29,8 @@ from bridge.heartbeat import Heartbeat, new_bridge_id
 from bridge.recovery import orphaned_jobs, recover_orphans
 from jobs.broker import Broker, declare
 from jobs.db import Database
+from jobs.deliveries import DeliveryWorker
+from jobs.keyring import server_key
 from jobs.outbox import OutboxRelay
 from jobs.settings import Settings
 from jobs.storage import open_storage
@@ -68,6 +70,7 @@ class Bridge:
         self.jobs: JobConsumer | None = None
         self.bridge_id = new_bridge_id()
         self.heartbeat: Heartbeat | None = None
+        self.deliveries: DeliveryWorker | None = None
 
     @property
     def pool(self) -> ActorPool:
@@ -91,7 +94,9 @@ class Bridge:
         # Publishes this bridge's changes; what a dead bridge left unsent, an API relay polls.
         self._relay = OutboxRelay(self._db, self._broker, poll_s=None)
         self._relay.start()
-        self.store = JobStore(self._db, self._relay)
+        self.deliveries = DeliveryWorker(settings, self._db, storage, server_key(settings))
+        self.deliveries.start()
+        self.store = JobStore(self._db, self._relay, deliveries=self.deliveries.notify)
         if self._pool is None:
             self._pool = await ActorPool.start(settings)
         orphans = await orphaned_jobs(self._db, self._pool)
@@ -171,6 +176,8 @@ class Bridge:
         if self._channel is not None:
             with contextlib.suppress(Exception):
                 await self._channel.close()
+        if self.deliveries is not None:
+            await self.deliveries.stop()
         if self._relay is not None:
             await self._relay.stop()
         if self._broker is not None:

@@ -102,6 +102,11 @@ class OutputInput:
         description="Default: FLOAT for WAV, CAF and W64; PCM_24 for FLAC (which has no float "
         "samples) and AIFF. OGG and MP3 ignore it.",
     )
+    url: str | None = strawberry.field(
+        default=None,
+        description="After the job SUCCEEDED, PUT the output here (e.g. a presigned S3 URL); "
+        "failed PUTs are retried, then `Job.export` says why. The output stays downloadable.",
+    )
 
 
 @strawberry.input(
@@ -117,6 +122,11 @@ class JobInput:
         default=None, description="The name of one of your saved presets."
     )
     output: OutputInput | None = None
+    webhook_url: str | None = strawberry.field(
+        default=None,
+        description="POSTed a signed Standard Webhooks message when the job ends "
+        "(job.succeeded, job.failed, job.cancelled); needs rotateWebhookSecret first.",
+    )
 
 
 @strawberry.input(description="Which jobs to list.")

@@ -32,10 +32,12 @@ from jobs.db import writes
 from jobs.effects import IR_PRESETS, EffectCall, chain_json, parse_chain, referenced_files
 from jobs.errors import BadInput, FileInUse, InvalidTransition, NotFound
 from jobs.formats import OutputFormat, output_format
+from jobs.keyring import require_secret, rotate_secret
 from jobs.logs import job_context
 from jobs.models import AudioFile as AudioFileRecord
 from jobs.models import Job as JobRecord
 from jobs.store import NewJob
+from jobs.urls import guard_of, resolve
 
 MAX_PRESET_NAME = 100
 
@@ -81,6 +83,8 @@ async def _enqueue(
     source: AudioFileRecord,
     calls: Sequence[EffectCall],
     fmt: OutputFormat,
+    webhook_url: str | None = None,
+    export_url: str | None = None,
 ) -> JobRecord:
     """Check the impulses `calls` use (see `_impulses`) and the owner's quota, then write the
     job and its message together."""
@@ -99,7 +103,17 @@ async def _enqueue(
         impulses={i: ir.storage_key for i, ir in impulses.items()},
         timeout_s=settings.job_timeout_s,
     )
-    new = NewJob(job_id, source.id, effects, fmt.format, fmt.subtype, message.encode(), owner)
+    new = NewJob(
+        job_id,
+        source.id,
+        effects,
+        fmt.format,
+        fmt.subtype,
+        message.encode(),
+        owner,
+        webhook_url=webhook_url,
+        export_url=export_url,
+    )
     return await runtime.store.submit(new, most_unfinished=settings.max_queued_jobs_per_owner)
 
 
@@ -150,6 +164,12 @@ class Mutation:
             chain = chain_of(input.effects or [])
         calls = parse_chain(chain, source.sample_rate, source.duration_seconds)
         fmt = output_format(out.format, out.subtype)
+        guard = guard_of(context.runtime.settings)
+        if input.webhook_url is not None:
+            await resolve(input.webhook_url, guard)
+            await context.runtime.db.run(require_secret, principal.owner)
+        if out.url is not None:
+            await resolve(out.url, guard)
         job = await _enqueue(
             context,
             owner=principal.owner,
@@ -157,6 +177,8 @@ class Mutation:
             source=source,
             calls=calls,
             fmt=fmt,
+            webhook_url=input.webhook_url,
+            export_url=out.url,
         )
         return Job.of(job)
 
@@ -197,7 +219,14 @@ class Mutation:
         calls = parse_chain(old.effects, source.sample_rate, source.duration_seconds)
         fmt = output_format(old.output_format, old.output_subtype)
         job = await _enqueue(
-            context, owner=old.owner, scope=scope, source=source, calls=calls, fmt=fmt
+            context,
+            owner=old.owner,
+            scope=scope,
+            source=source,
+            calls=calls,
+            fmt=fmt,
+            webhook_url=old.webhook_url,
+            export_url=old.export_url,
         )
         return Job.of(job)
 
@@ -242,6 +271,17 @@ class Mutation:
         async with info.context.runtime.db.transaction() as session:
             preset = await writes.save_preset(session, principal.owner, name, chain)
         return Preset.of(preset)
+
+    @strawberry.mutation(
+        description="Make a new webhook signing secret (whsec_...) for your webhooks, "
+        "replacing the old one at once. It is shown only now: store it where your receiver "
+        "verifies signatures (Standard Webhooks).",
+        permission_classes=AUTHENTICATED,
+    )
+    async def rotate_webhook_secret(self, info: Info[Context, None]) -> str:
+        runtime = info.context.runtime
+        principal = await info.context.principal()
+        return await rotate_secret(runtime.db, runtime.fernet, principal.owner)
 
     @strawberry.mutation(
         description="Delete one of your presets. Code: NOT_FOUND.",

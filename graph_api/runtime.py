@@ -19,6 +19,7 @@ from jobs.broker import Broker
 from jobs.contract import ControlMessage
 from jobs.db import Database
 from jobs.errors import BrokerUnavailable
+from jobs.keyring import server_key
 from jobs.outbox import OutboxRelay
 from jobs.settings import Settings
 from jobs.storage import open_storage
@@ -46,6 +47,7 @@ class Runtime:
         self.metrics = metrics
         self.db = Database(settings.sqlalchemy_url)
         self.storage = open_storage(settings)
+        self.fernet = server_key(settings)
         self.events = EventRelay(settings.queue_prefix)
         self.broker: Broker | None = None
         self.relay: OutboxRelay | None = None

@@ -14,7 +14,7 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from graph_api.context import Context
-from jobs import contract, models
+from jobs import contract, deliveries, models
 from jobs.db import repository as repo
 from jobs.errors import without_paths
 from jobs.formats import AudioFormat as _AudioFormat
@@ -126,6 +126,24 @@ class Edit:
     end_s: float = strawberry.field(description="Seconds from the start of the input.")
 
 
+@strawberry.type(description="One attempt to deliver a webhook about a job.")
+class WebhookDelivery:
+    webhook_id: str = strawberry.field(description="The webhook-id header: the same on retries.")
+    type: str = strawberry.field(description="job.succeeded, job.failed or job.cancelled.")
+    attempt: int = strawberry.field(description="1 for the first try.")
+    at: datetime
+    status_code: int | None = strawberry.field(description="The receiver's answer, if any.")
+    error: str | None = strawberry.field(description="Why it got no answer, or a non-2xx one.")
+
+
+@strawberry.type(description="Where the PUT of a job's output to `OutputInput.url` stands.")
+class Export:
+    url: str
+    status: str = strawberry.field(description="PENDING, DELIVERED or FAILED.")
+    attempts: int
+    error: str | None = strawberry.field(description="Why the last try failed.")
+
+
 @strawberry.type(description="One run of an effect chain over an uploaded file.")
 class Job:
     id: strawberry.ID
@@ -179,6 +197,32 @@ class Job:
     )
     def edits(self) -> list[Edit]:
         return [Edit(start_s=start, end_s=end) for start, end in self.record.edits]
+
+    @strawberry.field(
+        description="Every attempt to POST the job's webhook (`JobInput.webhookUrl`), oldest "
+        "first; empty without one."
+    )
+    async def webhook_deliveries(self, info: Info[Context, None]) -> list[WebhookDelivery]:
+        found = await info.context.runtime.db.run(deliveries.attempts_of, self.record.id)
+        return [
+            WebhookDelivery(
+                webhook_id=a.webhook_id,
+                type=a.event_type,
+                attempt=a.attempt,
+                at=a.at,
+                status_code=a.status_code,
+                error=None if a.error is None else without_paths(a.error),
+            )
+            for a in found
+        ]
+
+    @strawberry.field(description="The PUT to `OutputInput.url`; null without one.")
+    async def export(self, info: Info[Context, None]) -> Export | None:
+        found = await info.context.runtime.db.run(deliveries.state_of, self.record.id)
+        if found is None:
+            return None
+        error = None if found.error is None else without_paths(found.error)
+        return Export(url=found.url, status=found.status, attempts=found.attempts, error=error)
 
     @strawberry.field(description="Set when the job FAILED.")
     def error(self) -> JobError | None:

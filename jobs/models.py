@@ -59,3 +59,7 @@ class Job:
     version: int = 0
     edits: tuple[tuple[float, float], ...] = ()
     """What the chain cut out, (start_s, end_s) of the input (silence); empty without cuts."""
+    webhook_url: str | None = None
+    """Where the job's end is POSTed (a signed webhook)."""
+    export_url: str | None = None
+    """Where the job's output is PUT once it SUCCEEDED."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MAX_SAMPLE_ABS = 1000.0
@@ -157,6 +157,30 @@ class Settings(BaseSettings):
         600.0, gt=0, description="Longest an importAudio download may take as a whole."
     )
 
+    secret_key: SecretStr = Field(
+        SecretStr(""),
+        description="Fernet key that encrypts webhook secrets at rest; '' means the one in "
+        "data_dir/secret.key, made on first start. Give every API and bridge the same one.",
+    )
+    webhook_timeout_s: float = Field(
+        10.0, gt=0, description="Longest wait for a webhook receiver's answer (then retried)."
+    )
+    delivery_retry_first_s: float = Field(
+        5.0, gt=0, le=10.0, description="Wait before the first retry of a webhook or export."
+    )
+    delivery_retry_max_s: float = Field(
+        3600.0, gt=0, description="Longest wait between two retries (the wait doubles)."
+    )
+    webhook_retry_for_s: float = Field(
+        26 * 3600.0, gt=0, description="A webhook is retried until this long after its event."
+    )
+    export_attempts: int = Field(5, ge=1, description="Tries of an OutputInput.url PUT.")
+    delivery_concurrency: int = Field(
+        16, ge=1, description="Webhooks and exports one bridge sends at once."
+    )
+    delivery_poll_s: float = Field(
+        1.0, gt=0, description="Gap between a bridge's looks for due webhooks and exports."
+    )
     api_key: str = Field(
         "", description="Key the `audio-engine submit` client sends (it prints no key itself)."
     )

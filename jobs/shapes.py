@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import dataclasses
 import typing
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 from pydantic.alias_generators import to_camel
 
-from jobs.models import AudioFile
+from jobs.errors import without_paths
+from jobs.models import AudioFile, Job
 
 FILE_INTERNALS = frozenset({"storage_key", "role", "owner"})
 """AudioFile fields the API never shows: where the blob is, and whose it is."""
@@ -63,3 +65,44 @@ def file_out(file: AudioFile, public_url: str) -> Shape:
     values = {"download_url": download_url(public_url, file.id)}
     values.update({n: getattr(file, n) for n in AudioFileOut.model_fields if n not in values})
     return AudioFileOut(**values)
+
+
+def job_out(job: Job, files: dict[str, AudioFile], public_url: str) -> dict[str, Any]:
+    """A job as GraphQL's `Job` shows it (its scalar fields, files with their download
+    URLs), in JSON: the `data` of its webhook. A test compares the two."""
+
+    def file(file_id: str | None) -> dict[str, Any] | None:
+        found = files.get(file_id or "")
+        if found is None:
+            return None
+        shape: dict[str, Any] = file_out(found, public_url).model_dump(mode="json", by_alias=True)
+        return shape
+
+    error = None
+    if job.error_code is not None:
+        error = {"code": job.error_code, "message": without_paths(job.error_message or "")}
+    compliance = None
+    if job.compliance is not None:
+        compliance = {to_camel(k): v for k, v in job.compliance.model_dump(mode="json").items()}
+
+    def stamp(at: datetime | None) -> str | None:
+        return None if at is None else at.isoformat()
+
+    return {
+        "id": job.id,
+        "status": job.status.value,
+        "progress": job.progress,
+        "effects": job.effects,
+        "outputFormat": job.output_format,
+        "outputSubtype": job.output_subtype,
+        "message": without_paths(job.message),
+        "attempts": job.attempts,
+        "createdAt": stamp(job.created_at),
+        "startedAt": stamp(job.started_at),
+        "finishedAt": stamp(job.finished_at),
+        "input": file(job.input_file_id),
+        "output": file(job.output_file_id),
+        "compliance": compliance,
+        "edits": [{"startS": start, "endS": end} for start, end in job.edits],
+        "error": error,
+    }

@@ -44,6 +44,7 @@ from sqlalchemy import (
 from jobs.contract import AudioAnalysis, Compliance, JobEvent
 from jobs.db import Database
 from jobs.db.tables import ANALYSIS_COLUMNS, FileRow, JobRow, OutboxRow
+from jobs.deliveries import enqueue_export, enqueue_webhook
 from jobs.errors import (
     EngineError,
     InvalidTransition,
@@ -85,6 +86,8 @@ def _guarded(to: JobStatus, among: Collection[JobStatus] | None = None) -> Updat
             _jobs.c.message,
             _jobs.c.error_code,
             _jobs.c.error_message,
+            _jobs.c.webhook_url,
+            _jobs.c.export_url,
         )
     )
 
@@ -187,14 +190,18 @@ class NewJob:
     output_subtype: str
     message: bytes
     owner: str | None = None
+    webhook_url: str | None = None
+    export_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Changed:
-    """A transition that happened: its event and the outbox rows it wrote."""
+    """A transition that happened: its event, the outbox rows it wrote, and whether it
+    stored a webhook or an export (`jobs.deliveries`)."""
 
     event: JobEvent
     rows: tuple[Pending, ...]
+    deliveries: bool = False
 
 
 # --- one transaction each (run through `Database.run`) ----------------------------------
@@ -218,7 +225,7 @@ def _apply(
     if row is None:
         return None
     values: tuple[Any, ...] = tuple(row)
-    owner, version, progress, message, code, text = values
+    owner, version, progress, message, code, text, webhook_url, export_url = values
     event = JobEvent(
         job_id=job_id,
         status=to,
@@ -228,7 +235,23 @@ def _apply(
         version=int(version),
         at=at,
     )
-    return Changed(event, (_outbox_row(conn, job_id, EVENT, event.encode(), at),))
+    rows = (_outbox_row(conn, job_id, EVENT, event.encode(), at),)
+    if not to.terminal or not (webhook_url or export_url):
+        return Changed(event, rows)
+    if export_url and to is JobStatus.SUCCEEDED:
+        enqueue_export(conn, owner=owner, url=export_url, job_id=job_id, at=at)
+    if webhook_url:
+        event_type = f"job.{to.value.lower()}"
+        enqueue_webhook(
+            conn,
+            owner=owner,
+            url=webhook_url,
+            event_type=event_type,
+            data=None,
+            subject_id=job_id,
+            at=at,
+        )
+    return Changed(event, rows, deliveries=True)
 
 
 def _refuse(conn: Connection, job_id: str, to: JobStatus) -> NoReturn:
@@ -283,8 +306,12 @@ def _submit(
         started_at=None,
         finished_at=None,
         dsp_seconds=None,
+        webhook_url=new.webhook_url,
+        export_url=new.export_url,
     )
-    conn.execute(_INSERT_JOB, {**{f: getattr(job, f) for f in _JOB_COLUMNS}, "status": "QUEUED"})
+    values = {f: getattr(job, f) for f in _JOB_COLUMNS}
+    values["status"] = "QUEUED"
+    conn.execute(_INSERT_JOB, values)
     return job, _outbox_row(conn, new.job_id, JOB, new.message, at)
 
 
@@ -373,7 +400,7 @@ def _recover(
         if changed is None:
             return None
         again = _outbox_row(conn, job_id, JOB, bytes(body), at)
-        return Changed(changed.event, (again, *changed.rows))
+        return Changed(changed.event, (again, *changed.rows), changed.deliveries)
     why = "its message is gone" if body is None else f"after {attempts} tries"
     return _apply(
         conn,
@@ -421,10 +448,12 @@ class JobStore:
         db: Database,
         relay: OutboxRelay | None = None,
         local: Callable[[JobEvent], None] | None = None,
+        deliveries: Callable[[], None] | None = None,
     ) -> None:
         self.db = db
         self.relay = relay
         self.local = local
+        self.deliveries = deliveries
         # job id -> (owner, version, monotonic time its row's progress was last written)
         self._running: dict[str, tuple[str | None, int, float]] = {}
 
@@ -435,6 +464,8 @@ class JobStore:
         elif changed is not None and self.local is not None:
             self.local(changed.event)
         if changed is not None:
+            if changed.deliveries and self.deliveries is not None:
+                self.deliveries()
             if changed.event.status is JobStatus.RUNNING:
                 event = changed.event
                 self._running[event.job_id] = (event.owner, event.version, float("-inf"))

@@ -101,6 +101,8 @@ def _job(row: JobRow) -> Job:
         node_id=row.node_id,
         actor=row.actor,
         version=row.version,
+        webhook_url=row.webhook_url,
+        export_url=row.export_url,
     )
 
 

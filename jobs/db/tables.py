@@ -94,6 +94,9 @@ class JobRow(Base):
     # One more on every change of state (`jobs.store`); events carry it, so a subscriber
     # tells a late event from a new one even when a job goes RUNNING -> QUEUED -> RUNNING.
     version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Where the job's end is POSTed (Standard Webhooks), and where its output is PUT.
+    webhook_url: Mapped[str | None] = mapped_column(Text, default=None)
+    export_url: Mapped[str | None] = mapped_column(Text, default=None)
 
 
 class OutboxRow(Base):
@@ -125,6 +128,8 @@ class ApiKeyRow(Base):
     admin: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The webhook URL of jobs submitted with this key that name none.
+    webhook_url: Mapped[str | None] = mapped_column(Text, default=None)
 
 
 class PresetRow(Base):
@@ -139,3 +144,51 @@ class PresetRow(Base):
     effects: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class WebhookSecretRow(Base):
+    """An owner's webhook signing secret ('' when authentication is off). Signing needs the
+    secret itself, so it is encrypted (Fernet, with the server key `jobs.keyring` holds),
+    not hashed."""
+
+    __tablename__ = "webhook_secrets"
+
+    owner: Mapped[str] = mapped_column(String(64), primary_key=True)
+    secret: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class DeliveryRow(Base):
+    """An outgoing request to a client's URL, written in the transaction that causes it (an
+    outbox): `kind` `webhook` (a POST of `body`, or of the job's data when `body` is NULL)
+    or `export` (a PUT of the job's output). `jobs.deliveries` sends it, retrying with
+    backoff until `done_at`; `id` is the webhook-id, the same on every attempt."""
+
+    __tablename__ = "deliveries"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    owner: Mapped[str | None] = mapped_column(String(64))
+    subject_id: Mapped[str] = mapped_column(String(32), index=True)
+    url: Mapped[str] = mapped_column(Text)
+    event_type: Mapped[str] = mapped_column(String(32))
+    body: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    next_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    done_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    outcome: Mapped[str | None] = mapped_column(String(16), default=None)
+
+
+class DeliveryAttemptRow(Base):
+    """One try of a delivery: the HTTP status it got, or why it got none."""
+
+    __tablename__ = "delivery_attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    delivery_id: Mapped[str] = mapped_column(ForeignKey("deliveries.id"), index=True)
+    attempt: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    status_code: Mapped[int | None] = mapped_column(Integer, default=None)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
