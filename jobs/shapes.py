@@ -75,8 +75,9 @@ def job_out(job: Job, files: dict[str, AudioFile], public_url: str) -> dict[str,
         found = files.get(file_id or "")
         if found is None:
             return None
-        shape: dict[str, Any] = file_out(found, public_url).model_dump(mode="json", by_alias=True)
-        return shape
+        shape: dict[str, Any] = file_out(found, public_url).model_dump(by_alias=True)
+        # GraphQL's DateTime is `isoformat()` ("+00:00"), not pydantic's JSON ("Z").
+        return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in shape.items()}
 
     error = None
     if job.error_code is not None:

@@ -128,8 +128,6 @@ class ApiKeyRow(Base):
     admin: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    # The webhook URL of jobs submitted with this key that name none.
-    webhook_url: Mapped[str | None] = mapped_column(Text, default=None)
 
 
 class PresetRow(Base):

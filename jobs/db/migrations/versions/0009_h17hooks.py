@@ -1,5 +1,5 @@
-"""Webhooks and exports: per-job URLs, a per-key default, encrypted signing secrets, and the
-deliveries outbox with its attempts
+"""Webhooks and exports: per-job URLs, encrypted signing secrets, and the deliveries outbox
+with its attempts
 
 Revision ID: h17hooks
 Revises: 0008
@@ -17,7 +17,6 @@ depends_on = None
 def upgrade() -> None:
     op.add_column("jobs", sa.Column("webhook_url", sa.Text, nullable=True))
     op.add_column("jobs", sa.Column("export_url", sa.Text, nullable=True))
-    op.add_column("api_keys", sa.Column("webhook_url", sa.Text, nullable=True))
     op.create_table(
         "webhook_secrets",
         sa.Column("owner", sa.String(64), primary_key=True),
@@ -57,8 +56,6 @@ def downgrade() -> None:
     op.drop_table("delivery_attempts")
     op.drop_table("deliveries")
     op.drop_table("webhook_secrets")
-    with op.batch_alter_table("api_keys") as batch:
-        batch.drop_column("webhook_url")
     with op.batch_alter_table("jobs") as batch:
         batch.drop_column("export_url")
         batch.drop_column("webhook_url")
