@@ -17,8 +17,8 @@ from graph_api.auth import NOBODY, Principal, authenticate, bearer, key_from_par
 from graph_api.gate import PRINCIPAL
 from graph_api.runtime import Runtime
 from jobs.db import repository as repo
-from jobs.errors import JobNotFound
-from jobs.models import AudioFile, Job
+from jobs.errors import BatchNotFound, JobNotFound
+from jobs.models import AudioFile, Batch, Job
 
 
 class Context(BaseContext):
@@ -74,6 +74,15 @@ class Context(BaseContext):
         if not principal.may_see(job.owner):
             raise JobNotFound(job_id)
         return job
+
+    async def batch(self, batch_id: str) -> Batch:
+        """The batch as stored now; `BatchNotFound` when it is another owner's."""
+        principal = await self.principal()
+        async with self.runtime.db.transaction() as session:
+            batch = await repo.get_batch(session, batch_id)
+        if not principal.may_see(batch.owner):
+            raise BatchNotFound(batch_id)
+        return batch
 
     async def file(self, file_id: str) -> AudioFile:
         """A live file the caller may see (its own, or the output of its job)."""

@@ -24,8 +24,8 @@ from datetime import UTC, datetime
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustChannel
 from pydantic import ValidationError
 
-from jobs.broker import HEARTBEAT_TYPE, Broker
-from jobs.contract import BridgeHeartbeat, JobEvent
+from jobs.broker import BATCH_TYPE, HEARTBEAT_TYPE, Broker
+from jobs.contract import BatchEvent, BridgeHeartbeat, JobEvent
 from jobs.logs import job_context
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,7 @@ class EventRelay:
         self._subscribers: defaultdict[str, set[asyncio.Queue[JobEvent]]] = defaultdict(set)
         self._by_owner: defaultdict[str | None, set[asyncio.Queue[JobEvent]]] = defaultdict(set)
         self._everything: set[asyncio.Queue[JobEvent]] = set()
+        self._batches: defaultdict[str, set[asyncio.Queue[BatchEvent]]] = defaultdict(set)
         self.listeners: list[Callable[[JobEvent], None]] = []
         self._bridges: dict[str, BridgeHeartbeat] = {}
         self._channel: AbstractRobustChannel | None = None
@@ -64,6 +65,20 @@ class EventRelay:
                 subscribers.discard(queue)
                 if not subscribers:
                     del self._subscribers[job_id]
+
+    @contextmanager
+    def subscribe_batch(self, batch_id: str) -> Iterator[asyncio.Queue[BatchEvent]]:
+        """A queue receiving every event of batch `batch_id` until the block exits."""
+        queue: asyncio.Queue[BatchEvent] = asyncio.Queue()
+        self._batches[batch_id].add(queue)
+        try:
+            yield queue
+        finally:
+            subscribers = self._batches.get(batch_id)
+            if subscribers is not None:
+                subscribers.discard(queue)
+                if not subscribers:
+                    del self._batches[batch_id]
 
     @contextmanager
     def subscribe_owner(self, owner: str | None) -> Iterator[asyncio.Queue[JobEvent]]:
@@ -95,9 +110,13 @@ class EventRelay:
             return len(self._subscribers.get(job_id, ()))
         return sum(map(len, self._by_owner.values())) + len(self._everything)
 
-    def dispatch(self, event: JobEvent) -> None:
-        """Hand an event to the local subscribers of its job (also used when the broker is
-        down, so this process's own changes still reach its subscribers)."""
+    def dispatch(self, event: JobEvent | BatchEvent) -> None:
+        """Hand an event to the local subscribers of its job or batch (also used when the
+        broker is down, so this process's own changes still reach its subscribers)."""
+        if isinstance(event, BatchEvent):
+            for batch_queue in self._batches.get(event.batch_id, ()):
+                batch_queue.put_nowait(event)
+            return
         with job_context(event.job_id):
             for queue in self._subscribers.get(event.job_id, ()):
                 queue.put_nowait(event)
@@ -141,6 +160,14 @@ class EventRelay:
                 log.warning("dropping an undecodable bridge heartbeat: %s", exc)
                 return
             self.record_heartbeat(heartbeat)
+            return
+        if message.type == BATCH_TYPE:
+            try:
+                batch = BatchEvent.decode(message.body)
+            except ValidationError as exc:
+                log.warning("dropping an undecodable batch event: %s", exc)
+                return
+            self.dispatch(batch)
             return
         try:
             event = JobEvent.decode(message.body)

@@ -129,6 +129,33 @@ class JobInput:
     )
 
 
+@strawberry.input(
+    description="One effect chain over several uploaded files, one job each: give exactly one "
+    "of `effects` and `preset`."
+)
+class BatchInput:
+    file_ids: list[strawberry.ID] = strawberry.field(
+        description="The input files, one job each (at most `max_batch_files`, no repeats)."
+    )
+    effects: list[EffectInput] | None = strawberry.field(
+        default=None, description="The chain, first effect first."
+    )
+    preset: str | None = strawberry.field(
+        default=None, description="The name of one of your saved presets."
+    )
+    output: OutputInput | None = None
+    album: bool = strawberry.field(
+        default=False,
+        description="Album mode: the chain's last `loudness` or `normalize LOUDNESS` step "
+        "applies one gain to every file, from the loudness of all of them together "
+        "(ReplayGain album mode): the files keep their relative levels and the album as a "
+        "whole meets the target.",
+    )
+    webhook_url: str | None = strawberry.field(
+        default=None, description="Receives a POST when the batch ends (`batch.completed`)."
+    )
+
+
 @strawberry.input(description="Which jobs to list.")
 class JobFilter:
     status: JobStatus | None = None

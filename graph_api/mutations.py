@@ -13,6 +13,7 @@ another owner's id is reported as NOT_FOUND, exactly like an unknown one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,20 +23,29 @@ from strawberry.types import Info
 
 from graph_api.context import Context
 from graph_api.imports import import_audio
-from graph_api.inputs import EffectInput, JobInput, OutputInput, chain_of
+from graph_api.inputs import BatchInput, EffectInput, JobInput, OutputInput, chain_of
 from graph_api.permissions import AUTHENTICATED
-from graph_api.types import AudioFile, Job, Preset, file_of
+from graph_api.types import AudioFile, Batch, Job, Preset, file_of
 from graph_api.uploads import store_upload
 from jobs.contract import ControlMessage, JobMessage
 from jobs.db import repository as repo
 from jobs.db import writes
-from jobs.effects import IR_PRESETS, EffectCall, chain_json, parse_chain, referenced_files
+from jobs.effects import (
+    IR_PRESETS,
+    EffectCall,
+    album_step,
+    chain_json,
+    parse_chain,
+    referenced_files,
+)
 from jobs.errors import BadInput, FileInUse, InvalidTransition, NotFound
 from jobs.formats import OutputFormat, output_format
 from jobs.keyring import require_secret, rotate_secret
 from jobs.logs import job_context
 from jobs.models import AudioFile as AudioFileRecord
+from jobs.models import Batch as BatchRecord
 from jobs.models import Job as JobRecord
+from jobs.states import JobStatus
 from jobs.store import NewJob
 from jobs.urls import guard_of, resolve
 
@@ -89,7 +99,35 @@ async def _enqueue(
     """Check the impulses `calls` use (see `_impulses`) and the owner's quota, then write the
     job and its message together."""
     runtime = context.runtime
-    settings = runtime.settings
+    new = await _new_job(
+        context,
+        owner=owner,
+        scope=scope,
+        source=source,
+        calls=calls,
+        fmt=fmt,
+        webhook_url=webhook_url,
+        export_url=export_url,
+    )
+    return await runtime.store.submit(
+        new, most_unfinished=runtime.settings.max_queued_jobs_per_owner
+    )
+
+
+async def _new_job(
+    context: Context,
+    *,
+    owner: str | None,
+    scope: str | None,
+    source: AudioFileRecord,
+    calls: Sequence[EffectCall],
+    fmt: OutputFormat,
+    webhook_url: str | None = None,
+    export_url: str | None = None,
+    batch_id: str | None = None,
+) -> NewJob:
+    """A job and its message, its impulses checked (see `_impulses`)."""
+    settings = context.runtime.settings
     impulses = await _impulses(context, calls, scope)
     job_id = repo.new_id()
     effects: list[dict[str, Any]] = chain_json(calls)
@@ -103,7 +141,7 @@ async def _enqueue(
         impulses={i: ir.storage_key for i, ir in impulses.items()},
         timeout_s=settings.job_timeout_s,
     )
-    new = NewJob(
+    return NewJob(
         job_id,
         source.id,
         effects,
@@ -113,8 +151,29 @@ async def _enqueue(
         owner,
         webhook_url=webhook_url,
         export_url=export_url,
+        batch_id=batch_id,
     )
-    return await runtime.store.submit(new, most_unfinished=settings.max_queued_jobs_per_owner)
+
+
+async def _chain(context: Context, owner: str | None, effects: Any, preset: str | None) -> Any:
+    """The plain chain of a `JobInput` or `BatchInput`: its effects or its preset's."""
+    if (effects is None) == (preset is None):
+        raise BadInput("give exactly one of effects and preset")
+    if preset is not None:
+        async with context.runtime.db.transaction() as session:
+            return (await repo.get_preset(session, owner, preset)).effects
+    return chain_of(effects or [])
+
+
+async def _cancel(context: Context, job: JobRecord) -> None:
+    """Cancel an unfinished job: a QUEUED one at once, a RUNNING one through its bridge."""
+    runtime = context.runtime
+    if not await runtime.store.cancel(job.id):
+        # It started meanwhile (or ended: then say so).
+        job = await context.job(job.id)
+        if job.status.terminal:
+            raise InvalidTransition(f"job {job.id} already {job.status.value}")
+        await runtime.send_control(ControlMessage(kind="cancel", job_id=job.id))
 
 
 @strawberry.type
@@ -153,15 +212,9 @@ class Mutation:
     async def submit_job(self, info: Info[Context, None], input: JobInput) -> Job:
         context = info.context
         principal = await context.principal()
-        if (input.effects is None) == (input.preset is None):
-            raise BadInput("give exactly one of effects and preset")
+        chain = await _chain(context, principal.owner, input.effects, input.preset)
         out = input.output or OutputInput()
         source = await context.file(input.file_id)
-        if input.preset is not None:
-            async with context.runtime.db.transaction() as session:
-                chain = (await repo.get_preset(session, principal.owner, input.preset)).effects
-        else:
-            chain = chain_of(input.effects or [])
         calls = parse_chain(chain, source.sample_rate, source.duration_seconds)
         fmt = output_format(out.format, out.subtype)
         guard = guard_of(context.runtime.settings)
@@ -188,18 +241,90 @@ class Mutation:
         permission_classes=AUTHENTICATED,
     )
     async def cancel_job(self, info: Info[Context, None], id: strawberry.ID) -> Job:
-        runtime = info.context.runtime
         job = await info.context.job(id)  # NOT_FOUND unless the caller may see it
         with job_context(id):
             if job.status.terminal:
                 raise InvalidTransition(f"job {id} already {job.status.value}")
-            if not await runtime.store.cancel(job.id):
-                # It started meanwhile (or ended: then say so).
-                job = await info.context.job(id)
-                if job.status.terminal:
-                    raise InvalidTransition(f"job {id} already {job.status.value}")
-                await runtime.send_control(ControlMessage(kind="cancel", job_id=job.id))
+            await _cancel(info.context, job)
         return Job.of(await info.context.job(id))
+
+    @strawberry.mutation(
+        description="Run one effect chain (or a saved preset) over several uploaded files: one "
+        "job each, all queued together or none. With `album`, the chain's last `loudness` or "
+        "`normalize LOUDNESS` step applies one gain to every file. Codes: NOT_FOUND (an input "
+        "file), BAD_INPUT (no files, too many, a repeat, parameters, album without a loudness "
+        "step), UNSUPPORTED_FORMAT, QUOTA_EXCEEDED.",
+        permission_classes=AUTHENTICATED,
+    )
+    async def submit_batch(self, info: Info[Context, None], input: BatchInput) -> Batch:
+        context = info.context
+        runtime = context.runtime
+        principal = await context.principal()
+        most = runtime.settings.max_batch_files
+        if not 1 <= len(input.file_ids) <= most:
+            raise BadInput(f"fileIds: give 1 to {most} files, got {len(input.file_ids)}")
+        if len(set(input.file_ids)) != len(input.file_ids):
+            twice = next(f for f in input.file_ids if input.file_ids.count(f) > 1)
+            raise BadInput(f"fileIds: file {twice} is named twice")
+        chain = await _chain(context, principal.owner, input.effects, input.preset)
+        if input.album and album_step(parse_chain(chain, None)) is None:
+            raise BadInput(
+                "album: the chain has no loudness or normalize LOUDNESS step to apply "
+                "one gain to every file"
+            )
+        out = input.output or OutputInput()
+        fmt = output_format(out.format, out.subtype)
+        if out.url is not None:
+            raise BadInput("output.url: a batch's outputs cannot all be PUT to one URL")
+        if input.webhook_url is not None:
+            await resolve(input.webhook_url, guard_of(runtime.settings))
+            await runtime.db.run(require_secret, principal.owner)
+        batch = BatchRecord(
+            id=repo.new_id(),
+            status=JobStatus.QUEUED,
+            owner=principal.owner,
+            album=input.album,
+            webhook_url=input.webhook_url,
+            created_at=repo.now(),
+        )
+        jobs: list[NewJob] = []
+        for file_id in input.file_ids:
+            source = await context.file(file_id)
+            calls = parse_chain(chain, source.sample_rate, source.duration_seconds)
+            jobs.append(
+                await _new_job(
+                    context,
+                    owner=principal.owner,
+                    scope=principal.scope,
+                    source=source,
+                    calls=calls,
+                    fmt=fmt,
+                    batch_id=batch.id,
+                )
+            )
+        await runtime.store.submit_batch(
+            batch, jobs, most_unfinished=runtime.settings.max_queued_jobs_per_owner
+        )
+        return Batch.of(batch)
+
+    @strawberry.mutation(
+        description="Cancel every job of a batch that has not ended (see `cancelJob`); the "
+        "batch then ends CANCELLED, or FAILED if one of its jobs had failed. Codes: "
+        "NOT_FOUND, CONFLICT (the batch already ended).",
+        permission_classes=AUTHENTICATED,
+    )
+    async def cancel_batch(self, info: Info[Context, None], id: strawberry.ID) -> Batch:
+        context = info.context
+        batch = await context.batch(id)
+        if batch.status.terminal:
+            raise InvalidTransition(f"batch {id} already {batch.status.value}")
+        async with context.runtime.db.transaction() as session:
+            jobs = await repo.batch_jobs(session, batch.id)
+        for job in jobs:
+            if not job.status.terminal:
+                with job_context(job.id), contextlib.suppress(InvalidTransition):
+                    await _cancel(context, job)
+        return Batch.of(await context.batch(id))
 
     @strawberry.mutation(
         description="Run a finished (SUCCEEDED, FAILED or CANCELLED) job again as a new job "

@@ -15,6 +15,9 @@ from graph_api.inputs import JobFilter
 from graph_api.permissions import AUTHENTICATED
 from graph_api.types import (
     AudioFile,
+    Batch,
+    BatchConnection,
+    BatchEdge,
     EffectDescription,
     Job,
     JobConnection,
@@ -30,6 +33,11 @@ from jobs.errors import BadInput, NotFound
 from jobs.states import JobStatus as _JobStatus
 
 MAX_PAGE = 100
+
+
+def _page_size(first: int) -> None:
+    if not 1 <= first <= MAX_PAGE:
+        raise BadInput(f"first must be between 1 and {MAX_PAGE}, got {first}")
 
 
 @strawberry.type
@@ -57,8 +65,7 @@ class Query:
         after: str | None = None,
         status: JobStatus | None = None,
     ) -> JobConnection:
-        if not 1 <= first <= MAX_PAGE:
-            raise BadInput(f"first must be between 1 and {MAX_PAGE}, got {first}")
+        _page_size(first)
         wanted = filter.status if filter is not None else None
         if wanted is not None and status is not None and wanted != status:
             raise BadInput("status and filter.status disagree: give one of them")
@@ -74,6 +81,35 @@ class Query:
             )
         edges = [JobEdge(cursor=repo.encode_cursor(j), node=Job.of(j)) for j in page]
         return JobConnection(
+            edges=edges,
+            page_info=PageInfo(has_next_page=more, end_cursor=edges[-1].cursor if edges else None),
+        )
+
+    @strawberry.field(
+        description="A batch by id; null if there is none or it is not yours.",
+        permission_classes=AUTHENTICATED,
+    )
+    async def batch(self, info: Info[Context, None], id: strawberry.ID) -> Batch | None:
+        try:
+            return Batch.of(await info.context.batch(id))
+        except NotFound:
+            return None
+
+    @strawberry.field(
+        description="Your batches (admins: all) newest first, `first` at a time (at most 100).",
+        permission_classes=AUTHENTICATED,
+    )
+    async def batches(
+        self, info: Info[Context, None], first: int = 20, after: str | None = None
+    ) -> BatchConnection:
+        _page_size(first)
+        principal = await info.context.principal()
+        async with info.context.runtime.db.transaction() as session:
+            page, more = await repo.list_batches(
+                session, first=first, after=after, owner=principal.scope
+            )
+        edges = [BatchEdge(cursor=repo.encode_cursor(b), node=Batch.of(b)) for b in page]
+        return BatchConnection(
             edges=edges,
             page_info=PageInfo(has_next_page=more, end_cursor=edges[-1].cursor if edges else None),
         )

@@ -18,16 +18,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator
+from typing import TypeVar
 
 import strawberry
 from strawberry.types import Info
 
 from graph_api.context import Context
 from graph_api.permissions import AUTHENTICATED
-from graph_api.types import JobEvent
+from graph_api.types import BatchEvent, JobEvent
 from jobs import contract
+from jobs.db import repository as repo
 from jobs.errors import without_paths
 from jobs.models import Job as JobRecord
+from jobs.models import batch_progress
 from jobs.states import JobStatus as _JobStatus
 
 _RANK = {_JobStatus.QUEUED: 0, _JobStatus.RUNNING: 1}
@@ -39,13 +42,16 @@ def _order(version: int, status: _JobStatus, progress: float) -> tuple[int, int,
     return version, _RANK.get(status, 2), progress
 
 
-async def _next(context: Context, queue: asyncio.Queue[contract.JobEvent]) -> contract.JobEvent:
+E = TypeVar("E", contract.JobEvent, contract.BatchEvent)
+
+
+async def _next(context: Context, queue: asyncio.Queue[E]) -> E:
     """The next event for a subscription whose key is still live: a revoked key ends it
     with `UNAUTHENTICATED` within `Settings.key_recheck_s`, even while no event comes. An
     event already waiting is taken without a timer (a burst reaches every subscriber)."""
     while True:
         try:
-            event: contract.JobEvent | None = queue.get_nowait()
+            event: E | None = queue.get_nowait()
         except asyncio.QueueEmpty:
             try:
                 event = await asyncio.wait_for(queue.get(), context.runtime.settings.key_recheck_s)
@@ -100,6 +106,42 @@ class Subscription:
                     continue
                 last, finished = key, event.status.terminal
                 yield _from_event(event)
+
+    @strawberry.subscription(
+        description="The batch's current state, then each change of it (every change of one "
+        "of its jobs), until it ends. Code NOT_FOUND for an unknown id (or another owner's).",
+        permission_classes=AUTHENTICATED,
+    )
+    async def batch_updates(
+        self, info: Info[Context, None], batch_id: strawberry.ID
+    ) -> AsyncGenerator[BatchEvent, None]:
+        context = info.context
+        with context.runtime.events.subscribe_batch(batch_id) as queue:
+            batch = await context.batch(batch_id)
+            async with context.runtime.db.transaction() as session:
+                jobs = await repo.batch_jobs(session, batch.id)
+            yield BatchEvent(
+                batch_id=strawberry.ID(batch.id),
+                status=batch.status,
+                progress=batch_progress(jobs),
+                done=sum(j.status.terminal for j in jobs),
+                total=len(jobs),
+                at=batch.finished_at or batch.created_at,
+            )
+            last, finished = batch.version, batch.status.terminal
+            while not finished:
+                event = await _next(context, queue)
+                if event.version <= last:
+                    continue
+                last, finished = event.version, event.status.terminal
+                yield BatchEvent(
+                    batch_id=strawberry.ID(event.batch_id),
+                    status=event.status,
+                    progress=event.progress,
+                    done=event.done,
+                    total=event.total,
+                    at=event.at,
+                )
 
     @strawberry.subscription(
         description="Every event of every one of your jobs (admins: of all jobs), as it "

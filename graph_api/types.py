@@ -263,6 +263,75 @@ class JobConnection:
     page_info: PageInfo
 
 
+@strawberry.type(description="Jobs submitted together (`submitBatch`): one chain, many files.")
+class Batch:
+    id: strawberry.ID
+    status: JobStatus = strawberry.field(
+        description="QUEUED while no job started, RUNNING until every job ended, then "
+        "SUCCEEDED (all did), FAILED (any did; the others still finished) or CANCELLED."
+    )
+    album: bool
+    created_at: datetime
+    finished_at: datetime | None
+    record: strawberry.Private[models.Batch]
+
+    @classmethod
+    def of(cls, batch: models.Batch) -> Batch:
+        return cls(
+            id=strawberry.ID(batch.id),
+            status=batch.status,
+            album=batch.album,
+            created_at=batch.created_at,
+            finished_at=batch.finished_at,
+            record=batch,
+        )
+
+    async def _jobs(self, info: Info[Context, None]) -> list[models.Job]:
+        async with info.context.runtime.db.transaction() as session:
+            return await repo.batch_jobs(session, self.record.id)
+
+    @strawberry.field(description="The batch's jobs, in the order of its files.")
+    async def jobs(self, info: Info[Context, None]) -> list[Job]:
+        return [Job.of(job) for job in await self._jobs(info)]
+
+    @strawberry.field(description="0..1: the mean progress of its jobs (an ended job is 1).")
+    async def progress(self, info: Info[Context, None]) -> float:
+        return models.batch_progress(await self._jobs(info))
+
+    @strawberry.field(
+        description="Album mode: the integrated loudness of all the files together (LUFS), "
+        "once every file was measured."
+    )
+    def album_loudness_lufs(self) -> float | None:
+        return self.record.album_lufs
+
+
+@strawberry.type(description="A change of a batch (one of its jobs changed).")
+class BatchEvent:
+    batch_id: strawberry.ID
+    status: JobStatus
+    progress: float
+    done: int = strawberry.field(description="Jobs that ended.")
+    total: int
+    at: datetime
+
+    @strawberry.field(description="The batch as stored now.")
+    async def batch(self, info: Info[Context, None]) -> Batch:
+        return Batch.of(await info.context.batch(self.batch_id))
+
+
+@strawberry.type
+class BatchEdge:
+    cursor: str
+    node: Batch
+
+
+@strawberry.type(description="A page of batches, newest first.")
+class BatchConnection:
+    edges: list[BatchEdge]
+    page_info: PageInfo
+
+
 @strawberry.enum(description="How a parameter's value is written.")
 class ParamType(Enum):
     FLOAT = "float"

@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 
 HEARTBEAT_TYPE = "heartbeat"
 """AMQP message type of a `BridgeHeartbeat` on the events exchange (job events have none)."""
+BATCH_TYPE = "batch"
+"""AMQP message type of a `BatchEvent` on the events exchange."""
 
 
 @dataclass(slots=True)
@@ -130,11 +132,12 @@ class Broker:
             timeout=10,
         )
 
-    async def publish_event(self, body: bytes) -> None:
-        """Publish an encoded `JobEvent` (made by `jobs.store`, relayed by `jobs.outbox`);
-        events are transient, the job row is the record."""
+    async def publish_event(self, body: bytes, kind: str | None = None) -> None:
+        """Publish an encoded `JobEvent` (or, with `kind=BATCH_TYPE`, a `BatchEvent`), made
+        by `jobs.store` and relayed by `jobs.outbox`; events are transient, rows are the
+        record."""
         await self.topology.events.publish(
-            aio_pika.Message(body, content_type="application/json"),
+            aio_pika.Message(body, content_type="application/json", type=kind),
             routing_key="",
             timeout=10,
         )

@@ -90,6 +90,30 @@ class JobEvent(BaseModel):
         return cls.model_validate_json(body)
 
 
+class BatchEvent(BaseModel):
+    """A change of a batch: written by `jobs.store` in the transaction of the job change that
+    caused it, published on the events exchange with AMQP type `batch`
+    (`jobs.broker.BATCH_TYPE`). `done` of `total` jobs have ended; `version` orders them."""
+
+    model_config = ConfigDict(frozen=True)
+
+    batch_id: str
+    status: JobStatus
+    progress: float = 0.0
+    done: int = 0
+    total: int = 0
+    owner: str | None = None
+    version: int = 0
+    at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+    def encode(self) -> bytes:
+        return self.model_dump_json().encode()
+
+    @classmethod
+    def decode(cls, body: bytes) -> BatchEvent:
+        return cls.model_validate_json(body)
+
+
 class BridgeHeartbeat(BaseModel):
     """A bridge's periodic sign of life: how many pool actors answered it. The API judges
     from these whether Ray is reachable, without talking to Ray itself."""

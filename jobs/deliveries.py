@@ -43,13 +43,15 @@ from jobs.db.tables import DeliveryAttemptRow, DeliveryRow
 from jobs.errors import EngineError
 from jobs.keyring import stored_secret
 from jobs.settings import Settings
-from jobs.shapes import job_out
+from jobs.shapes import batch_out, job_out
 from jobs.storage import Storage
 from jobs.urls import guard_of, open_url
 
 log = logging.getLogger(__name__)
 
 WEBHOOK = "webhook"
+BATCH_COMPLETED = "batch.completed"
+"""The event type of a batch's end; its data is the batch (`jobs.shapes.batch_out`)."""
 EXPORT = "export"
 DELIVERED = "DELIVERED"
 FAILED = "FAILED"
@@ -456,12 +458,20 @@ class DeliveryWorker:
             return None, exc.message[:ERROR_CHARS]
 
     async def _job_body(self, row: dict[str, Any]) -> bytes:
-        job_id = str(row["subject_id"])
+        subject = str(row["subject_id"])
         async with self.db.transaction() as session:
-            job = await repo.get_job(session, job_id)
-            ids = [i for i in (job.input_file_id, job.output_file_id) if i]
+            if row["event_type"] == BATCH_COMPLETED:
+                batch = await repo.get_batch(session, subject)
+                jobs = await repo.batch_jobs(session, subject)
+            else:
+                jobs = [await repo.get_job(session, subject)]
+            ids = [i for j in jobs for i in (j.input_file_id, j.output_file_id) if i]
             files = await repo.get_files(session, ids)
-        data = job_out(job, files, self.settings.public_url)
+        public_url = self.settings.public_url
+        if row["event_type"] == BATCH_COMPLETED:
+            data = batch_out(batch, jobs, files, public_url)
+        else:
+            data = job_out(jobs[0], files, public_url)
         return webhook_body(str(row["event_type"]), repo.aware(row["created_at"]), data)
 
     async def _export(self, row: dict[str, Any]) -> tuple[int | None, str | None]:

@@ -270,6 +270,22 @@ def loudness_targets(params: Mapping[str, Any]) -> LoudnessStandard:
     return LoudnessStandard(float(target), float(ceiling))
 
 
+def album_step(calls: Sequence[EffectCall]) -> int | None:
+    """Index of the step an album batch applies one gain with: the last `loudness` or
+    `normalize` LOUDNESS step; None when the chain has none.
+
+    >>> album_step(parse_chain([{"normalize": {"mode": "LOUDNESS", "target": -16}}]))
+    0
+    """
+    found = [
+        i
+        for i, call in enumerate(calls)
+        if call.name == "loudness"
+        or (call.name == "normalize" and call.params.get("mode") == "LOUDNESS")
+    ]
+    return found[-1] if found else None
+
+
 TIME_RANGE = (
     _float("start_s", "Start of the range.", "s", REQUIRED, 0.0, 86_400.0),
     _float("end_s", "End of the range.", "s", REQUIRED, 0.0, 86_400.0, low_open=True),

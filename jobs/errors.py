@@ -117,6 +117,11 @@ class JobNotFound(NotFound):
         super().__init__(f"no job with id {job_id!r}")
 
 
+class BatchNotFound(NotFound):
+    def __init__(self, batch_id: str) -> None:
+        super().__init__(f"no batch with id {batch_id!r}")
+
+
 class InvalidTransition(EngineError):
     code = "CONFLICT"
     http_status = 409

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -63,3 +64,29 @@ class Job:
     """Where the job's end is POSTed (a signed webhook)."""
     export_url: str | None = None
     """Where the job's output is PUT once it SUCCEEDED."""
+    batch_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Jobs submitted together. Its `status` follows its jobs (`jobs.store` updates it in the
+    transaction of each job's change): QUEUED while none started, RUNNING until every job
+    ended, then SUCCEEDED (all did), FAILED (any did) or CANCELLED (some were, none failed).
+    `album`: one loudness gain for every file (see `jobs.album`)."""
+
+    id: str
+    status: JobStatus
+    owner: str | None
+    album: bool
+    webhook_url: str | None
+    created_at: datetime
+    finished_at: datetime | None = None
+    version: int = 0
+    album_lufs: float | None = None
+    """The pooled integrated loudness of an album's files, once every file was measured."""
+
+
+def batch_progress(jobs: Sequence[Job]) -> float:
+    """0..1: the mean progress of a batch's jobs, an ended job counting as done."""
+    done = [1.0 if job.status.terminal else job.progress for job in jobs]
+    return sum(done) / len(done) if done else 1.0

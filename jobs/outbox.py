@@ -20,7 +20,7 @@ from typing import NamedTuple, cast
 
 from sqlalchemy import Connection, DateTime, Table, bindparam, select, update
 
-from jobs.broker import Broker
+from jobs.broker import BATCH_TYPE, Broker
 from jobs.contract import JobEvent
 from jobs.db import Database
 from jobs.db.tables import OutboxRow
@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 REMEMBERED = 10_000
 JOB = "job"
 EVENT = "event"
+BATCH = "batch"
 
 _outbox = cast(Table, OutboxRow.__table__)
 _PENDING = (
@@ -46,7 +47,7 @@ _MARK_SENT = (
 
 
 class Pending(NamedTuple):
-    """An outbox row to publish: `kind` is `JOB` or `EVENT`."""
+    """An outbox row to publish: `kind` is `JOB`, `EVENT` or `BATCH`."""
 
     id: int
     kind: str
@@ -137,6 +138,8 @@ class OutboxRelay:
                     continue
                 if row.kind == EVENT:
                     await self.broker.publish_event(row.body)
+                elif row.kind == BATCH:
+                    await self.broker.publish_event(row.body, BATCH_TYPE)
                 else:
                     await self.broker.publish_job(row.body)
                 sent.append(row.id)

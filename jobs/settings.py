@@ -138,6 +138,9 @@ class Settings(BaseSettings):
     max_queued_jobs_per_owner: int = Field(
         100, ge=1, description="Unfinished (QUEUED or RUNNING) jobs one owner may have."
     )
+    max_batch_files: int = Field(
+        100, ge=1, description="Most files one `submitBatch` may name (one job each)."
+    )
 
     allow_private_urls: bool = Field(
         False,

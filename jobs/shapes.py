@@ -11,6 +11,7 @@ what the hot path (the store, the bridge) builds by the thousand, cheaply.
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from datetime import datetime
 from typing import Any
@@ -19,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from pydantic.alias_generators import to_camel
 
 from jobs.errors import without_paths
-from jobs.models import AudioFile, Job
+from jobs.models import AudioFile, Batch, Job, batch_progress
 
 FILE_INTERNALS = frozenset({"storage_key", "role", "owner"})
 """AudioFile fields the API never shows: where the blob is, and whose it is."""
@@ -106,4 +107,23 @@ def job_out(job: Job, files: dict[str, AudioFile], public_url: str) -> dict[str,
         "compliance": compliance,
         "edits": [{"startS": start, "endS": end} for start, end in job.edits],
         "error": error,
+    }
+
+
+def batch_out(
+    batch: Batch, jobs: list[Job], files: dict[str, AudioFile], public_url: str
+) -> dict[str, Any]:
+    """A batch as GraphQL's `Batch` shows it, its jobs as `job_out` does: the `data` of its
+    `batch.completed` webhook."""
+    return {
+        "id": batch.id,
+        "status": batch.status.value,
+        "progress": batch_progress(jobs),
+        "album": batch.album,
+        "albumLoudnessLufs": batch.album_lufs
+        if batch.album_lufs is not None and math.isfinite(batch.album_lufs)
+        else None,
+        "createdAt": batch.created_at.isoformat(),
+        "finishedAt": None if batch.finished_at is None else batch.finished_at.isoformat(),
+        "jobs": [job_out(job, files, public_url) for job in jobs],
     }

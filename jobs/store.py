@@ -23,7 +23,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn, cast
 
 from sqlalchemy import (
@@ -41,10 +41,10 @@ from sqlalchemy import (
     update,
 )
 
-from jobs.contract import AudioAnalysis, Compliance, JobEvent
+from jobs.contract import AudioAnalysis, BatchEvent, Compliance, JobEvent
 from jobs.db import Database
-from jobs.db.tables import ANALYSIS_COLUMNS, FileRow, JobRow, OutboxRow
-from jobs.deliveries import enqueue_export, enqueue_webhook
+from jobs.db.tables import ANALYSIS_COLUMNS, BatchRow, FileRow, JobRow, OutboxRow
+from jobs.deliveries import BATCH_COMPLETED, enqueue_export, enqueue_webhook
 from jobs.errors import (
     EngineError,
     InvalidTransition,
@@ -53,9 +53,9 @@ from jobs.errors import (
     QuotaExceeded,
     WorkerLost,
 )
-from jobs.models import AudioFile, Job
-from jobs.outbox import EVENT, JOB, OutboxRelay, Pending
-from jobs.states import JobStatus, check_transition, sources
+from jobs.models import AudioFile, Batch, Job
+from jobs.outbox import BATCH, EVENT, JOB, OutboxRelay, Pending
+from jobs.states import TERMINAL, JobStatus, check_transition, sources
 
 PROGRESS_WRITE_S = 1.0
 """A job's progress is written to its row at most this often (its events go out faster)."""
@@ -63,6 +63,7 @@ PROGRESS_WRITE_S = 1.0
 _jobs = cast(Table, JobRow.__table__)
 _files = cast(Table, FileRow.__table__)
 _outbox = cast(Table, OutboxRow.__table__)
+_batches = cast(Table, BatchRow.__table__)
 _TS = DateTime(timezone=True)
 _UNFINISHED = [JobStatus.QUEUED.value, JobStatus.RUNNING.value]
 
@@ -88,6 +89,7 @@ def _guarded(to: JobStatus, among: Collection[JobStatus] | None = None) -> Updat
             _jobs.c.error_message,
             _jobs.c.webhook_url,
             _jobs.c.export_url,
+            _jobs.c.batch_id,
         )
     )
 
@@ -150,8 +152,32 @@ _LAST_JOB_MESSAGE = (
 _INSERT_OUTBOX = insert(_outbox)
 _INSERT_JOB = insert(_jobs)
 _INSERT_FILE = insert(_files)
+_INSERT_BATCH = insert(_batches)
+_BATCH_COUNTS = (
+    select(
+        _jobs.c.status,
+        func.count(),
+        func.sum(case((_jobs.c.status.in_(_UNFINISHED), _jobs.c.progress), else_=1.0)),
+    )
+    .where(_jobs.c.batch_id == bindparam("b_batch"))
+    .group_by(_jobs.c.status)
+)
+_FOLLOW_BATCH = (
+    update(_batches)
+    .where(
+        _batches.c.id == bindparam("b_batch"),
+        _batches.c.status.not_in(sorted(s.value for s in TERMINAL)),
+    )
+    .values(
+        status=bindparam("b_status"),
+        version=_batches.c.version + 1,
+        finished_at=bindparam("b_finished", type_=_TS),
+    )
+    .returning(_batches.c.owner, _batches.c.version, _batches.c.webhook_url)
+)
 _ANALYSE = update(_files).where(_files.c.id == bindparam("b_id"))
 _JOB_COLUMNS = [c for c in Job.__slots__ if c in _jobs.c]
+_BATCH_COLUMNS = [c for c in Batch.__slots__ if c in _batches.c]
 _FILE_COLUMNS = [c for c in AudioFile.__slots__ if c in _files.c]
 _COUNT_UNFINISHED = (
     select(func.count())
@@ -192,16 +218,19 @@ class NewJob:
     owner: str | None = None
     webhook_url: str | None = None
     export_url: str | None = None
+    batch_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Changed:
-    """A transition that happened: its event, the outbox rows it wrote, and whether it
-    stored a webhook or an export (`jobs.deliveries`)."""
+    """A transition that happened: its event, the outbox rows it wrote, whether it stored a
+    webhook or an export (`jobs.deliveries`), and the event of its batch (if it has one:
+    every change of a batched job is one of its batch)."""
 
     event: JobEvent
     rows: tuple[Pending, ...]
     deliveries: bool = False
+    batch: BatchEvent | None = None
 
 
 # --- one transaction each (run through `Database.run`) ----------------------------------
@@ -225,7 +254,7 @@ def _apply(
     if row is None:
         return None
     values: tuple[Any, ...] = tuple(row)
-    owner, version, progress, message, code, text, webhook_url, export_url = values
+    owner, version, progress, message, code, text, webhook_url, export_url, batch_id = values
     event = JobEvent(
         job_id=job_id,
         status=to,
@@ -236,11 +265,11 @@ def _apply(
         at=at,
     )
     rows = (_outbox_row(conn, job_id, EVENT, event.encode(), at),)
-    if not to.terminal or not (webhook_url or export_url):
-        return Changed(event, rows)
-    if export_url and to is JobStatus.SUCCEEDED:
+    delivered = False
+    if to.terminal and export_url and to is JobStatus.SUCCEEDED:
         enqueue_export(conn, owner=owner, url=export_url, job_id=job_id, at=at)
-    if webhook_url:
+        delivered = True
+    if to.terminal and webhook_url:
         event_type = f"job.{to.value.lower()}"
         enqueue_webhook(
             conn,
@@ -251,7 +280,74 @@ def _apply(
             subject_id=job_id,
             at=at,
         )
-    return Changed(event, rows, deliveries=True)
+        delivered = True
+    if batch_id is None:
+        return Changed(event, rows, delivered)
+    batch, more, hooked = _follow_batch(conn, batch_id, at)
+    return Changed(event, (*rows, *more), delivered or hooked, batch)
+
+
+def batch_state(counts: dict[JobStatus, int]) -> JobStatus:
+    """A batch's status from how many of its jobs are in each state: QUEUED while none
+    started, RUNNING until all ended, then SUCCEEDED if all did, FAILED if any did, else
+    CANCELLED."""
+    if counts.get(JobStatus.QUEUED, 0) + counts.get(JobStatus.RUNNING, 0):
+        started = sum(n for status, n in counts.items() if status is not JobStatus.QUEUED)
+        return JobStatus.RUNNING if started else JobStatus.QUEUED
+    if counts.get(JobStatus.FAILED, 0):
+        return JobStatus.FAILED
+    if counts.get(JobStatus.CANCELLED, 0):
+        return JobStatus.CANCELLED
+    return JobStatus.SUCCEEDED
+
+
+def _follow_batch(
+    conn: Connection, batch_id: str, at: datetime
+) -> tuple[BatchEvent | None, tuple[Pending, ...], bool]:
+    """A job of `batch_id` changed: bring the batch's status along (in the job's own
+    transaction) and write its event; once it ended, its `batch.completed` webhook too
+    (True then). Nothing once the batch ended."""
+    counts: dict[JobStatus, int] = {}
+    progress = 0.0
+    for status, count, summed in conn.execute(_BATCH_COUNTS, {"b_batch": batch_id}):
+        counts[JobStatus(status)] = int(count)
+        progress += float(summed or 0.0)
+    total = sum(counts.values())
+    status = batch_state(counts)
+    row = conn.execute(
+        _FOLLOW_BATCH,
+        {
+            "b_batch": batch_id,
+            "b_status": status.value,
+            "b_finished": at if status.terminal else None,
+        },
+    ).one_or_none()
+    if row is None:
+        return None, (), False
+    owner, version, webhook_url = row
+    event = BatchEvent(
+        batch_id=batch_id,
+        status=status,
+        progress=progress / total if total else 1.0,
+        done=sum(counts.get(s, 0) for s in TERMINAL),
+        total=total,
+        owner=owner,
+        version=int(version),
+        at=at,
+    )
+    hooked = status.terminal and webhook_url is not None
+    if hooked:
+        # Its data (the batch as GraphQL shows it) is rendered when first sent.
+        enqueue_webhook(
+            conn,
+            owner=owner,
+            url=webhook_url,
+            event_type=BATCH_COMPLETED,
+            data=None,
+            subject_id=batch_id,
+            at=at,
+        )
+    return event, (_outbox_row(conn, batch_id, BATCH, event.encode(), at),), hooked
 
 
 def _refuse(conn: Connection, job_id: str, to: JobStatus) -> NoReturn:
@@ -277,17 +373,44 @@ def count_unfinished(conn: Connection, owner: str | None) -> int:
     return int(conn.scalar(_COUNT_UNFINISHED, {"b_owner": owner}) or 0)
 
 
+def _check_quota(conn: Connection, owner: str | None, adding: int, most: int) -> None:
+    """`QuotaExceeded` unless `owner` may have `adding` more unfinished jobs; on PostgreSQL
+    the owner's submits take turns from here until commit."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(_OWNER_TURN, {"b_owner": owner or ""})
+    unfinished = count_unfinished(conn, owner)
+    if unfinished + adding > most:
+        more = f" and {adding} more asked for" if adding > 1 else ""
+        raise QuotaExceeded(
+            f"{unfinished} of your jobs are QUEUED or RUNNING{more}, the most allowed is "
+            f"{most}: wait for some to finish or cancel them"
+        )
+
+
 def _submit(
     conn: Connection, new: NewJob, most_unfinished: int, at: datetime
 ) -> tuple[Job, Pending]:
-    if conn.dialect.name == "postgresql":
-        conn.execute(_OWNER_TURN, {"b_owner": new.owner or ""})
-    unfinished = count_unfinished(conn, new.owner)
-    if unfinished >= most_unfinished:
-        raise QuotaExceeded(
-            f"{unfinished} of your jobs are QUEUED or RUNNING, the most allowed is "
-            f"{most_unfinished}: wait for some to finish or cancel them"
-        )
+    _check_quota(conn, new.owner, 1, most_unfinished)
+    return _insert_job(conn, new, at)
+
+
+def _submit_batch(
+    conn: Connection, batch: Batch, jobs: Sequence[NewJob], most_unfinished: int
+) -> tuple[list[Job], list[Pending]]:
+    _check_quota(conn, batch.owner, len(jobs), most_unfinished)
+    conn.execute(
+        _INSERT_BATCH,
+        {c: getattr(batch, c) for c in _BATCH_COLUMNS} | {"status": batch.status.value},
+    )
+    # A microsecond apart, so listings keep the order of the batch's files.
+    made = [
+        _insert_job(conn, new, batch.created_at + timedelta(microseconds=i))
+        for i, new in enumerate(jobs)
+    ]
+    return [job for job, _ in made], [row for _, row in made]
+
+
+def _insert_job(conn: Connection, new: NewJob, at: datetime) -> tuple[Job, Pending]:
     job = Job(
         id=new.job_id,
         status=JobStatus.QUEUED,
@@ -308,6 +431,7 @@ def _submit(
         dsp_seconds=None,
         webhook_url=new.webhook_url,
         export_url=new.export_url,
+        batch_id=new.batch_id,
     )
     values = {f: getattr(job, f) for f in _JOB_COLUMNS}
     values["status"] = "QUEUED"
@@ -400,7 +524,7 @@ def _recover(
         if changed is None:
             return None
         again = _outbox_row(conn, job_id, JOB, bytes(body), at)
-        return Changed(changed.event, (again, *changed.rows), changed.deliveries)
+        return Changed(changed.event, (again, *changed.rows), changed.deliveries, changed.batch)
     why = "its message is gone" if body is None else f"after {attempts} tries"
     return _apply(
         conn,
@@ -447,7 +571,7 @@ class JobStore:
         self,
         db: Database,
         relay: OutboxRelay | None = None,
-        local: Callable[[JobEvent], None] | None = None,
+        local: Callable[[JobEvent | BatchEvent], None] | None = None,
         deliveries: Callable[[], None] | None = None,
     ) -> None:
         self.db = db
@@ -463,6 +587,8 @@ class JobStore:
             self.relay.notify(pending)
         elif changed is not None and self.local is not None:
             self.local(changed.event)
+            if changed.batch is not None:
+                self.local(changed.batch)
         if changed is not None:
             if changed.deliveries and self.deliveries is not None:
                 self.deliveries()
@@ -483,6 +609,15 @@ class JobStore:
         job, row = await self.db.run(_submit, new, most_unfinished, now())
         self._committed(None, row)
         return job
+
+    async def submit_batch(
+        self, batch: Batch, jobs: Sequence[NewJob], *, most_unfinished: int
+    ) -> list[Job]:
+        """Store a QUEUED batch and its QUEUED jobs with their messages, all or nothing
+        (`QuotaExceeded` when the owner would pass `most_unfinished` unfinished jobs)."""
+        made, rows = await self.db.run(_submit_batch, batch, jobs, most_unfinished)
+        self._committed(None, *rows)
+        return made
 
     async def start(self, job_id: str, actor: str) -> JobEvent:
         """RUNNING on `actor`, one more attempt, progress 0. `InvalidTransition` if it may

@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     Connection,
@@ -26,11 +26,12 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import Select
 
 from jobs.contract import AudioAnalysis, Compliance
-from jobs.db.tables import ANALYSIS_COLUMNS, ApiKeyRow, FileRow, JobRow, PresetRow
-from jobs.errors import BadInput, FileNotFound, JobNotFound, PresetNotFound
-from jobs.models import AudioFile, Job
+from jobs.db.tables import ANALYSIS_COLUMNS, ApiKeyRow, BatchRow, FileRow, JobRow, PresetRow
+from jobs.errors import BadInput, BatchNotFound, FileNotFound, JobNotFound, PresetNotFound
+from jobs.models import AudioFile, Batch, Job
 from jobs.states import JobStatus
 
 _jobs: Table = JobRow.__table__  # type: ignore[assignment]
@@ -103,6 +104,7 @@ def _job(row: JobRow) -> Job:
         version=row.version,
         webhook_url=row.webhook_url,
         export_url=row.export_url,
+        batch_id=row.batch_id,
     )
 
 
@@ -119,8 +121,11 @@ async def get_job(session: AsyncSession, job_id: str) -> Job:
     return _job(row)
 
 
-def encode_cursor(job: Job) -> str:
-    return base64.urlsafe_b64encode(f"{job.created_at.isoformat()}|{job.id}".encode()).decode()
+def encode_cursor(record: Job | Batch) -> str:
+    """The cursor after `record` in a newest-first listing of its kind."""
+    return base64.urlsafe_b64encode(
+        f"{record.created_at.isoformat()}|{record.id}".encode()
+    ).decode()
 
 
 def _decode_cursor(cursor: str) -> tuple[datetime, str]:
@@ -145,15 +150,30 @@ async def list_jobs(
         stmt = stmt.where(JobRow.status == status.value)
     if owner is not None:
         stmt = stmt.where(JobRow.owner == owner)
+    rows, more = await _newest_first(session, JobRow, stmt, first, after)
+    return [_job(r) for r in rows], more
+
+
+R = TypeVar("R", JobRow, BatchRow)
+
+
+async def _newest_first(
+    session: AsyncSession, table: type[R], stmt: Select[R], first: int, after: str | None
+) -> tuple[Sequence[R], bool]:
+    """One page of `stmt` over `table` (jobs or batches) newest first, after the cursor
+    `after`, and whether more follow."""
     if after:
-        at, job_id = _decode_cursor(after)
+        at, after_id = _decode_cursor(after)
         at_db = at.replace(tzinfo=None) if _naive_db(session) else at
         stmt = stmt.where(
-            or_(JobRow.created_at < at_db, and_(JobRow.created_at == at_db, JobRow.id < job_id))
+            or_(
+                table.created_at < at_db,
+                and_(table.created_at == at_db, table.id < after_id),
+            )
         )
-    stmt = stmt.order_by(JobRow.created_at.desc(), JobRow.id.desc()).limit(first + 1)
+    stmt = stmt.order_by(table.created_at.desc(), table.id.desc()).limit(first + 1)
     rows = (await session.scalars(stmt)).all()
-    return [_job(r) for r in rows[:first]], len(rows) > first
+    return rows[:first], len(rows) > first
 
 
 def _naive_db(session: AsyncSession) -> bool:
@@ -366,3 +386,44 @@ async def references(session: AsyncSession) -> References:
         file_ids=frozenset(row.id for row in live),
         unfinished_job_ids=frozenset(unfinished.all()),
     )
+
+
+# --- batches ----------------------------------------------------------------------------
+
+
+def _batch(row: BatchRow) -> Batch:
+    return Batch(
+        id=row.id,
+        status=JobStatus(row.status),
+        owner=row.owner,
+        album=row.album,
+        webhook_url=row.webhook_url,
+        created_at=aware(row.created_at),
+        finished_at=_aware(row.finished_at),
+        version=row.version,
+        album_lufs=row.album_lufs,
+    )
+
+
+async def get_batch(session: AsyncSession, batch_id: str) -> Batch:
+    row = (await session.scalars(select(BatchRow).where(BatchRow.id == batch_id))).one_or_none()
+    if row is None:
+        raise BatchNotFound(batch_id)
+    return _batch(row)
+
+
+async def batch_jobs(session: AsyncSession, batch_id: str) -> list[Job]:
+    """The jobs of a batch, in the order of its `fileIds`."""
+    stmt = select(JobRow).where(JobRow.batch_id == batch_id).order_by(JobRow.created_at, JobRow.id)
+    return [_job(r) for r in (await session.scalars(stmt)).all()]
+
+
+async def list_batches(
+    session: AsyncSession, *, first: int = 20, after: str | None = None, owner: str | None = None
+) -> tuple[list[Batch], bool]:
+    """Newest first; returns one page and whether more follow (like `list_jobs`)."""
+    stmt = select(BatchRow)
+    if owner is not None:
+        stmt = stmt.where(BatchRow.owner == owner)
+    rows, more = await _newest_first(session, BatchRow, stmt, first, after)
+    return [_batch(r) for r in rows], more

@@ -97,12 +97,31 @@ class JobRow(Base):
     # Where the job's end is POSTed (Standard Webhooks), and where its output is PUT.
     webhook_url: Mapped[str | None] = mapped_column(Text, default=None)
     export_url: Mapped[str | None] = mapped_column(Text, default=None)
+    # The batch the job was submitted in (`batches.id`); NULL for a job of its own.
+    batch_id: Mapped[str | None] = mapped_column(String(32), index=True, default=None)
+
+
+class BatchRow(Base):
+    """Jobs submitted together; its status follows theirs (`jobs.store`)."""
+
+    __tablename__ = "batches"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))
+    owner: Mapped[str | None] = mapped_column(String(64), index=True)
+    album: Mapped[bool] = mapped_column(Boolean, default=False)
+    webhook_url: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    album_lufs: Mapped[float | None] = mapped_column(Float, default=None)
 
 
 class OutboxRow(Base):
     """A message written in the same transaction as the change it announces (transactional
     outbox); a relay publishes it with confirms and stamps `sent_at`. `kind`: `job` (a job
-    message for the jobs queue) or `event` (a `JobEvent` for the events exchange)."""
+    message for the jobs queue), `event` (a `JobEvent` for the events exchange) or `batch`
+    (a `BatchEvent`, its batch's id in `job_id`)."""
 
     __tablename__ = "outbox"
 
