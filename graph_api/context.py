@@ -20,6 +20,9 @@ from jobs.db import repository as repo
 from jobs.errors import BatchNotFound, JobNotFound
 from jobs.models import AudioFile, Batch, Job
 
+IDEMPOTENCY_KEY = "Idempotency-Key"
+"""The request header of `graph_api.idempotency`."""
+
 
 class Context(BaseContext):
     def __init__(
@@ -27,10 +30,12 @@ class Context(BaseContext):
         runtime: Runtime,
         authorization: str | None = None,
         principal: Principal | None = None,
+        idempotency_key: str | None = None,
     ) -> None:
         super().__init__()
         self.runtime = runtime
         self.authorization = authorization
+        self.idempotency_key = idempotency_key
         # Found already by `graph_api.gate` for an HTTP request.
         self._principal: Principal | None = principal
         self._checked_at = time.monotonic()
@@ -102,7 +107,13 @@ async def get_context(
     runtime: Runtime = Depends(get_runtime),  # noqa: B008
 ) -> Context:
     state = connection.scope.get("state") or {}
-    return Context(runtime, connection.headers.get("authorization"), state.get(PRINCIPAL))
+    headers = connection.headers
+    return Context(
+        runtime,
+        headers.get("authorization"),
+        state.get(PRINCIPAL),
+        headers.get(IDEMPOTENCY_KEY),
+    )
 
 
 _bearer = HTTPBearer(

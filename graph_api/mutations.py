@@ -21,7 +21,9 @@ import strawberry
 from strawberry.file_uploads import Upload
 from strawberry.types import Info
 
+from graph_api.auth import Principal
 from graph_api.context import Context
+from graph_api.idempotency import idempotent
 from graph_api.imports import import_audio
 from graph_api.inputs import BatchInput, EffectInput, JobInput, OutputInput, chain_of
 from graph_api.permissions import AUTHENTICATED
@@ -40,6 +42,7 @@ from jobs.effects import (
 )
 from jobs.errors import BadInput, FileInUse, InvalidTransition, NotFound
 from jobs.formats import OutputFormat, output_format
+from jobs.idempotency import fingerprint
 from jobs.keyring import require_secret, rotate_secret
 from jobs.logs import job_context
 from jobs.models import AudioFile as AudioFileRecord
@@ -176,6 +179,57 @@ async def _cancel(context: Context, job: JobRecord) -> None:
         await runtime.send_control(ControlMessage(kind="cancel", job_id=job.id))
 
 
+async def _submit_batch(context: Context, principal: Principal, input: BatchInput) -> BatchRecord:
+    """Check every file and the chain against each, then store the batch and its jobs."""
+    runtime = context.runtime
+    most = runtime.settings.max_batch_files
+    if not 1 <= len(input.file_ids) <= most:
+        raise BadInput(f"fileIds: give 1 to {most} files, got {len(input.file_ids)}")
+    if len(set(input.file_ids)) != len(input.file_ids):
+        twice = next(f for f in input.file_ids if input.file_ids.count(f) > 1)
+        raise BadInput(f"fileIds: file {twice} is named twice")
+    chain = await _chain(context, principal.owner, input.effects, input.preset)
+    if input.album and album_step(parse_chain(chain, None)) is None:
+        raise BadInput(
+            "album: the chain has no loudness or normalize LOUDNESS step to apply "
+            "one gain to every file"
+        )
+    out = input.output or OutputInput()
+    fmt = output_format(out.format, out.subtype)
+    if out.url is not None:
+        raise BadInput("output.url: a batch's outputs cannot all be PUT to one URL")
+    if input.webhook_url is not None:
+        await resolve(input.webhook_url, guard_of(runtime.settings))
+        await runtime.db.run(require_secret, principal.owner)
+    batch = BatchRecord(
+        id=repo.new_id(),
+        status=JobStatus.QUEUED,
+        owner=principal.owner,
+        album=input.album,
+        webhook_url=input.webhook_url,
+        created_at=repo.now(),
+    )
+    jobs: list[NewJob] = []
+    for file_id in input.file_ids:
+        source = await context.file(file_id)
+        calls = parse_chain(chain, source.sample_rate, source.duration_seconds)
+        jobs.append(
+            await _new_job(
+                context,
+                owner=principal.owner,
+                scope=principal.scope,
+                source=source,
+                calls=calls,
+                fmt=fmt,
+                batch_id=batch.id,
+            )
+        )
+    await runtime.store.submit_batch(
+        batch, jobs, most_unfinished=runtime.settings.max_queued_jobs_per_owner
+    )
+    return batch
+
+
 @strawberry.type
 class Mutation:
     @strawberry.mutation(
@@ -212,26 +266,38 @@ class Mutation:
     async def submit_job(self, info: Info[Context, None], input: JobInput) -> Job:
         context = info.context
         principal = await context.principal()
-        chain = await _chain(context, principal.owner, input.effects, input.preset)
-        out = input.output or OutputInput()
-        source = await context.file(input.file_id)
-        calls = parse_chain(chain, source.sample_rate, source.duration_seconds)
-        fmt = output_format(out.format, out.subtype)
-        guard = guard_of(context.runtime.settings)
-        if input.webhook_url is not None:
-            await resolve(input.webhook_url, guard)
-            await context.runtime.db.run(require_secret, principal.owner)
-        if out.url is not None:
-            await resolve(out.url, guard)
-        job = await _enqueue(
-            context,
-            owner=principal.owner,
-            scope=principal.scope,
-            source=source,
-            calls=calls,
-            fmt=fmt,
-            webhook_url=input.webhook_url,
-            export_url=out.url,
+
+        async def make() -> JobRecord:
+            chain = await _chain(context, principal.owner, input.effects, input.preset)
+            out = input.output or OutputInput()
+            source = await context.file(input.file_id)
+            calls = parse_chain(chain, source.sample_rate, source.duration_seconds)
+            fmt = output_format(out.format, out.subtype)
+            guard = guard_of(context.runtime.settings)
+            if input.webhook_url is not None:
+                await resolve(input.webhook_url, guard)
+                await context.runtime.db.run(require_secret, principal.owner)
+            if out.url is not None:
+                await resolve(out.url, guard)
+            return await _enqueue(
+                context,
+                owner=principal.owner,
+                scope=principal.scope,
+                source=source,
+                calls=calls,
+                fmt=fmt,
+                webhook_url=input.webhook_url,
+                export_url=out.url,
+            )
+
+        job = await idempotent(
+            context.runtime,
+            principal.owner,
+            context.idempotency_key,
+            "submitJob",
+            fingerprint("submitJob", strawberry.asdict(input)),
+            make,
+            context.job,
         )
         return Job.of(job)
 
@@ -258,52 +324,15 @@ class Mutation:
     )
     async def submit_batch(self, info: Info[Context, None], input: BatchInput) -> Batch:
         context = info.context
-        runtime = context.runtime
         principal = await context.principal()
-        most = runtime.settings.max_batch_files
-        if not 1 <= len(input.file_ids) <= most:
-            raise BadInput(f"fileIds: give 1 to {most} files, got {len(input.file_ids)}")
-        if len(set(input.file_ids)) != len(input.file_ids):
-            twice = next(f for f in input.file_ids if input.file_ids.count(f) > 1)
-            raise BadInput(f"fileIds: file {twice} is named twice")
-        chain = await _chain(context, principal.owner, input.effects, input.preset)
-        if input.album and album_step(parse_chain(chain, None)) is None:
-            raise BadInput(
-                "album: the chain has no loudness or normalize LOUDNESS step to apply "
-                "one gain to every file"
-            )
-        out = input.output or OutputInput()
-        fmt = output_format(out.format, out.subtype)
-        if out.url is not None:
-            raise BadInput("output.url: a batch's outputs cannot all be PUT to one URL")
-        if input.webhook_url is not None:
-            await resolve(input.webhook_url, guard_of(runtime.settings))
-            await runtime.db.run(require_secret, principal.owner)
-        batch = BatchRecord(
-            id=repo.new_id(),
-            status=JobStatus.QUEUED,
-            owner=principal.owner,
-            album=input.album,
-            webhook_url=input.webhook_url,
-            created_at=repo.now(),
-        )
-        jobs: list[NewJob] = []
-        for file_id in input.file_ids:
-            source = await context.file(file_id)
-            calls = parse_chain(chain, source.sample_rate, source.duration_seconds)
-            jobs.append(
-                await _new_job(
-                    context,
-                    owner=principal.owner,
-                    scope=principal.scope,
-                    source=source,
-                    calls=calls,
-                    fmt=fmt,
-                    batch_id=batch.id,
-                )
-            )
-        await runtime.store.submit_batch(
-            batch, jobs, most_unfinished=runtime.settings.max_queued_jobs_per_owner
+        batch = await idempotent(
+            context.runtime,
+            principal.owner,
+            context.idempotency_key,
+            "submitBatch",
+            fingerprint("submitBatch", strawberry.asdict(input)),
+            lambda: _submit_batch(context, principal, input),
+            context.batch,
         )
         return Batch.of(batch)
 

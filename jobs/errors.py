@@ -127,6 +127,11 @@ class InvalidTransition(EngineError):
     http_status = 409
 
 
+class IdempotencyConflict(InvalidTransition):
+    """An `Idempotency-Key` reused for a different request, or while its first request still
+    runs."""
+
+
 class PayloadTooLarge(EngineError):
     code = "PAYLOAD_TOO_LARGE"
     http_status = 413

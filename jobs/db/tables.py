@@ -117,6 +117,21 @@ class BatchRow(Base):
     album_lufs: Mapped[float | None] = mapped_column(Float, default=None)
 
 
+class IdempotencyKeyRow(Base):
+    """A request made with an `Idempotency-Key` header (IETF draft): the owner's key, what the
+    request asked for (`operation` and the sha256 `fingerprint` of its body), and the id of
+    what it made (`result_id`, NULL while it runs). Kept `jobs.idempotency.KEEP_S`."""
+
+    __tablename__ = "idempotency_keys"
+
+    owner: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    operation: Mapped[str] = mapped_column(String(32))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    result_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
 class OutboxRow(Base):
     """A message written in the same transaction as the change it announces (transactional
     outbox); a relay publishes it with confirms and stamps `sent_at`. `kind`: `job` (a job

@@ -30,9 +30,20 @@ def upgrade() -> None:
     op.create_index("ix_batches_created_at", "batches", ["created_at"])
     op.add_column("jobs", sa.Column("batch_id", sa.String(32), nullable=True))
     op.create_index("ix_jobs_batch_id", "jobs", ["batch_id"])
+    op.create_table(
+        "idempotency_keys",
+        sa.Column("owner", sa.String(64), primary_key=True),
+        sa.Column("key", sa.String(255), primary_key=True),
+        sa.Column("operation", sa.String(32), nullable=False),
+        sa.Column("fingerprint", sa.String(64), nullable=False),
+        sa.Column("result_id", sa.String(32), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    )
+    op.create_index("ix_idempotency_keys_created_at", "idempotency_keys", ["created_at"])
 
 
 def downgrade() -> None:
+    op.drop_table("idempotency_keys")
     op.drop_index("ix_jobs_batch_id", "jobs")
     with op.batch_alter_table("jobs") as batch:
         batch.drop_column("batch_id")
