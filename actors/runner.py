@@ -18,13 +18,13 @@ import soundfile as sf
 from numpy.typing import NDArray
 
 from actors.binding import Impulses, build_chain
-from dsp.chain import Stopped
+from dsp.chain import Chain, Stopped
 from dsp.loudness import LevelMeter, LoudnessMeter
-from dsp.normalize import LoudnessNormalize
+from dsp.normalize import LoudnessNormalize, Normalize
 from dsp.truepeak import TruePeakMeter
 from jobs.contract import AudioAnalysis, Compliance
 from jobs.decoding import ContinuousReader, read_blocks
-from jobs.effects import EffectCall, loudness_targets
+from jobs.effects import EffectCall, LoudnessStandard, album_step, loudness_targets
 from jobs.errors import BadInput, JobCancelled, ProcessingFailed, UnsupportedAudio
 from jobs.formats import max_frames, sample_step
 from jobs.probe import NonFiniteAudio, check_block, check_data_chunk
@@ -139,6 +139,7 @@ def process_file(
     should_stop: Callable[[], bool] | None = None,
     max_sample_abs: float = MAX_SAMPLE_ABS,
     trim: LoudnessTrim | None = None,
+    album_lufs: float | None = None,
 ) -> RenderInfo:
     """Stream `in_path` through `calls` into `out_path` (libsndfile `out_format`/`out_subtype`).
 
@@ -148,6 +149,8 @@ def process_file(
     `ProcessingFailed` when a kernel refuses its parameters, decoding breaks midway, or the
     chain produces a sample no encoder may be handed (NaN or infinite; for float and lossy
     outputs also beyond +-`max_sample_abs`; PCM outputs are clipped to full scale instead).
+    `album_lufs`: the loudness of an album batch's files together, which the chain's album
+    step (`jobs.effects.album_step`) takes as its input's instead of measuring it.
 
     >>> from jobs.effects import parse_chain
     >>> info = process_file(Path("in.wav"), Path("out.wav"), parse_chain([{"gain": {"db": -3}}]),
@@ -161,6 +164,8 @@ def process_file(
             if spec_steps and trim is not None:
                 spec_steps[-1].gain_trim_db = trim.gain_db
                 spec_steps[-1].ceiling_trim_db = trim.ceiling_db
+            if album_lufs is not None:
+                _album_effect(chain, calls).fix_loudness(album_lufs)
             out_sr, out_ch = chain.configure(sample_rate, channels)
         except ValueError as exc:
             raise ProcessingFailed(f"invalid effect chain for this input: {exc}") from exc
@@ -244,6 +249,68 @@ def process_file(
     )
 
 
+def _album_effect(chain: Chain, calls: Sequence[EffectCall]) -> Normalize | LoudnessNormalize:
+    index = album_step(calls)
+    if index is None:
+        raise BadInput("an album batch's chain needs a loudness or normalize LOUDNESS step")
+    effect = chain.effects[index]
+    assert isinstance(effect, Normalize | LoudnessNormalize), "album_step picks these"
+    return effect
+
+
+def measure_album(
+    in_path: Path,
+    calls: Sequence[EffectCall],
+    block_frames: int,
+    impulses: Impulses,
+    progress: Callable[[float], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    max_sample_abs: float = MAX_SAMPLE_ABS,
+) -> list[float]:
+    """The measure phase of a job of an album batch: the BS.1770 gating-block powers of the
+    signal reaching the chain's album step (its effects in front run as in a render), for
+    `jobs.album` to pool with the other files'. Raises like `process_file`."""
+    index = album_step(calls)
+    if index is None:
+        raise BadInput("an album batch's chain needs a loudness or normalize LOUDNESS step")
+    with open_input(in_path) as reader:
+        sample_rate, channels, total = reader.samplerate, reader.channels, reader.frames
+        try:
+            chain = build_chain(calls[:index], sample_rate, impulses)
+            rate, width = chain.configure(sample_rate, channels)
+        except ValueError as exc:
+            raise ProcessingFailed(f"invalid effect chain for this input: {exc}") from exc
+        meter = LoudnessMeter(rate, width)
+        passes = 0
+
+        def source() -> Iterator[NDArray[np.float32]]:
+            nonlocal passes
+            passes += 1
+            if passes > 1:
+                with open_input(in_path) as again:
+                    yield from read_blocks(again, block_frames)
+                return
+            read = 0
+            for block in read_blocks(reader, block_frames):
+                check_block(block, read, max_sample_abs)
+                read += block.shape[1]
+                yield block
+
+        def sink(block: NDArray[np.float32]) -> None:
+            try:
+                meter.add(block)
+            except ValueError as exc:
+                raise ProcessingFailed(f"the signal reaching the album step: {exc}") from None
+
+        try:
+            chain.run(source, sink, sample_rate, channels, total, progress, should_stop)
+        except Stopped as exc:
+            raise JobCancelled("stopped on request") from exc
+        except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
+            raise ProcessingFailed(f"processing failed: {exc}") from exc
+    return [float(p) for p in meter.block_powers()]
+
+
 MAX_RENDERS = 3
 AIM_LU = 0.1
 """A render whose delivered loudness misses the target by more is rendered again (the
@@ -282,19 +349,24 @@ def render_to_spec(
     progress: Callable[[float], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     max_sample_abs: float = MAX_SAMPLE_ABS,
+    album_lufs: float | None = None,
 ) -> RenderInfo:
     """`process_file`, and for a chain with a `loudness` step, proof that the delivered file
     meets its spec: the encoded `out_path` is decoded and measured; when it misses (a lossy
     encode pushed the true peak over the ceiling, the limiter took loudness) it is rendered
     again with a corrected gain and a lower ceiling, at most `MAX_RENDERS` times. The result
     carries the `Compliance` and the delivered file's analysis.
+
+    An album render (`album_lufs`) is rendered once, with the album's gain: its file is not
+    meant to meet the target alone (the album is), so its `Compliance` judges the ceiling only.
     """
     steps = [c for c in calls if c.name == "loudness"]
-    if not steps:
-        return process_file(
+    if not steps or album_lufs is not None:
+        info = process_file(
             in_path, out_path, calls, out_format, out_subtype, block_frames, impulses,
-            progress, should_stop, max_sample_abs=max_sample_abs,
+            progress, should_stop, max_sample_abs=max_sample_abs, album_lufs=album_lufs,
         )  # fmt: skip
+        return _album_compliance(info, out_path, steps, block_frames) if steps else info
     spec = loudness_targets(steps[-1].params)
     trim = LoudnessTrim()
     renders: list[tuple[Path, RenderInfo, AudioAnalysis, str]] = []
@@ -340,6 +412,26 @@ def render_to_spec(
     finally:
         for other, *_ in renders[1:]:
             other.unlink(missing_ok=True)
+    return _with_compliance(info, delivered, spec, problem, len(renders))
+
+
+def _album_compliance(
+    info: RenderInfo, out_path: Path, steps: Sequence[EffectCall], block_frames: int
+) -> RenderInfo:
+    spec = loudness_targets(steps[-1].params)
+    delivered = measure_file(out_path, block_frames)
+    peak = delivered.true_peak_db
+    problem = info.loudness_reason or (
+        f"true peak {peak:.2f} dBTP is over the {spec.true_peak_db:g} dBTP ceiling"
+        if peak is not None and peak > spec.true_peak_db
+        else ""
+    )
+    return _with_compliance(info, delivered, spec, problem, 1)
+
+
+def _with_compliance(
+    info: RenderInfo, delivered: AudioAnalysis, spec: LoudnessStandard, problem: str, renders: int
+) -> RenderInfo:
     compliance = Compliance(
         integrated_lufs=delivered.loudness_lufs,
         true_peak_db=delivered.true_peak_db,
@@ -347,7 +439,7 @@ def render_to_spec(
         target=spec.target_lufs,
         true_peak_limit=spec.true_peak_db,
         passed=not problem,
-        renders=len(renders),
+        renders=renders,
         reason=problem or None,
     )
     return replace(info, output_analysis=delivered, compliance=compliance)

@@ -25,10 +25,10 @@ import ray
 
 from actors.impulses import IRCache
 from actors.metrics import WorkerMetrics
-from actors.runner import RenderInfo, open_input, render_to_spec
+from actors.runner import RenderInfo, measure_album, open_input, render_to_spec
 from dsp.warmup import warmup
 from jobs.contract import Edit, JobMessage, JobResult
-from jobs.effects import parse_chain
+from jobs.effects import EffectCall, parse_chain
 from jobs.errors import EngineError, ProcessingFailed
 from jobs.formats import output_format
 from jobs.settings import Settings
@@ -120,8 +120,13 @@ class DspWorker:
             started = time.perf_counter()
             hits, misses = self.cache.hits, self.cache.misses
             ok = False
+            blocks: list[float] | None = None
             try:
-                info = self._render(message)
+                if message.phase == "measure":
+                    blocks = self._measure(message)
+                    info = RenderInfo(message.output_format, message.output_subtype, 0, 0, 0)
+                else:
+                    info = self._render(message)
                 ok = True
             except EngineError:
                 raise  # pickles as itself (`EngineError.__reduce__`)
@@ -144,7 +149,7 @@ class DspWorker:
                 sample_rate=info.sample_rate,
                 channels=info.channels,
                 frames=info.frames,
-                size_bytes=self.storage.size(message.output_key),
+                size_bytes=0 if blocks is not None else self.storage.size(message.output_key),
                 dsp_seconds=seconds,
                 actor=self.name,
                 node_id=self._node_id,
@@ -152,6 +157,7 @@ class DspWorker:
                 output_analysis=info.output_analysis,
                 compliance=info.compliance,
                 edits=[Edit(start_s=start, end_s=end) for start, end in info.edits],
+                album_blocks=blocks,
             )
             return result.model_dump(mode="json")
 
@@ -159,15 +165,39 @@ class DspWorker:
         """Progress of `job_id` in 0..1 if it is the job running here (see `run`)."""
         return self._progress if self._current == job_id else None
 
+    def _measure(self, message: JobMessage) -> list[float]:
+        """`measure_album` on this call's thread; `cancel` stops it between blocks."""
+        with ExitStack() as stack:
+            in_path = stack.enter_context(self.storage.local_copy(message.input_key))
+            calls = self._calls(message, in_path)
+            uploads = _Copies(self.storage, message.impulses, stack)
+
+            def progress(value: float) -> None:
+                self._progress = value
+
+            return measure_album(
+                in_path,
+                calls,
+                self.settings.block_frames,
+                self.cache.for_job(uploads),
+                progress=progress,
+                should_stop=self._stop.is_set,
+                max_sample_abs=self.settings.max_sample_abs,
+            )
+
+    @staticmethod
+    def _calls(message: JobMessage, in_path: Path) -> tuple[EffectCall, ...]:
+        with open_input(in_path) as probe:
+            rate = probe.samplerate
+            duration = probe.frames / rate
+        return parse_chain(message.effects, rate, duration)
+
     def _render(self, message: JobMessage) -> RenderInfo:
         """`render_to_spec` on this call's thread; `cancel` stops it between blocks."""
         with ExitStack() as stack:
             # On object storage: scratch copies, removed when the job ends however it ends.
             in_path = stack.enter_context(self.storage.local_copy(message.input_key))
-            with open_input(in_path) as probe:
-                rate = probe.samplerate
-                duration = probe.frames / rate
-            calls = parse_chain(message.effects, rate, duration)
+            calls = self._calls(message, in_path)
             fmt = output_format(message.output_format, message.output_subtype)
             uploads = _Copies(self.storage, message.impulses, stack)
 
@@ -186,6 +216,7 @@ class DspWorker:
                 progress=progress,
                 should_stop=self._stop.is_set,
                 max_sample_abs=self.settings.max_sample_abs,
+                album_lufs=message.album_lufs,
             )
 
 

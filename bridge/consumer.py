@@ -151,8 +151,20 @@ class JobConsumer:
         finally:
             if running is not None:
                 await running
+        if message.phase == "measure":
+            await self._record_measure(message, result)
+            return
         await self._record_success(message, job, result)
         log.info("job %s succeeded on %s (%.3f s of DSP)", job_id, result.actor, result.dsp_seconds)
+
+    async def _record_measure(self, message: JobMessage, result: JobResult) -> None:
+        """The measure phase of a job of an album batch is over: back to QUEUED with its
+        gating blocks; its render comes once every file of the album is measured."""
+        batch_id = await self.db.run(repo.batch_of, message.job_id)
+        if batch_id is None or result.album_blocks is None:
+            raise ContractError("a measure message for a job outside an album batch")
+        await self.store.measured(message.job_id, batch_id, result.album_blocks)
+        log.info("job %s measured for its album on %s", message.job_id, result.actor)
 
     async def _record_success(
         self, message: JobMessage, job: repo.JobToRun, result: JobResult

@@ -234,6 +234,12 @@ class LoudnessMeter:
         """Short-term loudness (LUFS, 3 s windows) every 100 ms."""
         return _to_lufs(_window_powers(*self._steps(), SHORT_TERM_STEPS))
 
+    def block_powers(self) -> NDArray[np.float64]:
+        """Mean weighted power of every 400 ms gating block (100 ms hop): what integrated
+        loudness gates. Blocks of several streams pooled and gated together give their
+        loudness as one programme (an album), exactly."""
+        return _window_powers(*self._steps(), MOMENTARY_STEPS)
+
     @property
     def gating_blocks(self) -> int:
         """Complete 400 ms gating blocks seen so far: none means nothing could be measured."""

@@ -66,6 +66,14 @@ class Normalize:
             level = 20.0 * math.log10(self._peak) if self._peak > 0.0 else -math.inf
         self.gain_db = self.target - level if math.isfinite(level) else 0.0
 
+    def fix_loudness(self, measured_lufs: float) -> None:
+        """Take `measured_lufs` as the level instead of measuring the stream (album mode: the
+        loudness of several files together); no analysis pass then."""
+        if self.mode != "loudness":
+            raise ValueError("only a LOUDNESS normalisation takes a measured loudness")
+        self.needs_analysis = False
+        self.gain_db = self.target - measured_lufs if math.isfinite(measured_lufs) else 0.0
+
     def configure(self, sample_rate: int, channels: int) -> tuple[int, int]:
         self._channels = channels
         return sample_rate, channels
@@ -112,6 +120,13 @@ class LoudnessNormalize:
         if not math.isfinite(self.measured_lufs):
             return 0.0
         return self.target_lufs - self.measured_lufs + self.gain_trim_db
+
+    def fix_loudness(self, measured_lufs: float) -> None:
+        """Take `measured_lufs` as the input's loudness instead of measuring the stream (album
+        mode: the loudness of several files together); no analysis pass then."""
+        self.needs_analysis = False
+        self.measured_lufs = measured_lufs
+        self.reason = "" if math.isfinite(measured_lufs) else "the album has no integrated loudness"
 
     def begin_analysis(self, sample_rate: int, channels: int) -> None:
         self._meter = LoudnessMeter(sample_rate, channels)

@@ -128,8 +128,10 @@ async def _new_job(
     webhook_url: str | None = None,
     export_url: str | None = None,
     batch_id: str | None = None,
+    album: bool = False,
 ) -> NewJob:
-    """A job and its message, its impulses checked (see `_impulses`)."""
+    """A job and its message, its impulses checked (see `_impulses`); a job of an `album`
+    batch starts with its measure phase (`jobs.album`)."""
     settings = context.runtime.settings
     impulses = await _impulses(context, calls, scope)
     job_id = repo.new_id()
@@ -143,6 +145,7 @@ async def _new_job(
         effects=effects,
         impulses={i: ir.storage_key for i, ir in impulses.items()},
         timeout_s=settings.job_timeout_s,
+        phase="measure" if album else "render",
     )
     return NewJob(
         job_id,
@@ -222,6 +225,7 @@ async def _submit_batch(context: Context, principal: Principal, input: BatchInpu
                 calls=calls,
                 fmt=fmt,
                 batch_id=batch.id,
+                album=batch.album,
             )
         )
     await runtime.store.submit_batch(

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from enum import Enum
 from typing import NewType
@@ -300,10 +301,11 @@ class Batch:
 
     @strawberry.field(
         description="Album mode: the integrated loudness of all the files together (LUFS), "
-        "once every file was measured."
+        "once every file was measured; null before, and for a silent album."
     )
     def album_loudness_lufs(self) -> float | None:
-        return self.record.album_lufs
+        lufs = self.record.album_lufs
+        return lufs if lufs is not None and math.isfinite(lufs) else None
 
 
 @strawberry.type(description="A change of a batch (one of its jobs changed).")

@@ -12,7 +12,9 @@ Job message, version 1 (JSON, content type `application/json`, persistent)::
      "output_key": "out/<job_id>.wav", "output_format": "WAV", "output_subtype": "FLOAT",
      "effects": [{"gain": {"db": -3.0}}, ...],      # canonical chain, see jobs.effects
      "impulses": {"<file id>": "in/cd34.wav"},       # storage keys of uploaded IRs
-     "timeout_s": 3600.0}
+     "timeout_s": 3600.0,
+     "phase": "render",                               # or "measure" (album batches)
+     "album_lufs": null}                              # an album render: pooled loudness
 """
 
 from __future__ import annotations
@@ -42,6 +44,12 @@ class JobMessage(BaseModel):
     effects: list[dict[str, Any]]
     impulses: dict[str, str] = Field(default_factory=dict)
     timeout_s: float = 3600.0
+    phase: Literal["render", "measure"] = "render"
+    """`measure`: the first pass of a job of an album batch, which only measures the signal
+    reaching the album's loudness step (`JobResult.album_blocks`); its render follows."""
+    album_lufs: float | None = None
+    """A render of an album batch: the loudness of all its files together, which the
+    album's loudness step takes as its input's (`jobs.effects.album_step`)."""
 
     def encode(self) -> bytes:
         return self.model_dump_json().encode()
@@ -238,6 +246,9 @@ class JobResult(BaseModel):
     output_analysis: AudioAnalysis | None = None
     compliance: Compliance | None = None
     edits: list[Edit] = Field(default_factory=list)
+    album_blocks: list[float] | None = None
+    """A `measure` phase: the power of each 400 ms gating block (BS.1770) of the signal
+    reaching the album step; such a result has no output (zero frames)."""
 
 
 class ControlMessage(BaseModel):

@@ -20,6 +20,7 @@ The statements are Core, built once at import, and each transition is one call o
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
@@ -35,15 +36,24 @@ from sqlalchemy import (
     Update,
     bindparam,
     case,
+    delete,
     func,
     insert,
     select,
     update,
 )
 
-from jobs.contract import AudioAnalysis, BatchEvent, Compliance, JobEvent
+from jobs.album import pooled_loudness
+from jobs.contract import AudioAnalysis, BatchEvent, Compliance, JobEvent, JobMessage
 from jobs.db import Database
-from jobs.db.tables import ANALYSIS_COLUMNS, BatchRow, FileRow, JobRow, OutboxRow
+from jobs.db.tables import (
+    ANALYSIS_COLUMNS,
+    AlbumMeasureRow,
+    BatchRow,
+    FileRow,
+    JobRow,
+    OutboxRow,
+)
 from jobs.deliveries import BATCH_COMPLETED, enqueue_export, enqueue_webhook
 from jobs.errors import (
     EngineError,
@@ -64,6 +74,7 @@ _jobs = cast(Table, JobRow.__table__)
 _files = cast(Table, FileRow.__table__)
 _outbox = cast(Table, OutboxRow.__table__)
 _batches = cast(Table, BatchRow.__table__)
+_measures = cast(Table, AlbumMeasureRow.__table__)
 _TS = DateTime(timezone=True)
 _UNFINISHED = [JobStatus.QUEUED.value, JobStatus.RUNNING.value]
 
@@ -161,6 +172,29 @@ _BATCH_COUNTS = (
     )
     .where(_jobs.c.batch_id == bindparam("b_batch"))
     .group_by(_jobs.c.status)
+)
+# PostgreSQL: the changes of one batch's jobs take turns on its row (an album is released
+# once, by whichever change leaves every file measured or ended).
+_BATCH_TURN = (
+    select(_batches.c.album, _batches.c.album_lufs)
+    .where(_batches.c.id == bindparam("b_batch"))
+    .with_for_update()
+)
+_MEASURED = _guarded(JobStatus.QUEUED, {JobStatus.RUNNING}).values(
+    progress=0.0, message=bindparam("b_message")
+)
+_FORGET_MEASURE = delete(_measures).where(_measures.c.job_id == bindparam("b_id"))
+_INSERT_MEASURE = insert(_measures)
+_ALBUM_MEASURES = select(_measures.c.job_id, _measures.c.block_powers).where(
+    _measures.c.batch_id == bindparam("b_batch")
+)
+_ALBUM_WAITING = select(_jobs.c.id).where(
+    _jobs.c.batch_id == bindparam("b_batch"), _jobs.c.status.in_(_UNFINISHED)
+)
+_SET_ALBUM = (
+    update(_batches)
+    .where(_batches.c.id == bindparam("b_batch"))
+    .values(album_lufs=bindparam("b_lufs"))
 )
 _FOLLOW_BATCH = (
     update(_batches)
@@ -305,8 +339,10 @@ def _follow_batch(
     conn: Connection, batch_id: str, at: datetime
 ) -> tuple[BatchEvent | None, tuple[Pending, ...], bool]:
     """A job of `batch_id` changed: bring the batch's status along (in the job's own
-    transaction) and write its event; once it ended, its `batch.completed` webhook too
-    (True then). Nothing once the batch ended."""
+    transaction) and write its event; release an album whose files are all measured; once
+    it ended, its `batch.completed` webhook too (True then). Nothing once the batch ended."""
+    album, album_lufs = conn.execute(_BATCH_TURN, {"b_batch": batch_id}).one()
+    released = _release_album(conn, batch_id, at) if album and album_lufs is None else ()
     counts: dict[JobStatus, int] = {}
     progress = 0.0
     for status, count, summed in conn.execute(_BATCH_COUNTS, {"b_batch": batch_id}):
@@ -347,7 +383,32 @@ def _follow_batch(
             subject_id=batch_id,
             at=at,
         )
-    return event, (_outbox_row(conn, batch_id, BATCH, event.encode(), at),), hooked
+    return event, (*released, _outbox_row(conn, batch_id, BATCH, event.encode(), at)), hooked
+
+
+def _release_album(conn: Connection, batch_id: str, at: datetime) -> tuple[Pending, ...]:
+    """Once every unfinished job of an album batch was measured: store the files' pooled
+    loudness and queue each measured job's render with it. Nothing before."""
+    measured = {
+        str(job_id): list(powers)
+        for job_id, powers in conn.execute(_ALBUM_MEASURES, {"b_batch": batch_id})
+    }
+    waiting = [str(job_id) for (job_id,) in conn.execute(_ALBUM_WAITING, {"b_batch": batch_id})]
+    if not waiting or any(job_id not in measured for job_id in waiting):
+        return ()
+    # The files of jobs that ended meanwhile (cancelled, failed) are not in the album.
+    lufs = pooled_loudness(measured[job_id] for job_id in waiting)
+    # -inf (nothing passed the gates) marks a silent album released too.
+    conn.execute(_SET_ALBUM, {"b_batch": batch_id, "b_lufs": lufs})
+    rows = []
+    for job_id in waiting:
+        body = conn.scalar(_LAST_JOB_MESSAGE, {"b_id": job_id})
+        assert body is not None, "a measured job was queued with its message"
+        render = JobMessage.decode(bytes(body)).model_copy(
+            update={"phase": "render", "album_lufs": lufs if math.isfinite(lufs) else None}
+        )
+        rows.append(_outbox_row(conn, job_id, JOB, render.encode(), at))
+    return tuple(rows)
 
 
 def _refuse(conn: Connection, job_id: str, to: JobStatus) -> NoReturn:
@@ -487,6 +548,26 @@ def _fail(
     stmt = _CANCEL_RUNNING if to is JobStatus.CANCELLED else _FAIL
     changed = _apply(conn, stmt, job_id, to, at, b_code=code, b_text=text)
     return changed, to if changed else _current(conn, job_id)
+
+
+def _measured(
+    conn: Connection, job_id: str, batch_id: str, powers: Sequence[float], at: datetime
+) -> Changed:
+    conn.execute(_FORGET_MEASURE, {"b_id": job_id})  # a redelivered measure measures again
+    conn.execute(
+        _INSERT_MEASURE, {"job_id": job_id, "batch_id": batch_id, "block_powers": list(powers)}
+    )
+    changed = _apply(
+        conn,
+        _MEASURED,
+        job_id,
+        JobStatus.QUEUED,
+        at,
+        b_message="measured: waiting for the album's other files",
+    )
+    if changed is None:
+        _refuse(conn, job_id, JobStatus.QUEUED)  # rolls the measure back too
+    return changed
 
 
 def _cancel(conn: Connection, job_id: str, message: str, at: datetime) -> Changed | None:
@@ -683,6 +764,13 @@ class JobStore:
         )
         self._committed(changed)
         return changed.event
+
+    async def measured(self, job_id: str, batch_id: str, block_powers: Sequence[float]) -> None:
+        """RUNNING -> QUEUED after the measure phase of a job of album batch `batch_id`: keep
+        its gating-block powers; the change that leaves every file of the album measured
+        queues every render (`jobs.album`). `InvalidTransition` if it was not RUNNING."""
+        changed = await self.db.run(_measured, job_id, batch_id, block_powers, now())
+        self._committed(changed)
 
     async def fail(self, job_id: str, error: EngineError) -> JobStatus:
         """End a job with its own error: CANCELLED for `JobCancelled`, else FAILED, with the

@@ -222,6 +222,12 @@ class JobToRun:
     input_filename: str
 
 
+def batch_of(conn: Connection, job_id: str) -> str | None:
+    """The batch `job_id` was submitted in, if any. Run it through `Database.run`."""
+    found = conn.scalar(select(_jobs.c.batch_id).where(_jobs.c.id == job_id))
+    return None if found is None else str(found)
+
+
 def job_to_run(conn: Connection, job_id: str) -> JobToRun | None:
     """Run it through `Database.run`."""
     row = conn.execute(_LOAD, {"b_id": job_id}).one_or_none()

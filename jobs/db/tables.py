@@ -117,6 +117,17 @@ class BatchRow(Base):
     album_lufs: Mapped[float | None] = mapped_column(Float, default=None)
 
 
+class AlbumMeasureRow(Base):
+    """What the measure phase of a job of an album batch found: the BS.1770 gating-block
+    powers of the signal reaching its album step (`jobs.album`)."""
+
+    __tablename__ = "album_measures"
+
+    job_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    batch_id: Mapped[str] = mapped_column(String(32), index=True)
+    block_powers: Mapped[list[float]] = mapped_column(JSON)
+
+
 class IdempotencyKeyRow(Base):
     """A request made with an `Idempotency-Key` header (IETF draft): the owner's key, what the
     request asked for (`operation` and the sha256 `fingerprint` of its body), and the id of

@@ -1,4 +1,4 @@
-"""Batches of jobs, and the idempotency keys of requests
+"""Batches of jobs, their album measurements, and the idempotency keys of requests
 
 Revision ID: h17batch
 Revises: h17hooks
@@ -31,6 +31,13 @@ def upgrade() -> None:
     op.add_column("jobs", sa.Column("batch_id", sa.String(32), nullable=True))
     op.create_index("ix_jobs_batch_id", "jobs", ["batch_id"])
     op.create_table(
+        "album_measures",
+        sa.Column("job_id", sa.String(32), primary_key=True),
+        sa.Column("batch_id", sa.String(32), nullable=False),
+        sa.Column("block_powers", sa.JSON, nullable=False),
+    )
+    op.create_index("ix_album_measures_batch_id", "album_measures", ["batch_id"])
+    op.create_table(
         "idempotency_keys",
         sa.Column("owner", sa.String(64), primary_key=True),
         sa.Column("key", sa.String(255), primary_key=True),
@@ -44,6 +51,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("idempotency_keys")
+    op.drop_table("album_measures")
     op.drop_index("ix_jobs_batch_id", "jobs")
     with op.batch_alter_table("jobs") as batch:
         batch.drop_column("batch_id")
