@@ -22,6 +22,12 @@ const CANCEL = `mutation Cancel($id: ID!) { cancelJob(id: $id) { id status } }`;
 const WATCH = `subscription Watch($id: ID!) {
   jobUpdates(jobId: $id) { status progress message job { ${JOB} } }
 }`;
+const BATCH = `id status progress jobs { id status error { code message } input { ${FILE} } output { ${FILE} } }`;
+const SUBMIT_BATCH = `mutation SubmitBatch($input: BatchInput!) { submitBatch(input: $input) { ${BATCH} } }`;
+const CANCEL_BATCH = `mutation CancelBatch($id: ID!) { cancelBatch(id: $id) { id status } }`;
+const WATCH_BATCH = `subscription WatchBatch($id: ID!) {
+  batchUpdates(batchId: $id) { status progress done total batch { ${BATCH} } }
+}`;
 const TERMINAL = new Set(["SUCCEEDED", "FAILED", "CANCELLED"]);
 const NO_SUBTYPE = new Set(["OGG", "MP3"]);
 
@@ -33,6 +39,8 @@ let catalog = [];
 let selected = null;
 let job = null;
 let stopWatching = null;
+let batch = null;
+let stopWatchingBatch = null;
 
 // ---- errors -------------------------------------------------------------------------------
 
@@ -79,6 +87,13 @@ function renderFileOptions() {
   select.replaceChildren(el("option", { value: "", text: "Choose a file…" }));
   for (const file of files.values()) select.append(el("option", { value: file.id, text: describe(file) }));
   select.value = files.has(current) ? current : "";
+  const several = $("#batch-files");
+  const chosen = new Set([...several.selectedOptions].map((o) => o.value));
+  several.replaceChildren(
+    ...[...files.values()].map((file) =>
+      el("option", { value: file.id, text: describe(file), selected: chosen.has(file.id) }),
+    ),
+  );
   filesListeners.forEach((listener) => listener());
 }
 
@@ -279,6 +294,8 @@ async function loadOutputEnums() {
 function updateSubmit() {
   const running = job && !TERMINAL.has(job.status);
   $("#submit").disabled = !selected || running;
+  const batchRunning = batch && !TERMINAL.has(batch.status);
+  $("#submit-batch").disabled = !$("#batch-files").selectedOptions.length || batchRunning;
 }
 
 function showJob(status, progress, message) {
@@ -356,6 +373,72 @@ async function submit(event) {
   watch(job.id);
 }
 
+// ---- batches ------------------------------------------------------------------------------
+
+function showBatch(current, status, progress) {
+  batch = { ...current, status };
+  $("#batch").hidden = false;
+  const badge = $("#batch-status");
+  badge.textContent = status;
+  badge.dataset.status = status;
+  const percent = Math.round(Math.max(0, Math.min(1, progress)) * 100);
+  $("#batch-progress").value = percent;
+  $("#batch-progress-text").textContent = `${percent}%`;
+  $("#cancel-batch").hidden = TERMINAL.has(status);
+  $("#batch-jobs").replaceChildren(
+    ...current.jobs.map((j) =>
+      el(
+        "li",
+        { "data-status": j.status },
+        `${j.input.filename}: `,
+        el("span", { class: "badge", "data-status": j.status, text: j.status }),
+        j.error ? ` ${j.error.code}: ${j.error.message}` : "",
+      ),
+    ),
+  );
+  for (const j of current.jobs) if (j.output) remember(j.output);
+  if (TERMINAL.has(status)) renderFileOptions();
+  updateSubmit();
+}
+
+function watchBatch(batchId) {
+  stopWatchingBatch?.();
+  stopWatchingBatch = subscribe(WATCH_BATCH, { id: batchId }, {
+    next(data) {
+      const event = data.batchUpdates;
+      showBatch(event.batch, event.status, event.progress);
+    },
+    error: showErrors,
+    complete() {
+      stopWatchingBatch = null;
+    },
+  });
+}
+
+async function submitBatch() {
+  clearErrors();
+  const fileIds = [...$("#batch-files").selectedOptions].map((o) => o.value);
+  if (!fileIds.length) return;
+  const problems = [];
+  const effects = chain.map((entry, i) => entry.read(problems, i));
+  if (problems.length) {
+    showErrors(new ApiError(problems.map((message) => ({ code: "INVALID_FORM", message }))));
+    return;
+  }
+  const output = { format: $("#output-format").value, subtype: $("#output-subtype").value };
+  const album = $("#album").checked;
+  $("#submit-batch").disabled = true;
+  const data = await attempt(() => graphql(SUBMIT_BATCH, { input: { fileIds, effects, output, album } }));
+  if (!data) {
+    updateSubmit();
+    return;
+  }
+  const made = data.submitBatch;
+  $("#batch-id").textContent = `batch ${made.id}`;
+  showBatch(made, made.status, made.progress);
+  watchBatch(made.id);
+}
+
 // ---- start --------------------------------------------------------------------------------
 
 function setUpKey() {
@@ -393,6 +476,9 @@ function wire() {
     }
   });
   $("#cancel").addEventListener("click", () => job && attempt(() => graphql(CANCEL, { id: job.id })));
+  $("#batch-files").addEventListener("change", updateSubmit);
+  $("#submit-batch").addEventListener("click", submitBatch);
+  $("#cancel-batch").addEventListener("click", () => batch && attempt(() => graphql(CANCEL_BATCH, { id: batch.id })));
   blobs.set($("#before"), []);
   blobs.set($("#after"), []);
   renumber();

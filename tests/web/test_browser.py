@@ -285,3 +285,33 @@ def test_an_optional_object_parameter_is_sent_only_when_used(
     expect(page.get_by_role("status", name="Job status")).to_have_text(
         "SUCCEEDED", timeout=JOB_TIMEOUT_MS
     )
+
+
+def test_several_files_go_as_one_batch(system: Stack, page: Page, tmp_path: Path) -> None:
+    """Pick two uploads in the batch list, build a chain, submit them as one batch and follow
+    it live to SUCCEEDED, each file's job listed with its status."""
+    page.goto(system.url)
+    for name, freq in (("batch-a.wav", 330.0), ("batch-b.wav", 550.0)):
+        page.get_by_label("Upload audio").set_input_files(
+            write_wav(tmp_path / name, sine(freq, 0.5))
+        )
+        expect(page.locator("#file-info")).to_contain_text(f"Uploaded: {name}")
+    several = page.get_by_label("Several files (a batch: one job each)")
+    batch_button = page.get_by_role("button", name="Submit batch")
+    expect(batch_button).to_be_disabled()
+    labels = several.locator("option", has_text="batch-").all_inner_texts()
+    assert len(labels) == 2, labels
+    several.select_option(label=labels)
+    page.get_by_label("Effect", exact=True).select_option("gain")
+    page.get_by_role("button", name="Add effect").click()
+    page.get_by_role("group", name="1. gain").get_by_label("db", exact=True).fill("-6")
+    batch_button.click()
+
+    status = page.get_by_role("status", name="Batch status")
+    expect(status).to_have_text("SUCCEEDED", timeout=JOB_TIMEOUT_MS)
+    expect(page.locator("#batch-progress-text")).to_have_text("100%")
+    jobs = page.get_by_role("list", name="Batch jobs").locator("li")
+    expect(jobs).to_have_count(2)
+    expect(jobs.nth(0)).to_have_attribute("data-status", "SUCCEEDED")
+    expect(jobs.nth(1)).to_have_attribute("data-status", "SUCCEEDED")
+    expect(page.locator("#errors")).to_be_hidden()
