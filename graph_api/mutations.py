@@ -256,9 +256,18 @@ class Mutation:
         permission_classes=AUTHENTICATED,
     )
     async def import_audio(self, info: Info[Context, None], url: str) -> AudioFile:
-        runtime = info.context.runtime
-        principal = await info.context.principal()
-        stored = await import_audio(runtime, url, principal.owner)
+        context = info.context
+        runtime = context.runtime
+        principal = await context.principal()
+        stored = await idempotent(
+            runtime,
+            principal.owner,
+            context.idempotency_key,
+            "importAudio",
+            fingerprint("importAudio", url),
+            lambda: import_audio(runtime, url, principal.owner),
+            context.file,
+        )
         return file_of(stored, runtime.settings.public_url)
 
     @strawberry.mutation(

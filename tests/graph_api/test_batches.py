@@ -219,3 +219,16 @@ async def test_batch_updates_subscription(settings: Settings, tmp_path: Path) ->
     }
     assert [(u["status"], u["done"]) for u in seen[1:]] == [("RUNNING", 1), ("CANCELLED", 2)]
     assert seen[-1]["progress"] == 1.0
+
+
+async def test_a_batch_webhook_needs_an_allowed_address(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    files = await _files(client, tmp_path, 1)
+    body = await gql(
+        client,
+        SUBMIT,
+        {"input": {"fileIds": files, "effects": GAIN, "webhookUrl": "http://127.0.0.1/x"}},
+    )
+    assert codes(body) == ["BAD_INPUT"]
+    assert "AUDIO_ENGINE_ALLOW_PRIVATE_URLS" in body["errors"][0]["message"]

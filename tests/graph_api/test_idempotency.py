@@ -15,6 +15,7 @@ from jobs.db import repository as repo
 from jobs.db.tables import IdempotencyKeyRow
 from jobs.settings import Settings
 from tests.conftest import sine, write_wav
+from tests.http_servers import Reply, http_server
 
 SUBMIT = "mutation($input: JobInput!) { submitJob(input: $input) { id status } }"
 BATCH = "mutation($input: BatchInput!) { submitBatch(input: $input) { id jobs { id } } }"
@@ -123,3 +124,20 @@ async def test_keys_are_per_owner(secure_settings: Settings, wav_file: Path) -> 
         async with as_key(app, bob) as client:
             theirs = (await _post_file(client, wav_file, "same")).json()
     assert mine["id"] != theirs["id"]
+
+
+async def test_import_audio_replays_without_fetching_again(
+    settings: Settings, wav_file: Path
+) -> None:
+    settings = settings.model_copy(update={"allow_private_urls": True})
+    query = "mutation($url: String!) { importAudio(url: $url) { id } }"
+    audio = wav_file.read_bytes()
+    with http_server(lambda r: Reply(200, {}, audio)) as server:
+        async with running(settings) as (_app, client):
+            url = server.url("/a.wav")
+            first = await _gql(client, query, {"url": url}, "i")
+            again = await _gql(client, query, {"url": url}, "i")
+            other = await _gql(client, query, {"url": server.url("/b.wav")}, "i")
+    assert again["data"] == first["data"] and "errors" not in first, first
+    assert codes(other) == ["CONFLICT"]
+    assert [r.path for r in server.seen()] == ["/a.wav"]  # fetched once
