@@ -127,6 +127,36 @@ def _reason(exc: BaseException) -> str:
     return str(exc.error_string) if isinstance(exc, sf.LibsndfileError) else type(exc).__name__
 
 
+def _source(
+    reader: ContinuousReader,
+    in_path: Path,
+    block_frames: int,
+    max_sample_abs: float,
+    meter: StreamMeter | None = None,
+) -> Callable[[], Iterator[NDArray[np.float32]]]:
+    """A chain's source: the first pass reads `reader`, checking (and metering) each block;
+    analysis passes (normalize) read the input again, from a freshly opened decoder (a seek
+    back changes MP3 samples)."""
+    passes = 0
+
+    def source() -> Iterator[NDArray[np.float32]]:
+        nonlocal passes
+        passes += 1
+        if passes > 1:
+            with open_input(in_path) as again:
+                yield from read_blocks(again, block_frames)
+            return
+        read = 0
+        for block in read_blocks(reader, block_frames):
+            check_block(block, read, max_sample_abs)
+            if meter is not None:
+                meter.add(block)
+            read += block.shape[1]
+            yield block
+
+    return source
+
+
 def process_file(
     in_path: Path,
     out_path: Path,
@@ -172,23 +202,7 @@ def process_file(
 
         in_meter = StreamMeter(sample_rate, channels)
         out_meter = StreamMeter(out_sr, out_ch)
-        passes = 0
-
-        def source() -> Iterator[NDArray[np.float32]]:
-            # Analysis passes (normalize) read the input again, from a freshly opened decoder
-            # (a seek back changes MP3 samples): check and meter the first pass only.
-            nonlocal passes
-            passes += 1
-            if passes > 1:
-                with open_input(in_path) as again:
-                    yield from read_blocks(again, block_frames)
-                return
-            read = 0
-            for block in read_blocks(reader, block_frames):
-                check_block(block, read, max_sample_abs)
-                in_meter.add(block)
-                read += block.shape[1]
-                yield block
+        source = _source(reader, in_path, block_frames, max_sample_abs, in_meter)
 
         clip = out_subtype.upper().startswith("PCM")
         # The encoder boundary: LAME aborts the whole process on NaN, infinity or huge values,
@@ -281,20 +295,7 @@ def measure_album(
         except ValueError as exc:
             raise ProcessingFailed(f"invalid effect chain for this input: {exc}") from exc
         meter = LoudnessMeter(rate, width)
-        passes = 0
-
-        def source() -> Iterator[NDArray[np.float32]]:
-            nonlocal passes
-            passes += 1
-            if passes > 1:
-                with open_input(in_path) as again:
-                    yield from read_blocks(again, block_frames)
-                return
-            read = 0
-            for block in read_blocks(reader, block_frames):
-                check_block(block, read, max_sample_abs)
-                read += block.shape[1]
-                yield block
+        source = _source(reader, in_path, block_frames, max_sample_abs)
 
         def sink(block: NDArray[np.float32]) -> None:
             try:

@@ -13,7 +13,9 @@ import soundfile as sf
 from scipy.signal import sosfilt
 
 from actors.impulses import uncached_impulses
-from actors.runner import measure_file, process_file, render_to_spec
+from actors.runner import measure_album, measure_file, process_file, render_to_spec
+from dsp.loudness import LoudnessMeter
+from jobs.album import pooled_loudness
 from jobs.effects import parse_chain
 from jobs.errors import BadInput, JobCancelled, ProcessingFailed, UnsupportedAudio
 from jobs.probe import inspect
@@ -365,3 +367,24 @@ def test_a_wav_output_stops_at_its_size_limit_instead_of_writing_a_bad_header(
         process_file(src, tmp_path / "o.wav", calls, "WAV", "FLOAT", 4096, uncached_impulses({}))
     info = process_file(src, tmp_path / "o.w64", calls, "W64", "FLOAT", 4096, uncached_impulses({}))
     assert info.frames == 24_000
+
+
+def test_an_album_measure_sees_the_signal_arriving_at_its_step(tmp_path: Path) -> None:
+    """The measure phase runs the chain up to the album step: a -6 dB gain in front moves
+    the pooled loudness by exactly -6 LU; the render then applies target - that loudness."""
+    audio = 0.5 * music_like(48_000, 4.0, 7)
+    path = write_wav(tmp_path / "in.wav", audio)
+    calls = parse_chain(
+        [{"gain": {"db": -6.0}}, {"normalize": {"mode": "LOUDNESS", "target": -20.0}}]
+    )
+    blocks = measure_album(path, calls, 4096, uncached_impulses)
+    meter = LoudnessMeter(48_000, 2)
+    meter.add(audio)
+    assert pooled_loudness([blocks]) == pytest.approx(meter.integrated() - 6.0, abs=1e-4)
+    # The render takes a given album loudness instead of measuring: gain = -20 - (-30).
+    out = tmp_path / "out.wav"
+    process_file(path, out, calls, "WAV", "FLOAT", 4096, uncached_impulses, album_lufs=-30.0)
+    rendered, _ = sf.read(str(out), dtype="float32", always_2d=True)
+    np.testing.assert_allclose(rendered.T, audio * 10 ** ((-6.0 + 10.0) / 20), rtol=1e-5, atol=1e-7)
+    with pytest.raises(BadInput, match="album"):
+        measure_album(path, parse_chain([{"gain": {"db": 1.0}}]), 4096, uncached_impulses)
