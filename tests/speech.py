@@ -22,6 +22,8 @@ TEXT = (
 )
 NOISES = ("white", "pink", "hum")
 SNRS = (0.0, 5.0, 10.0)
+CLEANER_SNRS = (20.0, 30.0, 40.0, 60.0)
+"""Cleaner input, which noise reduction must not make worse (and clean speech, no noise)."""
 
 
 def espeak(text: str = TEXT, rate: int | None = None) -> tuple[NDArray[np.float64], int]:
