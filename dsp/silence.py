@@ -70,7 +70,10 @@ class Silence:
     removed with a short equal-power crossfade across the cut. `cuts` lists what was removed as
     (start_s, end_s) of this effect's input, reset by configure(). Memory is bounded by
     max(min_silence_ms, keep_ms) plus the window, whatever the pause length: once a pause is
-    long enough to be cut its middle is dropped as it arrives.
+    long enough to be cut its middle is dropped as it arrives. The output is never empty: when
+    a stream is one pause and keep_ms keeps no frame of it (keep_ms=0), its first frame stays
+    (FLAC and MP3 cannot hold zero frames, and an empty file is no answer to "shorten the
+    pauses").
     """
 
     def __init__(
@@ -104,6 +107,8 @@ class Silence:
         self._run_start: int | None = None
         self._run: NDArray[np.float32] = np.zeros((channels, 0), dtype=np.float32)
         self._fade_out: NDArray[np.float32] | None = None
+        self._first: NDArray[np.float32] | None = None
+        self._given = 0
         self.cuts = []
 
     def configure(self, sample_rate: int, channels: int) -> tuple[int, int]:
@@ -184,10 +189,21 @@ class Silence:
         return np.ascontiguousarray(np.concatenate(out, axis=1), dtype=np.float32)
 
     def process(self, block: NDArray[np.float32]) -> NDArray[np.float32]:
-        return self._feed(*self._decide(block))
+        if self._first is None and block.shape[1] > 0:
+            self._first = np.array(block[:, :1], dtype=np.float32)
+        out = self._feed(*self._decide(block))
+        self._given += out.shape[1]
+        return out
 
     def flush(self) -> NDArray[np.float32]:
         out = self._feed(*self._decide(np.zeros((self._channels, self._lag), dtype=np.float32)))
         end = self._decided
         rest = self._end_pause(end)
-        return np.ascontiguousarray(np.concatenate([out, *rest], axis=1), dtype=np.float32)
+        done = np.ascontiguousarray(np.concatenate([out, *rest], axis=1), dtype=np.float32)
+        if self._given + done.shape[1] == 0 and self._first is not None:
+            # One pause, cut whole from frame 0: keep that frame, the cut starts after it.
+            start, stop = self.cuts[0]
+            self.cuts[0] = (max(start, 1 / self._rate), stop)
+            done = self._first
+        self._given += done.shape[1]
+        return done

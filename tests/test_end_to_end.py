@@ -269,6 +269,9 @@ def test_speech_chain_reports_its_edits_and_matches_the_cli(
 
     silent = write_wav(tmp_path / "silent.wav", np.zeros((2, 3 * rate), np.float32), rate)
 
+    cut_all = [{"silence": {"keepMs": 0}}]
+    frames_query = "query ($id: ID!) { job(id: $id) { edits { startS endS } output { frames } } }"
+
     async def scenario() -> tuple[dict[str, object], list[dict[str, float]], list[object], object]:
         job_id = await _submit(stack.url, key, path, chain)
         last = (await _events(stack.url, key, job_id))[-1]
@@ -276,17 +279,29 @@ def test_speech_chain_reports_its_edits_and_matches_the_cli(
         await _events(stack.url, key, plain)
         quiet = await _submit(stack.url, key, silent, chain)
         quiet_last = (await _events(stack.url, key, quiet))[-1]
+        emptied = await _submit(stack.url, key, silent, cut_all)
+        emptied_last = (await _events(stack.url, key, emptied))[-1]
         async with _client(stack.url, key) as http:
             edits = (await graphql(http, query, {"id": job_id}))["job"]["edits"]
             none = (await graphql(http, query, {"id": plain}))["job"]["edits"]
             all_cut = (await graphql(http, query, {"id": quiet}))["job"]["edits"]
-        return last, edits, none, (quiet_last["status"], all_cut)
+            nothing_kept = (await graphql(http, frames_query, {"id": emptied}))["job"]
+        return last, edits, none, (quiet_last["status"], all_cut, emptied_last, nothing_kept)
 
-    last, edits, none, silent_job = asyncio.run(scenario())
+    last, edits, none, (quiet_status, all_cut, emptied_last, nothing_kept) = asyncio.run(scenario())
     assert last["status"] == "SUCCEEDED", last
     assert none == []
     # An all-silent input succeeds: cut to keepMs (0.15 s kept at each end of 3 s).
-    assert silent_job == ("SUCCEEDED", [{"startS": 0.15, "endS": 2.85}])
+    assert (quiet_status, all_cut) == ("SUCCEEDED", [{"startS": 0.15, "endS": 2.85}])
+    # With keepMs=0 too, with a readable file of one frame (FLAC and MP3 cannot hold none).
+    assert emptied_last["status"] == "SUCCEEDED", emptied_last
+    assert nothing_kept["edits"] == [{"startS": 1 / rate, "endS": 3.0}]
+    assert int(nothing_kept["output"]["frames"]) == 1  # type: ignore[index]
+    body = httpx.get(
+        f"{stack.url}/files/{emptied_last['job']['output']['id']}",  # type: ignore[index]
+        headers=_auth(key),
+    ).content
+    assert sf.read(io.BytesIO(body), dtype="float32")[0].shape == (1, 2)
     assert len(edits) == 1
     # The pause between the bursts is 1.5..3.5 s of the input; 0.15 s stay at each side.
     assert 1.5 < edits[0]["startS"] < 1.8 and 3.2 < edits[0]["endS"] < 3.5

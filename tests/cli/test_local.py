@@ -154,6 +154,22 @@ def test_new_containers_are_written_and_read_back(
     assert not list(tmp_path.glob(".*.part"))
 
 
+@pytest.mark.parametrize("name", ["out.wav", "out.flac", "out.mp3", "out.ogg", "out.aiff"])
+def test_an_all_silent_input_cut_to_keep_ms_zero_is_a_readable_file(
+    tmp_path: Path, name: str
+) -> None:
+    """`silence` with keepMs=0 on an input that is all pause: exit 0, a file every reader
+    opens (one frame: FLAC and MP3 cannot hold none) and the one cut in `--edits`."""
+    src = write_wav(tmp_path / "in.wav", np.zeros((2, 48_000 * 2), dtype=np.float32))
+    edits = tmp_path / "edits.json"
+    code, out = _run(tmp_path, [{"silence": {"keepMs": 0}}], name, "--edits", str(edits))
+    assert src.exists() and code == 0
+    data, rate = sf.read(str(out), dtype="float32", always_2d=True)
+    assert rate == 48_000 and data.shape[1] == 2 and 1 <= data.shape[0] <= 2_048
+    assert not np.any(np.abs(data) > 1e-3)
+    assert json.loads(edits.read_text()) == [{"startS": 1 / 48_000, "endS": 2.0}]
+
+
 @pytest.mark.parametrize(
     ("chain", "name", "args", "words"),
     [

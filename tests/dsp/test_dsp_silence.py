@@ -81,6 +81,22 @@ def test_an_all_silent_input_is_cut_to_keep_ms() -> None:
     assert chain.cuts() == [(0.15, 2.85)]
 
 
+def test_keep_ms_zero_leaves_an_all_silent_input_its_first_frame() -> None:
+    """Cut to keep_ms=0, a stream that is one pause would be empty, which FLAC and MP3 cannot
+    hold: its first frame stays, the cut starts after it. Any block size gives the same."""
+    rng = np.random.default_rng(6)
+    x = (1e-4 * rng.standard_normal((2, 48_000 * 3))).astype(np.float32)  # -80 dBFS room
+    for block in (1, 999, 1 << 20):
+        chain = Chain([Silence(keep_ms=0)])
+        y, _ = chain.process_array(x, 48_000, block_frames=block)
+        assert np.array_equal(y, x[:, :1])
+        assert chain.cuts() == [(1 / 48_000, 3.0)]
+    # With sound in it the stream is cut to the sound alone, nothing added.
+    x[:, 72_000:84_000] = 0.3  # 1.5 s of pause, 0.25 s of sound, 1.25 s of pause
+    y, _ = Chain([Silence(keep_ms=0)]).process_array(x, 48_000)
+    assert y.shape[1] < 12_000 + 2 * 480 + 1 and np.max(y) == np.float32(0.3)
+
+
 def test_short_pauses_and_no_pauses_make_no_edits() -> None:
     rng = np.random.default_rng(3)
     x = (0.2 * rng.standard_normal((1, 48_000))).astype(np.float32)
