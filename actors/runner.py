@@ -19,6 +19,7 @@ from numpy.typing import NDArray
 
 from actors.binding import Impulses, build_chain
 from dsp.chain import Chain, Stopped
+from dsp.denoise import ProfileOutsideSignal
 from dsp.loudness import LevelMeter, LoudnessMeter
 from dsp.normalize import LoudnessNormalize, Normalize
 from dsp.truepeak import TruePeakMeter
@@ -242,6 +243,10 @@ def process_file(
                 chain.run(source, sink, sample_rate, channels, total, progress, should_stop)
         except Stopped as exc:
             raise JobCancelled("stopped on request") from exc
+        except ProfileOutsideSignal as exc:
+            # Validation checks profiles against what it can foresee (the input, trims); after
+            # a silence cut only the signal decides.
+            raise BadInput(str(exc)) from None
         except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
             raise ProcessingFailed(f"processing failed: {exc}") from exc
     if frames == 0:

@@ -166,6 +166,11 @@ def overlap_add(
     return out[:, : count * hop]
 
 
+class ProfileOutsideSignal(ValueError):
+    """The profile range holds no full frame of the signal reaching the effect (it lies past
+    the end of a signal that earlier steps of the chain shortened)."""
+
+
 def frame_size(sample_rate: int) -> int:
     """The STFT length: the power of two at or above 30 ms (1024 at 22.05 kHz, 2048 at 48 kHz)."""
     return 1 << max(6, math.ceil(math.log2(_FRAME_S * sample_rate)))
@@ -309,10 +314,10 @@ class Denoise:
 
     def finish_analysis(self) -> None:
         if self._count == 0:
-            seconds = self._size / self._rate
-            raise ValueError(
-                f"denoise profile {self.profile[0] if self.profile else 0:g}.."
-                f"{self.profile[1] if self.profile else 0:g} s holds no full "
-                f"{seconds * 1000:.0f} ms frame of the signal"
+            start, end = self.profile if self.profile else (0.0, 0.0)
+            raise ProfileOutsideSignal(
+                f"denoise.profile {start:g}..{end:g} s holds no full "
+                f"{self._size / self._rate * 1000:.0f} ms frame of the signal reaching it, "
+                f"{self._position / self._rate:.6g} s long"
             )
         self._learned = self._sum / self._count

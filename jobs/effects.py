@@ -637,6 +637,14 @@ def _follow(where: str, call: EffectCall, signal: _Signal) -> None:
     if signal.rate is None or signal.frames is None:
         return
     rate, frames = signal.rate, signal.frames
+    profile = p["profile"] if call.name == "denoise" else None
+    if profile is not None and profile["end_s"] * rate > frames + signal.slack:
+        raise ParamOutOfRange(
+            "denoise",
+            "profile.endS",
+            profile["end_s"],
+            f"<= the length of the signal reaching {where}, {signal.seconds()}",
+        )
     if call.name in ("delay", "silence") or (call.name == "reverb" and p["tail"]):
         signal.frames = None  # a tail or cuts of a length only the signal (or the IR) decides
     elif call.name == "trim":

@@ -388,3 +388,21 @@ def test_an_album_measure_sees_the_signal_arriving_at_its_step(tmp_path: Path) -
     np.testing.assert_allclose(rendered.T, audio * 10 ** ((-6.0 + 10.0) / 20), rtol=1e-5, atol=1e-7)
     with pytest.raises(BadInput, match="album"):
         measure_album(path, parse_chain([{"gain": {"db": 1.0}}]), 4096, uncached_impulses)
+
+
+def test_a_denoise_profile_past_what_a_silence_cut_left_is_bad_input(tmp_path: Path) -> None:
+    """Validation cannot foresee a silence cut's length: the run finds the profile outside
+    the shortened signal and refuses it as BAD_INPUT naming the field, not as a failure."""
+    x = np.zeros((2, 48_000), dtype=np.float32)
+    x[:, :4_800] = sine(440.0, 0.1)  # 0.1 s of tone, then 0.9 s of silence cut to 0.1 s
+    src = write_wav(tmp_path / "in.wav", x)
+    calls = parse_chain(
+        [
+            {"silence": {"minSilenceMs": 100, "keepMs": 100}},
+            {"denoise": {"profile": {"startS": 0.6, "endS": 0.9}}},
+        ],
+        48_000,
+        1.0,
+    )
+    with pytest.raises(BadInput, match=r"denoise.profile 0.6..0.9 s .* reaching it, 0.2\d* s long"):
+        process_file(src, tmp_path / "o.wav", calls, "WAV", "FLOAT", 4096, uncached_impulses({}))

@@ -138,6 +138,13 @@ async def test_uploaded_impulse_goes_into_the_message(
             "BAD_INPUT",
             "denoise.profile.endS",
         ),
+        # ...and inside the signal reaching it: after a trim, that is 0.5 s.
+        (
+            [{"trim": {"startS": 0.5}}, {"denoise": {"profile": {"startS": 0.6, "endS": 0.9}}}],
+            None,
+            "BAD_INPUT",
+            "denoise.profile.endS",
+        ),
         ([{"denoise": {"reductionDb": 41}}], None, "BAD_INPUT", "denoise.reductionDb"),
         ([{"silence": {"keepMs": -1}}], None, "BAD_INPUT", "silence.keepMs"),
         ([{"gate": {"releaseMs": 20000}}], None, "BAD_INPUT", "gate.releaseMs"),
