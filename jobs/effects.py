@@ -547,8 +547,8 @@ SPECS: dict[str, EffectSpec] = {
                 Param(
                     "profile",
                     "record",
-                    "A noise-only range of the input to learn the noise from (at least 0.1 s); "
-                    "null tracks the noise floor continuously.",
+                    "A noise-only range to learn the noise from (at least 0.1 s), in seconds "
+                    "of the signal reaching this step; null tracks the noise floor continuously.",
                     "s",
                     None,
                     nullable=True,
