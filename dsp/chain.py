@@ -83,6 +83,29 @@ class Draining(Protocol):
     def drain(self, max_frames: int) -> NDArray[np.float32]: ...
 
 
+@runtime_checkable
+class InPlace(Protocol):
+    """An effect whose output is its input's shape, frame for frame, with nothing held back (no
+    latency, tail or analysis pass): EQ, Gain. ``Chain.process_array`` has a chain of these
+    write straight into the output array, taking views of the input's blocks, without a copy.
+
+    ``block`` and ``out`` have the same shape and may be strided views of longer arrays (a
+    block of frames of a (channels, n) array); ``out`` may be ``block`` itself.
+    """
+
+    def process_into(self, block: NDArray[np.float32], out: NDArray[np.float32]) -> None: ...
+
+
+@runtime_checkable
+class Lengthening(Protocol):
+    """An effect that knows in advance how many frames it gives for a stream (a reverb's tail),
+    so ``Chain.process_array`` allocates its output once at the right length."""
+
+    def output_frames(self, input_frames: int) -> int:
+        """Frames out, in all, for a stream of ``input_frames`` (after ``configure``)."""
+        ...
+
+
 DRAIN_FRAMES = 4096
 """Smallest piece a tail is drained in (tiny blocks would cost a Python call per frame of a
 minute-long tail); pieces are otherwise as large as the largest block read."""
@@ -98,10 +121,6 @@ def _tail(effect: Effect, block_frames: int) -> Iterator[NDArray[np.float32]]:
         if piece.shape[1] == 0:
             return
         yield piece
-
-
-def _empty(channels: int) -> NDArray[np.float32]:
-    return np.zeros((channels, 0), dtype=np.float32)
 
 
 class Chain:
@@ -236,20 +255,77 @@ class Chain:
     def process_array(
         self, x: NDArray[np.float32], sample_rate: int, block_frames: int = 65536
     ) -> tuple[NDArray[np.float32], int]:
-        """Whole (channels, n) array in, whole array and output sample rate out."""
+        """Whole (channels, n) array in, whole array and output sample rate out.
+
+        A chain of ``InPlace`` effects writes each block straight into the output; any other
+        chain streams through ``run`` into one output array, allocated at the length the
+        effects announce (see ``Lengthening``; others are taken to keep the duration), grown
+        when more frames come (a delay's echoes) and cut when fewer do.
+        """
         x = np.ascontiguousarray(x, dtype=np.float32)
         if x.ndim != 2:
             raise ValueError(f"expected a (channels, frames) array, got shape {x.shape}")
         if block_frames < 1:
             raise ValueError(f"block_frames must be >= 1, got {block_frames}")
         n = x.shape[1]
+        if self.effects and all(isinstance(e, InPlace) for e in self.effects):
+            formats = self._configure_all(sample_rate, x.shape[0])
+            if all(f == formats[0] for f in formats):
+                return self._process_in_place(x, block_frames), sample_rate
+
+        formats = self._configure_all(sample_rate, x.shape[0])
+        expected = n
+        for effect, (rate_in, _), (rate_out, _) in zip(
+            self.effects, formats[:-1], formats[1:], strict=True
+        ):
+            if isinstance(effect, Lengthening):
+                expected = effect.output_frames(expected)
+            else:
+                expected = round(expected * rate_out / rate_in)
+        out_sr, out_ch = formats[-1]
 
         def source() -> Iterator[NDArray[np.float32]]:
             for start in range(0, n, block_frames):
                 yield x[:, start : start + block_frames]
 
-        parts: list[NDArray[np.float32]] = []
-        out_sr, out_ch = self.run(source, parts.append, sample_rate, x.shape[0], n)
-        if not parts:
-            return _empty(out_ch), out_sr
-        return np.ascontiguousarray(np.concatenate(parts, axis=1)), out_sr
+        out = _Output(out_ch, expected)
+        self.run(source, out.write, sample_rate, x.shape[0], n)
+        return out.array(), out_sr
+
+    def _process_in_place(self, x: NDArray[np.float32], block_frames: int) -> NDArray[np.float32]:
+        """Every effect (all ``InPlace``, configured) over views of ``x``'s blocks, into one
+        output array: the first effect reads ``x``, the others rewrite the output's block."""
+        y = np.empty_like(x)
+        for start in range(0, x.shape[1], block_frames):
+            block = x[:, start : start + block_frames]
+            out = y[:, start : start + block_frames]
+            for effect in self.effects:
+                assert isinstance(effect, InPlace)
+                effect.process_into(block, out)
+                block = out
+        return y
+
+
+class _Output:
+    """The blocks of a stream written one after another into one (channels, n) array. Its
+    capacity is first the expected length and grows by half when the stream is longer (tails);
+    ``array`` cuts it to what was written."""
+
+    def __init__(self, channels: int, expected_frames: int) -> None:
+        self._buffer = np.empty((channels, max(expected_frames, 1)), dtype=np.float32)
+        self._frames = 0
+
+    def write(self, block: NDArray[np.float32]) -> None:
+        m = block.shape[1]
+        if self._frames + m > self._buffer.shape[1]:
+            grown = max(self._frames + m, self._buffer.shape[1] * 3 // 2)
+            buffer = np.empty((self._buffer.shape[0], grown), dtype=np.float32)
+            buffer[:, : self._frames] = self._buffer[:, : self._frames]
+            self._buffer = buffer
+        self._buffer[:, self._frames : self._frames + m] = block
+        self._frames += m
+
+    def array(self) -> NDArray[np.float32]:
+        if self._frames == self._buffer.shape[1]:
+            return self._buffer
+        return np.ascontiguousarray(self._buffer[:, : self._frames])

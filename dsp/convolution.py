@@ -177,10 +177,13 @@ class Reverb:
         out = (1.0 - self.mix) * dry.astype(np.float64) + self.mix * wet.astype(np.float64)
         return out.astype(np.float32)
 
-    def _total_frames(self) -> int:
+    def output_frames(self, input_frames: int) -> int:
         if self.tail:
-            return self._inputs + self._pre_delay + self.partitions.length - 1
-        return self._inputs
+            return input_frames + self._pre_delay + self.partitions.length - 1
+        return input_frames
+
+    def _total_frames(self) -> int:
+        return self.output_frames(self._inputs)
 
     def process(self, block: NDArray[np.float32]) -> NDArray[np.float32]:
         self._inputs += block.shape[1]

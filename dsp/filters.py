@@ -199,25 +199,19 @@ def _pair4(
 
 
 @kernel
-def biquad_cascade(
-    x: NDArray[np.floating], sos: NDArray[np.float64], state: NDArray[np.float64]
-) -> NDArray[np.floating]:
-    """Run ``x`` (channels, n) through every section of ``sos`` in transposed direct form II.
-
-    Per section: y = b0 x + z1;  z1 = (b1 x + z2) - a1 y;  z2 = b2 x - a2 y  (float64). Adding z2
-    before subtracting a1 y keeps the loop-carried dependency to one multiply and one subtract.
-    ``state`` (channels, n_sections, 2) float64 is updated in place, so consecutive blocks give
-    exactly the same samples as one call on the whole signal. Channels are taken in pairs and
-    sections in groups of four (padded with exact identity sections b0 = 1, whose output equals
-    their input bit for bit); between groups the signal stays float64. The output has the dtype
-    of ``x``.
-    """
+def biquad_cascade_into(
+    x: NDArray[np.floating],
+    sos: NDArray[np.float64],
+    state: NDArray[np.float64],
+    y: NDArray[np.floating],
+) -> None:
+    """``biquad_cascade`` writing into ``y`` (same shape as ``x``; may be ``x`` itself, and
+    either may be a strided view such as a block of frames of a longer array)."""
     channels, n = x.shape
     sections = sos.shape[0]
-    y = np.empty_like(x)
     if sections == 0:
         y[:] = x
-        return y
+        return
     groups = (sections + 3) // 4
     k = np.zeros((groups, 4, 5), dtype=np.float64)
     for s in range(groups * 4):
@@ -255,6 +249,24 @@ def biquad_cascade(
             if c1 != c0:
                 state[c1, s, 0] = z[g, 1, j, 0]
                 state[c1, s, 1] = z[g, 1, j, 1]
+
+
+@kernel
+def biquad_cascade(
+    x: NDArray[np.floating], sos: NDArray[np.float64], state: NDArray[np.float64]
+) -> NDArray[np.floating]:
+    """Run ``x`` (channels, n) through every section of ``sos`` in transposed direct form II.
+
+    Per section: y = b0 x + z1;  z1 = (b1 x + z2) - a1 y;  z2 = b2 x - a2 y  (float64). Adding z2
+    before subtracting a1 y keeps the loop-carried dependency to one multiply and one subtract.
+    ``state`` (channels, n_sections, 2) float64 is updated in place, so consecutive blocks give
+    exactly the same samples as one call on the whole signal. Channels are taken in pairs and
+    sections in groups of four (padded with exact identity sections b0 = 1, whose output equals
+    their input bit for bit); between groups the signal stays float64. The output has the dtype
+    of ``x``.
+    """
+    y = np.empty_like(x)
+    biquad_cascade_into(x, sos, state, y)
     return y
 
 
@@ -279,6 +291,9 @@ class EQ:
     def process(self, block: NDArray[np.float32]) -> NDArray[np.float32]:
         out: NDArray[np.float32] = biquad_cascade(block, self._sos, self._state)
         return out
+
+    def process_into(self, block: NDArray[np.float32], out: NDArray[np.float32]) -> None:
+        biquad_cascade_into(block, self._sos, self._state, out)
 
     def flush(self) -> NDArray[np.float32]:
         return np.zeros((self._state.shape[0], 0), dtype=np.float32)

@@ -33,5 +33,9 @@ class Gain:
     def process(self, block: NDArray[np.float32]) -> NDArray[np.float32]:
         return apply_gain(block, db_to_linear(self.db))
 
+    def process_into(self, block: NDArray[np.float32], out: NDArray[np.float32]) -> None:
+        # The same float64 product rounded once, computed in numpy's buffered chunks.
+        np.multiply(block, db_to_linear(self.db), out=out, dtype=np.float64)
+
     def flush(self) -> NDArray[np.float32]:
         return np.zeros((self._channels, 0), dtype=np.float32)

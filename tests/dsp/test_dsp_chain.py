@@ -1,5 +1,5 @@
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import pyloudnorm
@@ -105,6 +105,49 @@ def test_lengths_reported() -> None:
     y, _ = Chain([Limiter(-1.0, 10.0), Fade(10.0, 10.0)]).process_array(x, SR, 777)
     assert y.shape == x.shape
     assert Chain([Channels("mono"), Resample(rate=8000)]).configure(SR, 2) == (8000, 1)
+
+
+def _copies(x: np.ndarray, block_frames: int) -> Callable[[], Iterator[np.ndarray]]:
+    """A source of C-contiguous copies of x's blocks, as a file reader gives."""
+
+    def source() -> Iterator[np.ndarray]:
+        for start in range(0, x.shape[1], block_frames):
+            yield np.ascontiguousarray(x[:, start : start + block_frames])
+
+    return source
+
+
+@pytest.mark.parametrize("channels", [1, 2, 3])
+def test_in_place_chain_writes_the_samples_streaming_gives(channels: int) -> None:
+    """EQ and Gain write into the output through views of the input's blocks; the samples are
+    those of the streaming path (each block a C-contiguous copy through ``process``), and the
+    input is left alone."""
+    x = _music(channels)
+    before = x.copy()
+    bands = [EqBand("peak", 200.0 * (i + 1), 1.0, (-1.0) ** i * 2.0) for i in range(6)]
+
+    def effects() -> list[Effect]:
+        return [Gain(db=-2.0), EQ(bands), Gain(db=1.5)]
+
+    fast, sr = Chain(effects()).process_array(x, SR, block_frames=4097)
+    streamed: list[np.ndarray] = []
+    Chain(effects()).run(_copies(x, 4097), streamed.append, SR, channels, x.shape[1])
+    assert sr == SR and fast.shape == x.shape and fast.flags.c_contiguous
+    np.testing.assert_array_equal(fast, np.concatenate(streamed, axis=1))
+    np.testing.assert_array_equal(x, before)
+    assert not np.array_equal(fast, x)
+
+
+def test_output_grows_for_an_unannounced_tail_and_is_cut_to_what_came() -> None:
+    """A delay's echoes come beyond the input's length, a trim gives fewer frames: the output
+    holds exactly what the chain gave, in order."""
+    x = _music(seconds=1.0)
+    for effects in ([Delay(time_ms=100.0, feedback=0.6, mix=0.5)], [Trim(0.1, 0.6)]):
+        whole, _ = Chain(effects).process_array(x, SR, block_frames=1000)
+        parts: list[np.ndarray] = []
+        Chain(effects).run(_copies(x, 1000), parts.append, SR, 2, x.shape[1])
+        np.testing.assert_array_equal(whole, np.concatenate(parts, axis=1))
+        assert whole.flags.c_contiguous
 
 
 def test_normalize_peak_target() -> None:
