@@ -23,8 +23,15 @@ class FrameQueue:
 
     def pop(self, n: int) -> NDArray[np.floating]:
         """Remove and return the first min(n, len) frames as one C-contiguous array."""
-        n = max(0, min(n, self._frames))
-        out = np.empty((self.channels, n), dtype=self.dtype)
+        out = np.empty((self.channels, max(0, min(n, self._frames))), dtype=self.dtype)
+        self.pop_into(out)
+        return out
+
+    def pop_into(self, out: NDArray[np.floating]) -> None:
+        """Remove the first out.shape[1] frames (the queue must hold as many) into ``out``."""
+        n = out.shape[1]
+        if n > self._frames:
+            raise ValueError(f"{n} frames asked of a queue holding {self._frames}")
         filled = 0
         while filled < n:
             part = self._parts[0]
@@ -36,7 +43,6 @@ class FrameQueue:
             else:
                 self._parts[0] = part[:, take:]
         self._frames -= n
-        return out
 
     def pop_all(self) -> NDArray[np.floating]:
         return self.pop(self._frames)

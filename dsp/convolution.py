@@ -155,25 +155,25 @@ class Reverb:
         parts = self.partitions.partitions
         while len(self._pending) >= b:
             self._frame[:, :b] = self._frame[:, b:]
-            self._frame[:, b:] = self._pending.pop(b)
+            self._pending.pop_into(self._frame[:, b:])
             self._newest = (self._newest + 1) % parts
             self._fdl[self._newest] = _fft().rfft(self._frame, axis=1, workers=1)
             spectral_mac(
                 self._fdl, self._newest, self.partitions.spectra, self._channel_map, self._acc
             )
             out = _fft().irfft(self._acc, n=2 * b, axis=1, workers=1)
-            self._wet.push(np.ascontiguousarray(out[:, b:], dtype=np.float32))
+            self._wet.push(out[:, b:])  # float32 from complex64; copied out by _mix's pop
 
     def _mix(self, n: int) -> NDArray[np.float32]:
-        wet = self._wet.pop(n)
+        wet: NDArray[np.float32] = self._wet.pop(n)
+        self._emitted += n
+        if self.mix == 1.0:
+            return wet
         dry = self._dry.pop(n)
         if dry.shape[1] < n:
             dry = np.concatenate(
                 [dry, np.zeros((self._channels, n - dry.shape[1]), dtype=np.float32)], axis=1
             )
-        self._emitted += n
-        if self.mix == 1.0:
-            return np.ascontiguousarray(wet, dtype=np.float32)
         out = (1.0 - self.mix) * dry.astype(np.float64) + self.mix * wet.astype(np.float64)
         return out.astype(np.float32)
 
@@ -188,10 +188,10 @@ class Reverb:
     def process(self, block: NDArray[np.float32]) -> NDArray[np.float32]:
         self._inputs += block.shape[1]
         self._pending.push(block)
-        self._dry.push(block)
+        if self.mix < 1.0:
+            self._dry.push(block)  # a fully wet reverb keeps no dry signal
         self._convolve_pending()
-        n = min(len(self._wet), len(self._dry))
-        return self._mix(n)
+        return self._mix(min(len(self._wet), self._inputs - self._emitted))
 
     def flush(self) -> NDArray[np.float32]:
         b = self.partitions.block_size
