@@ -281,10 +281,32 @@ def _with_stack(
         if bridge is not None:
             bridge.stop()
         api.stop()
+        asyncio.run(_delete_broker_objects(stack.prefix))
         if postgres:
             asyncio.run(
                 _admin(postgres, f'DROP DATABASE IF EXISTS "ae_bench_{pool_size}" WITH (FORCE)')
             )
+
+
+async def _delete_broker_objects(prefix: str) -> None:
+    """The run's queues and exchanges (durable, so they outlive the services)."""
+    import aio_pika
+
+    settings = Settings(queue_prefix=prefix)
+    connection = await aio_pika.connect_robust(settings.rabbitmq_url)
+    try:
+        channel = await connection.channel()
+        for queue in (settings.jobs_queue, settings.dead_letter_queue):
+            await channel.queue_delete(queue)
+        exchanges = (
+            settings.dead_letter_exchange,
+            settings.events_exchange,
+            settings.control_exchange,
+        )
+        for exchange in exchanges:
+            await channel.exchange_delete(exchange)
+    finally:
+        await connection.close()
 
 
 def _report(pool_size: int, runs: list[Run]) -> None:
