@@ -18,64 +18,29 @@ def _fft() -> Any:
     return fft
 
 
-def _fftw() -> Any:
-    """pyFFTW, imported on first use; None when it is not installed."""
-    try:
-        import pyfftw
-    except ImportError:
-        return None
-    return pyfftw
-
-
 class RealTransforms:
     """The forward and inverse real FFTs of (channels, size) float32 frames a convolver runs
-    per block, planned once. With pyFFTW (FFTW) they take 2.5x less time than scipy's
-    pocketfft at 32768 points on one thread; without it, scipy.fft. Plans are FFTW_ESTIMATE:
-    made in milliseconds, and the same on every run, so results do not depend on a timing.
+    per block, on preallocated input buffers (scipy.fft, one worker: two actors already fill
+    the cores). FFTW (pyFFTW) would be 2.5x faster here, but its wheels bundle GPL-licensed
+    FFTW, which a permissively licensed engine does not ship.
 
     Write the frame into ``frame``, call ``forward`` (``frame`` is kept); write a spectrum into
-    ``spectrum``, call ``inverse`` (``spectrum`` is not kept) and multiply by ``inverse_scale``.
-    Results live in buffers that the next call reuses. One instance per stream and thread.
+    ``spectrum``, call ``inverse`` and multiply by ``inverse_scale``. One instance per stream.
     """
 
-    def __init__(self, channels: int, size: int, fftw: Any = None) -> None:
+    def __init__(self, channels: int, size: int) -> None:
         self.size = size
-        bins = size // 2 + 1
-        if fftw is not None:
-            self.frame = fftw.empty_aligned((channels, size), dtype="float32")
-            self.spectrum = fftw.empty_aligned((channels, bins), dtype="complex64")
-            spectrum_out = fftw.empty_aligned((channels, bins), dtype="complex64")
-            frame_out = fftw.empty_aligned((channels, size), dtype="float32")
-            self.frame[:] = 0.0
-            self.spectrum[:] = 0.0
-            self._forward = fftw.FFTW(
-                self.frame, spectrum_out, axes=(1,), flags=("FFTW_ESTIMATE",), threads=1
-            )
-            self._inverse = fftw.FFTW(
-                self.spectrum, frame_out, axes=(1,), direction="FFTW_BACKWARD",
-                flags=("FFTW_ESTIMATE", "FFTW_DESTROY_INPUT"), threads=1,
-            )  # fmt: skip
-            self._spectrum_out: NDArray[np.complex64] = spectrum_out
-            self._frame_out: NDArray[np.float32] = frame_out
-        else:
-            self.frame = np.zeros((channels, size), dtype=np.float32)
-            self.spectrum = np.zeros((channels, bins), dtype=np.complex64)
-        self._fftw = fftw is not None
-        self.inverse_scale = np.float32(1.0 / size) if self._fftw else np.float32(1.0)
+        self.frame = np.zeros((channels, size), dtype=np.float32)
+        self.spectrum = np.zeros((channels, size // 2 + 1), dtype=np.complex64)
+        self.inverse_scale = np.float32(1.0)
 
     def forward(self) -> NDArray[np.complex64]:
         """rfft of ``frame``."""
-        if self._fftw:
-            self._forward.execute()
-            return self._spectrum_out
         out: NDArray[np.complex64] = _fft().rfft(self.frame, axis=1, workers=1)
         return out
 
     def inverse(self) -> NDArray[np.float32]:
-        """irfft of ``spectrum`` times ``size`` * ``inverse_scale`` (FFTW does not divide)."""
-        if self._fftw:
-            self._inverse.execute()
-            return self._frame_out
+        """irfft of ``spectrum``."""
         out: NDArray[np.float32] = _fft().irfft(self.spectrum, n=self.size, axis=1, workers=1)
         return out
 
@@ -197,7 +162,7 @@ class Reverb:
         self._pre_delay = round(self.pre_delay_ms * sample_rate / 1000.0)
         self._channel_map = np.arange(channels, dtype=np.int64) % p.channels
         self._fdl = np.zeros((p.partitions, channels, b + 1), dtype=np.complex64)
-        self._fft = RealTransforms(channels, 2 * b, _fftw())
+        self._fft = RealTransforms(channels, 2 * b)
         self._newest = -1
         self._pending = FrameQueue(channels)
         self._pending.push(np.zeros((channels, self._pre_delay), dtype=np.float32))

@@ -2,7 +2,6 @@ import numpy as np
 import pytest
 import scipy.signal as ss
 
-from dsp import convolution
 from dsp.chain import Chain
 from dsp.convolution import PartitionedIR, Reverb
 from dsp.impulses import PRESETS, preset
@@ -78,24 +77,3 @@ def test_preset_lengths_and_unknown() -> None:
     assert preset("hall", 48000).shape[1] > preset("room", 48000).shape[1]
     with pytest.raises(ValueError):
         preset("cathedral", 48000)
-
-
-def test_fftw_and_scipy_transforms_agree(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The reverb runs on FFTW plans when pyFFTW is installed (it is a dependency), on scipy.fft
-    otherwise; both give the convolution within float32 rounding, and each its own bits
-    every time."""
-    assert convolution.RealTransforms(2, 64, convolution._fftw())._fftw
-    x = _signal(2, 30000, 5)
-    ir = preset("room", SR)
-
-    def render() -> np.ndarray:
-        fx = Reverb(ir, mix=0.7, partitions=PartitionedIR.build(ir, 2048))
-        return Chain([fx]).process_array(x, SR, block_frames=5000)[0]
-
-    fftw = render()
-    np.testing.assert_array_equal(fftw, render())
-    monkeypatch.setattr(convolution, "_fftw", lambda: None)
-    scipy = render()
-    np.testing.assert_array_equal(scipy, render())
-    np.testing.assert_allclose(fftw, scipy, rtol=0, atol=1e-6 * np.max(np.abs(scipy)))
-    assert not np.array_equal(fftw, scipy)
