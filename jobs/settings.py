@@ -76,10 +76,10 @@ class Settings(BaseSettings):
     )
     max_attempts: int = Field(3, ge=1, description="Tries of a job whose actor died.")
     progress_interval_s: float = Field(
-        1.0,
+        0.1,
         ge=0,
-        description="Minimum gap between a job's progress events, each a progress row written "
-        "and an event published; the pool polls a running job's actor as often.",
+        description="Minimum gap between a job's progress events (its row is written at most "
+        "once a second); the pool polls a running job's actor as often.",
     )
     heartbeat_interval_s: float = Field(
         5.0,
