@@ -43,6 +43,8 @@ class Principal:
     owner: str | None
     admin: bool = False
     key_name: str | None = None
+    webhook_url: str | None = None
+    """The key's default webhook URL, for jobs submitted without `webhookUrl`."""
 
     @property
     def scope(self) -> str | None:
@@ -97,7 +99,9 @@ async def authenticate(db: Database, key: str | None) -> Principal:
     if found is None or not hmac.compare_digest(found[1], digest):
         raise Unauthenticated("the API key is unknown or revoked")
     record = found[0]
-    return Principal(owner=record.owner, admin=record.admin, key_name=record.name)
+    return Principal(
+        owner=record.owner, admin=record.admin, key_name=record.name, webhook_url=record.webhook_url
+    )
 
 
 async def create_key(

@@ -125,7 +125,8 @@ class JobInput:
     webhook_url: str | None = strawberry.field(
         default=None,
         description="POSTed a signed Standard Webhooks message when the job ends "
-        "(job.succeeded, job.failed, job.cancelled); needs rotateWebhookSecret first.",
+        "(job.succeeded, job.failed, job.cancelled); needs rotateWebhookSecret first. "
+        'Null: your key\'s default (setDefaultWebhookUrl), if any; "": no webhook.',
     )
 
 

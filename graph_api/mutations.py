@@ -1,4 +1,4 @@
-"""Root mutations: upload, import, submit, cancel, retry, delete, presets.
+"""Root mutations: upload, import, submit, cancel, retry, delete, presets, webhooks.
 
 `submitJob` validates everything before writing anything, then writes the job row and its
 broker message in one transaction (the outbox) and only nudges the relay: it succeeds while
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,7 +28,7 @@ from graph_api.idempotency import idempotent
 from graph_api.imports import import_audio
 from graph_api.inputs import BatchInput, EffectInput, JobInput, OutputInput, chain_of
 from graph_api.permissions import AUTHENTICATED
-from graph_api.types import AudioFile, Batch, Job, Preset, file_of
+from graph_api.types import AudioFile, Batch, Job, Preset, Viewer, file_of
 from graph_api.uploads import store_upload
 from jobs.contract import ControlMessage, JobMessage
 from jobs.db import repository as repo
@@ -86,6 +87,21 @@ async def _impulses(
                 f"response may last at most {settings.max_ir_seconds:g} s"
             )
     return impulses
+
+
+async def webhook_url_of(context: Context, principal: Principal, given: str | None) -> str | None:
+    """Where a new job's (or batch's) webhook goes: `given`, else the caller's key's default;
+    "" is none. A given URL passes the SSRF guard (the default did when it was set), and
+    either needs the owner's signing secret."""
+    if given == "":
+        return None
+    url = principal.webhook_url if given is None else given
+    if url is None:
+        return None
+    if given is not None:
+        await resolve(given, guard_of(context.runtime.settings))
+    await context.runtime.db.run(require_secret, principal.owner)
+    return url
 
 
 async def _enqueue(
@@ -286,12 +302,9 @@ class Mutation:
             source = await context.file(input.file_id)
             calls = parse_chain(chain, source.sample_rate, source.duration_seconds)
             fmt = output_format(out.format, out.subtype)
-            guard = guard_of(context.runtime.settings)
-            if input.webhook_url is not None:
-                await resolve(input.webhook_url, guard)
-                await context.runtime.db.run(require_secret, principal.owner)
+            webhook_url = await webhook_url_of(context, principal, input.webhook_url)
             if out.url is not None:
-                await resolve(out.url, guard)
+                await resolve(out.url, guard_of(context.runtime.settings))
             return await _enqueue(
                 context,
                 owner=principal.owner,
@@ -299,7 +312,7 @@ class Mutation:
                 source=source,
                 calls=calls,
                 fmt=fmt,
-                webhook_url=input.webhook_url,
+                webhook_url=webhook_url,
                 export_url=out.url,
             )
 
@@ -449,6 +462,25 @@ class Mutation:
         runtime = info.context.runtime
         principal = await info.context.principal()
         return await rotate_secret(runtime.db, runtime.fernet, principal.owner)
+
+    @strawberry.mutation(
+        description="Set (null: clear) the default webhook URL of the API key you call with: "
+        "the jobs you submit with it and no `webhookUrl` are announced there. Checked like "
+        "`webhookUrl` now (the SSRF guard, and a secret from rotateWebhookSecret). Code: "
+        "BAD_INPUT (a refused URL, no secret, or authentication off: no key to hold it).",
+        permission_classes=AUTHENTICATED,
+    )
+    async def set_default_webhook_url(self, info: Info[Context, None], url: str | None) -> Viewer:
+        runtime = info.context.runtime
+        principal = await info.context.principal()
+        if principal.key_name is None:
+            raise BadInput("authentication is off, so there is no API key to hold a default")
+        if url is not None:
+            await resolve(url, guard_of(runtime.settings))
+            await runtime.db.run(require_secret, principal.owner)
+        async with runtime.db.transaction() as session:
+            await writes.set_key_webhook_url(session, principal.key_name, url)
+        return Viewer.of(dataclasses.replace(principal, webhook_url=url))
 
     @strawberry.mutation(
         description="Delete one of your presets. Code: NOT_FOUND.",

@@ -143,4 +143,4 @@ class Query:
     @strawberry.field(description="The caller's identity.", permission_classes=AUTHENTICATED)
     async def viewer(self, info: Info[Context, None]) -> Viewer:
         principal = await info.context.principal()
-        return Viewer(owner=principal.owner, admin=principal.admin, key_name=principal.key_name)
+        return Viewer.of(principal)

@@ -14,6 +14,7 @@ import strawberry
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
+from graph_api.auth import Principal
 from graph_api.context import Context
 from jobs import contract, deliveries, models
 from jobs.db import repository as repo
@@ -398,3 +399,17 @@ class Viewer:
     owner: str | None = strawberry.field(description="Null when authentication is off.")
     admin: bool
     key_name: str | None
+    default_webhook_url: str | None = strawberry.field(
+        default=None,
+        description="Where the webhooks of jobs submitted with this key and no `webhookUrl` "
+        "go (setDefaultWebhookUrl).",
+    )
+
+    @classmethod
+    def of(cls, principal: Principal) -> Viewer:
+        return cls(
+            owner=principal.owner,
+            admin=principal.admin,
+            key_name=principal.key_name,
+            default_webhook_url=principal.webhook_url,
+        )

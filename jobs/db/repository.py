@@ -276,6 +276,8 @@ class ApiKey:
     admin: bool
     created_at: datetime
     revoked_at: datetime | None
+    webhook_url: str | None = None
+    """The default webhook URL of the jobs submitted with this key (`setDefaultWebhookUrl`)."""
 
 
 def key_record(row: ApiKeyRow) -> ApiKey:
@@ -287,6 +289,7 @@ def key_record(row: ApiKeyRow) -> ApiKey:
         admin=row.admin,
         created_at=_aware(row.created_at) or row.created_at,
         revoked_at=_aware(row.revoked_at),
+        webhook_url=row.webhook_url,
     )
 
 

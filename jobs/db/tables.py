@@ -173,6 +173,8 @@ class ApiKeyRow(Base):
     admin: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Where the webhooks of jobs submitted with this key and no `webhookUrl` go.
+    webhook_url: Mapped[str | None] = mapped_column(Text, default=None)
 
 
 class PresetRow(Base):

@@ -53,6 +53,17 @@ async def revoke_api_key(session: AsyncSession, id_or_name: str) -> ApiKey:
     return key_record(row)
 
 
+async def set_key_webhook_url(session: AsyncSession, name: str, url: str | None) -> None:
+    """Set (None: clear) the default webhook URL of live key `name`."""
+    result = await session.execute(
+        update(ApiKeyRow)
+        .where(ApiKeyRow.name == name, ApiKeyRow.revoked_at.is_(None))
+        .values(webhook_url=url)
+    )
+    if not getattr(result, "rowcount", 0):
+        raise ApiKeyNotFound(name)
+
+
 async def save_preset(
     session: AsyncSession, owner: str | None, name: str, effects: list[dict[str, Any]]
 ) -> Preset:

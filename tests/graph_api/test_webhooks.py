@@ -10,10 +10,13 @@ from typing import Any
 
 import httpx
 import pytest
-from api_client import codes, gql, running, uploaded
+from api_client import as_key, codes, gql, make_key, running, uploaded
 from standardwebhooks import Webhook
 
 from bridge.service import Bridge
+from graph_api.runtime import Runtime
+from jobs import deliveries
+from jobs.deliveries import DeliveryWorker
 from jobs.settings import Settings
 from tests.http_servers import Reply, http_server
 
@@ -109,3 +112,71 @@ async def test_webhook_url_needs_a_secret_and_an_allowed_address(
         body = await gql(client, SUBMIT, {"input": {**job, "webhookUrl": "http://127.0.0.1/x"}})
         assert codes(body) == ["BAD_INPUT"]
         assert "rotateWebhookSecret" in body["errors"][0]["message"]
+
+
+SET_DEFAULT = """mutation($url: String) {
+  setDefaultWebhookUrl(url: $url) { keyName defaultWebhookUrl } }"""
+CANCEL = "mutation($id: ID!) { cancelJob(id: $id) { status } }"
+
+
+async def test_a_keys_default_webhook_url_serves_jobs_submitted_without_one(
+    secure_settings: Settings, wav_file: Path
+) -> None:
+    key = await make_key(secure_settings, "alice")
+    with http_server(lambda r: Reply(204)) as server:
+        default, explicit = server.url("/default"), server.url("/explicit")
+        async with running(secure_settings) as (app, _), as_key(app, key) as client:
+            runtime: Runtime = app.state.runtime
+            body = await gql(client, SET_DEFAULT, {"url": default})
+            assert codes(body) == ["BAD_INPUT"]  # no signing secret yet
+            assert "rotateWebhookSecret" in body["errors"][0]["message"]
+            secret = (await gql(client, ROTATE))["data"]["rotateWebhookSecret"]
+            for refused in ("http://169.254.169.254/latest/", "gopher://example.com/"):
+                body = await gql(client, SET_DEFAULT, {"url": refused})
+                assert codes(body) == ["BAD_INPUT"], refused
+            body = await gql(client, SET_DEFAULT, {"url": default})
+            expected = {"keyName": "alice", "defaultWebhookUrl": default}
+            assert body["data"]["setDefaultWebhookUrl"] == expected
+            viewer = await gql(client, "{ viewer { defaultWebhookUrl } }")
+            assert viewer["data"]["viewer"]["defaultWebhookUrl"] == default
+
+            file = await uploaded(client, wav_file)
+            job = {"fileId": file["id"], "effects": [{"gain": {"db": -3}}]}
+
+            async def cancelled(**given: str) -> str:
+                answer = await gql(client, SUBMIT, {"input": {**job, **given}})
+                job_id: str = answer["data"]["submitJob"]["id"]
+                answer = await gql(client, CANCEL, {"id": job_id})
+                assert answer["data"]["cancelJob"]["status"] == "CANCELLED"
+                return job_id
+
+            by_default = await cancelled()
+            by_input = await cancelled(webhookUrl=explicit)
+            opted_out = await cancelled(webhookUrl="")
+            body = await gql(client, SET_DEFAULT, {"url": None})
+            assert body["data"]["setDefaultWebhookUrl"]["defaultWebhookUrl"] is None
+            after_clearing = await cancelled()
+
+            worker = DeliveryWorker(secure_settings, runtime.db, runtime.storage, runtime.fernet)
+            worker.start()
+            try:
+                async with asyncio.timeout(20):
+                    while len(server.seen()) < 2:
+                        await asyncio.sleep(0.05)
+            finally:
+                await worker.stop()
+            for job_id in (opted_out, after_clearing):  # no webhook stored at all
+                assert await runtime.db.run(deliveries.state_of, job_id, deliveries.WEBHOOK) is None
+
+    posts = {r.path: Webhook(secret).verify(r.body, r.headers) for r in server.seen()}
+    assert sorted(posts) == ["/default", "/explicit"]
+    assert posts["/default"]["data"]["id"] == by_default
+    assert posts["/explicit"]["data"]["id"] == by_input
+    assert posts["/default"]["type"] == "job.cancelled"
+
+
+async def test_no_default_webhook_url_without_a_key(settings: Settings) -> None:
+    async with running(settings) as (_app, client):
+        body = await gql(client, SET_DEFAULT, {"url": "http://127.0.0.1/x"})
+    assert codes(body) == ["BAD_INPUT"]
+    assert "authentication is off" in body["errors"][0]["message"]
