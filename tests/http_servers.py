@@ -31,7 +31,7 @@ Handler = Callable[[Request], Reply]
 
 
 class Server:
-    def __init__(self, handle: Handler) -> None:
+    def __init__(self, handle: Handler, port: int = 0) -> None:
         self.handle = handle
         self.requests: list[Request] = []
         self.lock = threading.Lock()
@@ -73,7 +73,7 @@ class Server:
 
             do_GET = do_POST = do_PUT = _serve
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), _Handler)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
 
@@ -86,8 +86,9 @@ class Server:
 
 
 @contextmanager
-def http_server(handle: Handler) -> Iterator[Server]:
-    server = Server(handle)
+def http_server(handle: Handler, port: int = 0) -> Iterator[Server]:
+    """Serve on `port` (0: any free one), e.g. one a URL already names while it was down."""
+    server = Server(handle, port)
     thread = threading.Thread(target=server.httpd.serve_forever, daemon=True)
     thread.start()
     try:
