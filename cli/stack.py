@@ -18,6 +18,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -209,18 +210,24 @@ class S3Server:
         return f"s3://{self.bucket}/{uuid.uuid4().hex[:8]}"
 
     def new_bucket(self) -> str:
+        name = f"test-{uuid.uuid4().hex[:12]}"
+        self._client().create_bucket(Bucket=name)
+        return name
+
+    def put(self, bucket: str, key: str, body: bytes) -> None:
+        """Store an object, as another system sharing the endpoint would."""
+        self._client().put_object(Bucket=bucket, Key=key, Body=body)
+
+    def _client(self) -> Any:
         import boto3
 
-        name = f"test-{uuid.uuid4().hex[:12]}"
-        client = boto3.client(
+        return boto3.client(
             "s3",
             endpoint_url=self.endpoint,
             region_name="us-east-1",
             aws_access_key_id=S3_ENV["AWS_ACCESS_KEY_ID"],
             aws_secret_access_key=S3_ENV["AWS_SECRET_ACCESS_KEY"],
         )
-        client.create_bucket(Bucket=name)
-        return name
 
     def stop(self) -> None:
         self.proc.terminate()

@@ -5,7 +5,8 @@ checks (size, then a decode by libsndfile: the content decides, never the extens
 `Content-Type`). `http(s)://` URLs go through the SSRF guard (`jobs.urls`) with its connect
 and read timeouts and redirect bound, and the whole download must end within
 `Settings.import_timeout_s`. `s3://bucket/key` reads through the configured object store's
-endpoint and credentials, outside the engine's own prefix (those are other owners' blobs).
+endpoint and credentials, outside the engine's own prefix (those are other owners' blobs);
+the key is taken literally, with whatever characters S3 allows.
 """
 
 from __future__ import annotations
@@ -84,13 +85,16 @@ async def _import_s3(runtime: Runtime, url: str, owner: str | None, deadline: fl
     own = runtime.storage
     if not isinstance(own, ObjectStorage):
         raise UrlRefused(f"{url}: s3:// URLs need object storage (AUDIO_ENGINE_STORAGE_URL)")
-    parts = urlsplit(url)
-    bucket, key = parts.netloc, parts.path.lstrip("/")
+    # Keys are literal, as `aws s3` takes them: "?", "#" and "%" belong to the key.
+    bucket, _, key = url[len("s3://") :].partition("/")
+    key = key.lstrip("/")
     if not bucket or not key:
         raise UrlRefused(f"{url}: an s3:// URL is s3://bucket/key")
-    if bucket == own.bucket and (not own.prefix or key.startswith(own.prefix.rstrip("/") + "/")):
+    # Bucket names are case-insensitive to some endpoints: compare as the store would.
+    mine = bucket.lower() == own.bucket.lower()
+    if mine and (not own.prefix or key.startswith(own.prefix.rstrip("/") + "/")):
         raise UrlRefused(f"{url}: that is the engine's own storage, not a source to import")
-    store = ObjectStorage(bucket, "", own.scratch_dir)
+    store = ObjectStorage(bucket, "", own.scratch_dir, foreign=True)
 
     def size() -> int:
         try:
@@ -110,5 +114,5 @@ async def _import_s3(runtime: Runtime, url: str, owner: str | None, deadline: fl
         while chunk := await asyncio.to_thread(next, parts_iter, b""):
             yield chunk
 
-    stream: Any = _Stream(_filename(url), chunks(), deadline, url)
+    stream: Any = _Stream(PurePosixPath(key).name, chunks(), deadline, url)
     return await store_upload(runtime, stream, owner)

@@ -67,6 +67,12 @@ SCRATCH = "scratch"
 """Folder (under the local storage folder, or `data_dir` with S3) of scratch copies."""
 
 
+def _any_key(key: str) -> str:
+    if not key or key.endswith("/"):
+        raise ValueError(f"{key!r} names no object")
+    return key
+
+
 def check_key(key: str) -> str:
     if not _KEY.match(key) or ".." in key.split("/"):
         raise ValueError(f"invalid storage key {key!r}")
@@ -257,10 +263,14 @@ class ObjectStorage:
     obstore; plain-HTTP endpoints are allowed because MinIO on a private network uses them.
     """
 
-    def __init__(self, bucket: str, prefix: str, scratch_dir: Path) -> None:
+    def __init__(
+        self, bucket: str, prefix: str, scratch_dir: Path, *, foreign: bool = False
+    ) -> None:
         self.bucket = bucket
         self.prefix = prefix
         self.scratch_dir = scratch_dir
+        # A bucket of others (importAudio reads one): their keys follow S3's rules, not ours.
+        self._key = _any_key if foreign else check_key
         try:
             self.store = S3Store(
                 bucket,
@@ -310,7 +320,7 @@ class ObjectStorage:
 
     def exists(self, key: str) -> bool:
         try:
-            obstore.head(self.store, check_key(key))
+            obstore.head(self.store, self._key(key))
         except FileNotFoundError:
             return False
         except ObstoreError as exc:
@@ -319,7 +329,7 @@ class ObjectStorage:
 
     def size(self, key: str) -> int:
         try:
-            return int(obstore.head(self.store, check_key(key))["size"])
+            return int(obstore.head(self.store, self._key(key))["size"])
         except FileNotFoundError:
             raise
         except ObstoreError as exc:
@@ -327,7 +337,7 @@ class ObjectStorage:
 
     def delete(self, key: str) -> None:
         try:
-            obstore.delete(self.store, check_key(key))
+            obstore.delete(self.store, self._key(key))
         except FileNotFoundError:
             return
         except ObstoreError as exc:
@@ -346,7 +356,7 @@ class ObjectStorage:
         # obstore completes the multipart upload on a clean exit and aborts it on an error.
         try:
             with obstore.open_writer(
-                self.store, check_key(key), buffer_size=PART_BYTES, max_concurrency=PARTS_IN_FLIGHT
+                self.store, self._key(key), buffer_size=PART_BYTES, max_concurrency=PARTS_IN_FLIGHT
             ) as out:
                 yield out
         except ObstoreError as exc:
@@ -354,7 +364,7 @@ class ObjectStorage:
 
     @contextmanager
     def writing(self, key: str) -> Iterator[Path]:
-        check_key(key)
+        self._key(key)
         with self.scratch(Path(key).suffix) as tmp:
             yield tmp
             self.adopt(tmp, key)
@@ -363,7 +373,7 @@ class ObjectStorage:
         try:
             obstore.put(
                 self.store,
-                check_key(key),
+                self._key(key),
                 path,
                 chunk_size=PART_BYTES,
                 max_concurrency=PARTS_IN_FLIGHT,
@@ -390,7 +400,7 @@ class ObjectStorage:
         try:
             while start < stop:
                 part = min(stop, start + PART_BYTES)
-                yield bytes(obstore.get_range(self.store, check_key(key), start=start, end=part))
+                yield bytes(obstore.get_range(self.store, self._key(key), start=start, end=part))
                 start = part
         except FileNotFoundError:
             raise

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from api_client import codes, gql, running
 
-from cli.stack import free_port
+from cli.stack import S3Server, free_port
 from jobs.settings import Settings
 from tests.http_servers import Reply, Request, http_server
 
@@ -139,3 +139,41 @@ async def test_other_schemes_are_bad_input(open_settings: Settings) -> None:
     body = await import_url(open_settings, "s3://bucket/a.wav")  # no object storage here
     assert codes(body) == ["BAD_INPUT"]
     assert "object storage" in body["errors"][0]["message"]
+
+
+async def test_s3_import_reads_other_buckets_and_keys_but_not_the_engines_own(
+    settings: Settings, s3_server: S3Server, wav_file: Path
+) -> None:
+    audio = wav_file.read_bytes()
+    engine = s3_server.url()  # s3://bucket/prefix: where the engine keeps its blobs
+    bucket, prefix = engine.removeprefix("s3://").split("/", 1)
+    other = s3_server.new_bucket()
+    s3_server.put(other, "episodes/ep 1 (final)?.wav", audio)  # S3 allows what we don't
+    s3_server.put(bucket, "elsewhere/take.wav", audio)
+    s3_server.put(bucket, f"{prefix}/in/someone-elses.wav", audio)
+    async with running(settings.model_copy(update={"storage_url": engine})) as (app, client):
+        storage = app.state.runtime.storage
+        imported = []
+        for url, name in (
+            (f"s3://{other}/episodes/ep 1 (final)?.wav", "ep 1 (final)?.wav"),
+            (f"s3://{bucket}/elsewhere/take.wav", "take.wav"),  # beside the prefix
+        ):
+            body = await gql(client, IMPORT, {"url": url})
+            assert "errors" not in body, body
+            file = body["data"]["importAudio"]
+            assert (file["format"], file["frames"], file["filename"]) == ("WAV", 48_000, name)
+            imported.append(f"in/{file['id']}.wav")
+            assert b"".join(storage.chunks(imported[-1])) == audio
+        for url in (
+            f"s3://{bucket}/{prefix}/in/someone-elses.wav",
+            f"s3://{bucket}//{prefix}/in/someone-elses.wav",
+            f"s3://{bucket.upper()}/{prefix}/in/someone-elses.wav",
+        ):
+            body = await gql(client, IMPORT, {"url": url})
+            assert codes(body) == ["BAD_INPUT"], url
+            assert "the engine's own storage" in body["errors"][0]["message"]
+        body = await gql(client, IMPORT, {"url": f"s3://{other}/episodes/missing.wav"})
+        assert codes(body) == ["URL_UNREACHABLE"]
+        # The refusals and the miss stored nothing.
+        others = ["in/someone-elses.wav"]  # the object put there above
+        assert sorted(o.key for o in storage.list("in/")) == sorted(imported + others)
