@@ -57,7 +57,6 @@ DELIVERED = "DELIVERED"
 FAILED = "FAILED"
 PENDING = "PENDING"
 LEASE_MARGIN_S = 30.0
-EXPORT_LEASE_S = 3600.0
 ERROR_CHARS = 500
 
 _TS = DateTime(timezone=True)
@@ -371,9 +370,7 @@ class DeliveryWorker:
         at = self.clock()
         started = 0
         for delivery_id, kind in await self.db.run(_due, at, free):
-            # A PUT of a big file may take a while; a POST is bounded by its timeout.
-            lease = EXPORT_LEASE_S if kind == EXPORT else self.settings.webhook_timeout_s
-            until = at + timedelta(seconds=lease + LEASE_MARGIN_S)
+            until = at + timedelta(seconds=self.lease_s(kind))
             row = await self.db.run(_claim, delivery_id, at, until)
             if row is None:  # another worker took it
                 continue
@@ -382,6 +379,14 @@ class DeliveryWorker:
             task.add_done_callback(self._sending.discard)
             started += 1
         return started
+
+    def lease_s(self, kind: str) -> float:
+        """How long a claim lasts: the send's own time limit and a margin, so the claim of a
+        bridge that died mid-send comes back soon after that send would have ended."""
+        limit = (
+            self.settings.export_timeout_s if kind == EXPORT else self.settings.webhook_timeout_s
+        )
+        return limit + LEASE_MARGIN_S
 
     async def _send(self, row: dict[str, Any]) -> None:
         delivery_id = str(row["id"])
@@ -489,19 +494,28 @@ class DeliveryWorker:
             while chunk := await asyncio.to_thread(next, parts, b""):
                 yield chunk
 
+        limit = self.settings.export_timeout_s
         try:
-            async with open_url(
-                self._client,
-                "PUT",
-                str(row["url"]),
-                self.guard,
-                content=chunks(),
-                headers={"content-length": str(size), "content-type": "application/octet-stream"},
-                follow_redirects=False,
-            ) as response:
+            async with (
+                asyncio.timeout(limit),
+                open_url(
+                    self._client,
+                    "PUT",
+                    str(row["url"]),
+                    self.guard,
+                    content=chunks(),
+                    headers={
+                        "content-length": str(size),
+                        "content-type": "application/octet-stream",
+                    },
+                    follow_redirects=False,
+                ) as response,
+            ):
                 answer = (await response.aread())[:200].decode(errors="replace")
                 if response.is_success:
                     return response.status_code, None
                 return response.status_code, f"the PUT answered {response.status_code}: {answer}"
+        except TimeoutError:
+            return None, f"the PUT took longer than {limit:g} s"
         except EngineError as exc:
             return None, exc.message[:ERROR_CHARS]

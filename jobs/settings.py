@@ -181,6 +181,12 @@ class Settings(BaseSettings):
         26 * 3600.0, gt=0, description="A webhook is retried until this long after its event."
     )
     export_attempts: int = Field(5, ge=1, description="Tries of an OutputInput.url PUT.")
+    export_timeout_s: float = Field(
+        900.0,
+        gt=0,
+        description="Longest one OutputInput.url PUT may take (then it is retried); a bridge "
+        "that dies mid-PUT leaves it claimed this long (plus 30 s).",
+    )
     delivery_concurrency: int = Field(
         16, ge=1, description="Webhooks and exports one bridge sends at once."
     )

@@ -10,6 +10,7 @@ import hmac
 import json
 import threading
 from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,15 @@ from standardwebhooks.webhooks import WebhookVerificationError
 
 from jobs.db import Database
 from jobs.db import repository as repo
-from jobs.deliveries import DELIVERED, FAILED, DeliveryWorker, attempts_of, state_of
+from jobs.deliveries import (
+    DELIVERED,
+    EXPORT,
+    FAILED,
+    LEASE_MARGIN_S,
+    DeliveryWorker,
+    attempts_of,
+    state_of,
+)
 from jobs.errors import ProcessingFailed
 from jobs.keyring import rotate_secret, server_key
 from jobs.models import AudioFile
@@ -234,6 +243,20 @@ async def test_a_silent_receiver_blocks_neither_others_nor_the_job(
     assert timed_out.error == "no answer within 1 s"
 
 
+async def exported_job(db: Database, store: JobStore, url: str, size: int) -> str:
+    """A job that SUCCEEDED with output `out/result.wav` and an export to `url`."""
+    job_id = await ended_job(db, store, "", export=url)
+    output = AudioFile(
+        repo.new_id(), "r.wav", "WAV", "FLOAT", 48000, 2, 1000, size, "out/result.wav",
+        "output", "alice", repo.now(),
+    )  # fmt: skip
+    await store.succeed(
+        job_id, output, None, input_file_id=output.id, input_analysis=None, dsp_seconds=0.1,
+        node_id=None, actor=None,
+    )  # fmt: skip
+    return job_id
+
+
 async def test_export_puts_the_output_retries_and_says_why_it_gave_up(
     hook_settings: Settings, db: Database
 ) -> None:
@@ -255,16 +278,7 @@ async def test_export_puts_the_output_retries_and_says_why_it_gave_up(
         try:
             jobs = {}
             for path in answers:
-                job_id = await ended_job(db, store, "", export=server.url(path))
-                output = AudioFile(
-                    repo.new_id(), "r.wav", "WAV", "FLOAT", 48000, 2, 1000, len(blob),
-                    "out/result.wav", "output", "alice", repo.now(),
-                )  # fmt: skip
-                await store.succeed(
-                    job_id, output, None, input_file_id=output.id, input_analysis=None,
-                    dsp_seconds=0.1, node_id=None, actor=None,
-                )  # fmt: skip
-                jobs[path] = job_id
+                jobs[path] = await exported_job(db, store, server.url(path), len(blob))
 
             async def settled() -> bool:
                 states = [await db.run(state_of, j) for j in jobs.values()]
@@ -287,3 +301,62 @@ async def test_export_puts_the_output_retries_and_says_why_it_gave_up(
     assert (never.status, never.attempts) == (FAILED, 3)
     assert never.error is not None and "the PUT answered 403" in never.error
     assert storage.exists("out/result.wav")  # the stored output stays downloadable
+
+
+async def test_a_put_is_bounded_and_a_dead_bridges_claim_on_it_lasts_only_that_long(
+    hook_settings: Settings, db: Database
+) -> None:
+    """A bridge that dies mid-PUT holds its claim for the PUT's time limit plus a margin,
+    not an hour: then another bridge sends it again. A PUT past the limit is cut and retried."""
+    storage = LocalStorage(hook_settings.storage_path)
+    with storage.writing("out/result.wav") as tmp:
+        tmp.write_bytes(b"RIFF" * 1000)
+    release = threading.Event()
+
+    def hang(request: Request) -> Reply:
+        release.wait(30)
+        return Reply(200)
+
+    settings = hook_settings.model_copy(update={"export_timeout_s": 60.0, "export_attempts": 1})
+    fernet = server_key(settings)
+    with http_server(hang) as server:
+        started = repo.now()
+        dying = DeliveryWorker(settings, db, storage, fernet)
+        store = JobStore(db)
+        await exported_job(db, store, server.url("/slow"), 4000)
+        workers = [dying]
+        try:
+            assert await dying.send_due() == 1
+            await until(lambda: len(server.seen()) == 1)  # mid-PUT; now "the bridge died"
+            lease = dying.lease_s(EXPORT)
+            assert lease == 60.0 + LEASE_MARGIN_S
+
+            def shifted(seconds: float) -> DeliveryWorker:
+                later = started + timedelta(seconds=seconds)
+                workers.append(DeliveryWorker(settings, db, storage, fernet, clock=lambda: later))
+                return workers[-1]
+
+            assert await shifted(lease - 2).send_due() == 0  # still claimed
+            assert await shifted(lease + 2).send_due() == 1  # claimed again, soon after
+            await until(lambda: len(server.seen()) == 2)
+        finally:
+            release.set()
+            for worker in workers:
+                await worker.stop()
+
+        quick = settings.model_copy(update={"export_timeout_s": 0.5})
+        release.clear()
+        job_id = await exported_job(db, store, server.url("/slow"), 4000)
+        worker = DeliveryWorker(quick, db, storage, fernet)
+        worker.start()
+        try:
+            async with asyncio.timeout(20):
+                while (
+                    found := await db.run(state_of, job_id)
+                ) is None or found.status == "PENDING":
+                    await asyncio.sleep(0.05)
+        finally:
+            release.set()
+            await worker.stop()
+    assert (found.status, found.attempts) == (FAILED, 1)
+    assert found.error == "the PUT took longer than 0.5 s"
