@@ -105,7 +105,8 @@ class OutputInput:
     url: str | None = strawberry.field(
         default=None,
         description="After the job SUCCEEDED, PUT the output here (e.g. a presigned S3 URL); "
-        "failed PUTs are retried, then `Job.export` says why. The output stays downloadable.",
+        "failed PUTs are retried, then `Job.export` says why. The output stays downloadable. "
+        "The job's webhook waits until the PUT ended and carries `export` in its data.",
     )
 
 

@@ -13,8 +13,9 @@ Webhooks follow Standard Webhooks (standardwebhooks.com), signed with its refere
 headers `webhook-id`, `webhook-timestamp` (the attempt's, in seconds) and `webhook-signature`
 (`v1,` + base64 HMAC-SHA256 of `id.timestamp.body` under the owner's secret). The body is
 `{"type", "timestamp", "data"}`; a job's `data` is the job as GraphQL shows it
-(`jobs.shapes.job_out`), rendered when first sent and kept, so every attempt sends the same
-bytes. Another event (`batch.completed`) passes its data to `enqueue_webhook`.
+(`jobs.shapes.job_out`, plus `export` when it has one: its webhook waits until the export
+ended, so it says how that went), rendered when first sent and kept, so every attempt sends
+the same bytes. Another event (`batch.completed`) passes its data to `enqueue_webhook`.
 
 >>> await db.run(enqueue_webhook, owner="alice", url=url, event_type="batch.completed",
 ...              data={"id": batch_id}, subject_id=batch_id, at=now())   # doctest: +SKIP
@@ -28,7 +29,7 @@ import json
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -40,7 +41,7 @@ from standardwebhooks import Webhook
 from jobs.db import Database
 from jobs.db import repository as repo
 from jobs.db.tables import DeliveryAttemptRow, DeliveryRow
-from jobs.errors import EngineError
+from jobs.errors import EngineError, without_paths
 from jobs.keyring import stored_secret
 from jobs.settings import Settings
 from jobs.shapes import batch_out, job_out
@@ -63,10 +64,22 @@ _TS = DateTime(timezone=True)
 _deliveries = cast(Table, DeliveryRow.__table__)
 _attempts = cast(Table, DeliveryAttemptRow.__table__)
 _INSERT = insert(_deliveries)
+_export = _deliveries.alias("export")
+# A job's webhook waits for its export to end, so that its `data.export` says how it went.
+_EXPORT_PENDING = (
+    select(_export.c.id)
+    .where(
+        _export.c.subject_id == _deliveries.c.subject_id,
+        _export.c.kind == EXPORT,
+        _export.c.done_at.is_(None),
+    )
+    .exists()
+)
 _DUE = (
     select(_deliveries.c.id, _deliveries.c.kind)
     .where(
         _deliveries.c.done_at.is_(None),
+        or_(_deliveries.c.kind != WEBHOOK, ~_EXPORT_PENDING),
         _deliveries.c.next_at <= bindparam("b_now", type_=_TS),
         or_(
             _deliveries.c.lease_until.is_(None),
@@ -419,6 +432,8 @@ class DeliveryWorker:
         await self.db.run(
             _settle, str(row["id"]), attempt, at, status, error, next_at, done, outcome
         )
+        if done and row["kind"] == EXPORT:
+            self.notify()  # the job's webhook, which waited for this, is due
         if not ok:
             log.info(
                 "%s %s attempt %d: %s",
@@ -477,6 +492,10 @@ class DeliveryWorker:
             data = batch_out(batch, jobs, files, public_url)
         else:
             data = job_out(jobs[0], files, public_url)
+            export = await self.db.run(state_of, subject, EXPORT)
+            if export is not None:  # ended: the webhook waited for it (`_DUE`)
+                error = None if export.error is None else without_paths(export.error)
+                data["export"] = asdict(replace(export, error=error))
         return webhook_body(str(row["event_type"]), repo.aware(row["created_at"]), data)
 
     async def _export(self, row: dict[str, Any]) -> tuple[int | None, str | None]:

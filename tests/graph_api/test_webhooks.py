@@ -76,9 +76,12 @@ async def test_job_end_is_posted_signed_and_its_output_put(
     (put,) = [r for r in server.seen() if r.method == "PUT"]
     payload = Webhook(secret).verify(post.body, post.headers)
     assert payload["type"] == "job.succeeded"
-    # The data is the job as GraphQL returns it, download URL included.
-    shown = {k: v for k, v in job.items() if k not in ("webhookDeliveries", "export")}
+    # The data is the job as GraphQL returns it, download URL included; the webhook waited
+    # for the export, so its data says how that went.
+    shown = {k: v for k, v in job.items() if k != "webhookDeliveries"}
     assert payload["data"] == json.loads(json.dumps(shown))
+    assert payload["data"]["export"]["status"] == "DELIVERED"
+    assert server.seen().index(put) < server.seen().index(post)
     assert payload["data"]["output"]["downloadUrl"] == f"/files/{job['output']['id']}"
     (attempt,) = job["webhookDeliveries"]
     assert attempt["webhookId"] == post.headers["webhook-id"]

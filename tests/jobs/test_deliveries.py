@@ -9,7 +9,7 @@ import hashlib
 import hmac
 import json
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -50,11 +50,9 @@ def hook_settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'hooks.db'}")
-    await database.migrate()
-    yield database
-    await database.close()
+def db(database: Database) -> Database:
+    """SQLite and PostgreSQL: the claims and the due query are SQL both must run alike."""
+    return database
 
 
 async def until(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
@@ -202,9 +200,12 @@ async def test_a_job_that_ends_while_no_bridge_runs_is_announced_by_the_next(
         worker = DeliveryWorker(hook_settings, db, LocalStorage(hook_settings.storage_path), fernet)
         worker.start()
         try:
-            await until(lambda: len(server.seen()) == 1)
+            async with asyncio.timeout(20):  # recorded, not only received
+                while not await count_attempts(db, job_id):
+                    await asyncio.sleep(0.02)
         finally:
             await worker.stop()
+    assert len(server.seen()) == 1
     assert [t.status_code for t in await db.run(attempts_of, job_id)] == [200]
 
 
@@ -360,3 +361,49 @@ async def test_a_put_is_bounded_and_a_dead_bridges_claim_on_it_lasts_only_that_l
             await worker.stop()
     assert (found.status, found.attempts) == (FAILED, 1)
     assert found.error == "the PUT took longer than 0.5 s"
+
+
+async def test_a_jobs_webhook_waits_for_its_export_and_says_how_it_went(
+    hook_settings: Settings, db: Database
+) -> None:
+    storage = LocalStorage(hook_settings.storage_path)
+    with storage.writing("out/result.wav") as tmp:
+        tmp.write_bytes(b"RIFF" * 1000)
+    settings = hook_settings.model_copy(update={"export_attempts": 2})
+    fernet = server_key(settings)
+    secret = await rotate_secret(db, fernet, "alice")
+
+    def handle(request: Request) -> Reply:
+        return Reply(204) if request.method == "POST" else Reply(403, body=b"denied")
+
+    with http_server(handle) as server:
+        worker = DeliveryWorker(settings, db, storage, fernet)
+        store = JobStore(db, deliveries=worker.notify)
+        worker.start()
+        try:
+            file = await stored_file(db, "alice")
+            job_id = repo.new_id()
+            new = NewJob(
+                job_id, file.id, [], "WAV", "FLOAT", b"m", "alice",
+                webhook_url=server.url("/hook"), export_url=server.url("/put"),
+            )  # fmt: skip
+            await store.submit(new, most_unfinished=10)
+            await store.start(job_id, actor="a")
+            output = AudioFile(
+                repo.new_id(), "r.wav", "WAV", "FLOAT", 48000, 2, 1000, 4000, "out/result.wav",
+                "output", "alice", repo.now(),
+            )  # fmt: skip
+            await store.succeed(
+                job_id, output, None, input_file_id=output.id, input_analysis=None,
+                dsp_seconds=0.1, node_id=None, actor=None,
+            )  # fmt: skip
+            await until(lambda: any(r.method == "POST" for r in server.seen()))
+        finally:
+            await worker.stop()
+
+    assert [r.method for r in server.seen()] == ["PUT", "PUT", "POST"]
+    payload = Webhook(secret).verify(server.seen()[-1].body, server.seen()[-1].headers)
+    assert payload["type"] == "job.succeeded"
+    export = payload["data"]["export"]
+    assert (export["url"], export["status"], export["attempts"]) == (server.url("/put"), FAILED, 2)
+    assert export["error"].startswith("the PUT answered 403: denied")
