@@ -100,6 +100,12 @@ class Stack:
         assert match, result.stdout
         return match.group(1)
 
+    def start_api(self, *args: str) -> Service:
+        """`audio-engine api ARGS`, once it answers `/healthz`."""
+        service = self.start("api", *args)
+        service.wait_http(f"{self.url}/healthz")
+        return service
+
     def start(self, command: str, *args: str, log_name: str | None = None) -> Service:
         log_path = self.data_dir.parent / f"{log_name or command}-{uuid.uuid4().hex[:6]}.log"
         self.data_dir.mkdir(parents=True, exist_ok=True)

@@ -7,6 +7,7 @@ Every test gets its own queue prefix and data folder, so tests never see each ot
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import subprocess
@@ -209,3 +210,22 @@ def purge_test_queues(prefixes: tuple[str, ...] = ("test-", "e2e-")) -> int:
     thread.start()
     thread.join(120)
     return deleted
+
+
+async def drop_topology(settings: Settings) -> None:
+    """Delete the durable queues and exchanges of `settings`' prefix, so RabbitMQ does not
+    fill up with one test's leftovers."""
+    import aio_pika
+
+    connection = await aio_pika.connect(settings.rabbitmq_url)
+    async with connection:
+        for queue in (settings.jobs_queue, settings.dead_letter_queue):
+            with contextlib.suppress(Exception):
+                await (await connection.channel()).queue_delete(queue)
+        for exchange in (
+            settings.events_exchange,
+            settings.control_exchange,
+            settings.dead_letter_exchange,
+        ):
+            with contextlib.suppress(Exception):
+                await (await connection.channel()).exchange_delete(exchange)

@@ -68,8 +68,7 @@ def _client(url: str, key: str) -> httpx.AsyncClient:
 
 @pytest.fixture(scope="module")
 def api(stack: Stack, key: str) -> Iterator[Service]:
-    service = stack.start("api")
-    service.wait_http(f"{stack.url}/healthz")
+    service = stack.start_api()
     yield service
     assert service.stop() == 0, service.log()[-3000:]
 

@@ -172,8 +172,7 @@ def stack(request: pytest.FixtureRequest, backend: str, tmp_path: Path) -> Stack
 
 @pytest.fixture
 def api(stack: Stack) -> Iterator[Service]:
-    service = stack.start("api", "--dev")
-    service.wait_http(f"{stack.url}/healthz")
+    service = stack.start_api("--dev")
     yield service
     service.stop()
 

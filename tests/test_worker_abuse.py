@@ -67,8 +67,7 @@ def keys(stack: Stack) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def service(stack: Stack, keys: dict[str, str]) -> Iterator[tuple[Service, Service]]:
-    api = stack.start("api")
-    api.wait_http(f"{stack.url}/healthz")
+    api = stack.start_api()
     bridge = stack.start("bridge")
     bridge.wait_http(f"{stack.url}/readyz", timeout=180)
     bridge.wait_log("bridge consuming")

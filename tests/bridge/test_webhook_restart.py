@@ -4,21 +4,19 @@ delivers it, exactly once, with the same webhook-id (the issue's restart test)."
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-import aio_pika
 import httpx
 import pytest
 from standardwebhooks import Webhook
 
 from cli.stack import Service, Stack, free_port
 from jobs.settings import Settings
-from tests.conftest import sine, write_wav
+from tests.conftest import drop_topology, sine, write_wav
 from tests.http_servers import Reply, http_server
 
 pytestmark = pytest.mark.slow
@@ -59,28 +57,12 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
         },
     )
     yield stack
-    asyncio.run(_drop_topology(Settings(queue_prefix=stack.prefix)))
-
-
-async def _drop_topology(settings: Settings) -> None:
-    connection = await aio_pika.connect(settings.rabbitmq_url)
-    async with connection:
-        for queue in (settings.jobs_queue, settings.dead_letter_queue):
-            with contextlib.suppress(Exception):
-                await (await connection.channel()).queue_delete(queue)
-        for exchange in (
-            settings.events_exchange,
-            settings.control_exchange,
-            settings.dead_letter_exchange,
-        ):
-            with contextlib.suppress(Exception):
-                await (await connection.channel()).exchange_delete(exchange)
+    asyncio.run(drop_topology(Settings(queue_prefix=stack.prefix)))
 
 
 @pytest.fixture
 def api(stack: Stack) -> Iterator[Service]:
-    service = stack.start("api", "--dev")
-    service.wait_http(f"{stack.url}/healthz")
+    service = stack.start_api("--dev")
     yield service
     service.stop()
 

@@ -7,10 +7,8 @@ keys and ownership (`test_auth.py`, `test_ownership.py`...) use it."""
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncIterator
 
-import aio_pika
 import httpx
 import pytest
 from api_client import running
@@ -20,7 +18,7 @@ from actors.pool import ActorPool
 from bridge.service import Bridge
 from graph_api.runtime import Runtime
 from jobs.settings import Settings
-from tests.conftest import free_port
+from tests.conftest import drop_topology, free_port
 
 
 @pytest.fixture
@@ -37,20 +35,7 @@ def secure_settings(settings: Settings) -> Settings:
 async def _drop_topology(settings: Settings) -> AsyncIterator[None]:
     """Delete this test's durable queues and exchanges so RabbitMQ does not fill up."""
     yield
-    connection = await aio_pika.connect(settings.rabbitmq_url)
-    async with connection:
-        for queue in (settings.jobs_queue, settings.dead_letter_queue):
-            channel = await connection.channel()
-            with contextlib.suppress(Exception):
-                await channel.queue_delete(queue)
-        for exchange in (
-            settings.events_exchange,
-            settings.control_exchange,
-            settings.dead_letter_exchange,
-        ):
-            channel = await connection.channel()
-            with contextlib.suppress(Exception):
-                await channel.exchange_delete(exchange)
+    await drop_topology(settings)
 
 
 @pytest.fixture
