@@ -1,14 +1,14 @@
 """An API key's default webhook URL, for the jobs its caller submits without one
 
 Revision ID: h17keyhook
-Revises: h17hooks
+Revises: h17batch
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "h17keyhook"
-down_revision = "h17hooks"
+down_revision = "h17batch"
 branch_labels = None
 depends_on = None
 
