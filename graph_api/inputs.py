@@ -154,7 +154,9 @@ class BatchInput:
         "whole meets the target.",
     )
     webhook_url: str | None = strawberry.field(
-        default=None, description="Receives a POST when the batch ends (`batch.completed`)."
+        default=None,
+        description="Receives a POST when the batch ends (`batch.completed`). Null: your "
+        'key\'s default (setDefaultWebhookUrl), if any; "": no webhook.',
     )
 
 

@@ -217,15 +217,13 @@ async def _submit_batch(context: Context, principal: Principal, input: BatchInpu
     fmt = output_format(out.format, out.subtype)
     if out.url is not None:
         raise BadInput("output.url: a batch's outputs cannot all be PUT to one URL")
-    if input.webhook_url is not None:
-        await resolve(input.webhook_url, guard_of(runtime.settings))
-        await runtime.db.run(require_secret, principal.owner)
+    webhook_url = await webhook_url_of(context, principal, input.webhook_url)
     batch = BatchRecord(
         id=repo.new_id(),
         status=JobStatus.QUEUED,
         owner=principal.owner,
         album=input.album,
-        webhook_url=input.webhook_url,
+        webhook_url=webhook_url,
         created_at=repo.now(),
     )
     jobs: list[NewJob] = []
@@ -465,7 +463,8 @@ class Mutation:
 
     @strawberry.mutation(
         description="Set (null: clear) the default webhook URL of the API key you call with: "
-        "the jobs you submit with it and no `webhookUrl` are announced there. Checked like "
+        "the jobs and batches you submit with it and no `webhookUrl` are announced there. "
+        "Checked like "
         "`webhookUrl` now (the SSRF guard, and a secret from rotateWebhookSecret). Code: "
         "BAD_INPUT (a refused URL, no secret, or authentication off: no key to hold it).",
         permission_classes=AUTHENTICATED,

@@ -120,6 +120,8 @@ async def test_webhook_url_needs_a_secret_and_an_allowed_address(
 SET_DEFAULT = """mutation($url: String) {
   setDefaultWebhookUrl(url: $url) { keyName defaultWebhookUrl } }"""
 CANCEL = "mutation($id: ID!) { cancelJob(id: $id) { status } }"
+SUBMIT_BATCH = "mutation($input: BatchInput!) { submitBatch(input: $input) { id } }"
+CANCEL_BATCH = "mutation($id: ID!) { cancelBatch(id: $id) { status } }"
 
 
 async def test_a_keys_default_webhook_url_serves_jobs_submitted_without_one(
@@ -153,6 +155,11 @@ async def test_a_keys_default_webhook_url_serves_jobs_submitted_without_one(
                 assert answer["data"]["cancelJob"]["status"] == "CANCELLED"
                 return job_id
 
+            batch = {"fileIds": [file["id"]], "effects": [{"gain": {"db": -3}}]}
+            answer = await gql(client, SUBMIT_BATCH, {"input": batch})
+            batch_id = answer["data"]["submitBatch"]["id"]
+            answer = await gql(client, CANCEL_BATCH, {"id": batch_id})
+            assert answer["data"]["cancelBatch"]["status"] == "CANCELLED"
             by_default = await cancelled()
             by_input = await cancelled(webhookUrl=explicit)
             opted_out = await cancelled(webhookUrl="")
@@ -164,18 +171,24 @@ async def test_a_keys_default_webhook_url_serves_jobs_submitted_without_one(
             worker.start()
             try:
                 async with asyncio.timeout(20):
-                    while len(server.seen()) < 2:
+                    while len(server.seen()) < 3:
                         await asyncio.sleep(0.05)
             finally:
                 await worker.stop()
             for job_id in (opted_out, after_clearing):  # no webhook stored at all
                 assert await runtime.db.run(deliveries.state_of, job_id, deliveries.WEBHOOK) is None
 
-    posts = {r.path: Webhook(secret).verify(r.body, r.headers) for r in server.seen()}
-    assert sorted(posts) == ["/default", "/explicit"]
-    assert posts["/default"]["data"]["id"] == by_default
-    assert posts["/explicit"]["data"]["id"] == by_input
-    assert posts["/default"]["type"] == "job.cancelled"
+    posts = []
+    for request in server.seen():
+        payload = Webhook(secret).verify(request.body, request.headers)
+        posts.append((request.path, payload["type"], payload["data"]["id"]))
+    assert sorted(posts) == sorted(
+        [
+            ("/default", "batch.completed", batch_id),
+            ("/default", "job.cancelled", by_default),
+            ("/explicit", "job.cancelled", by_input),
+        ]
+    )
 
 
 async def test_no_default_webhook_url_without_a_key(settings: Settings) -> None:
