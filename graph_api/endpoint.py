@@ -7,6 +7,9 @@
 - A multipart upload's `map` may only point at `variables.<name>` (or into lists and
   objects inside it, by index or key) where the operation holds a placeholder: anything else is
   a 400 naming the bad path, checked before Strawberry puts the files in place.
+- `myJobUpdates` selecting only plain fields is rendered once per event and document and
+  sent as text to every subscriber (`graph_api.fanout`): the handler and websocket classes
+  below let a resolver do that for its own operation.
 - GraphiQL is served from `graph_api/static/graphiql.html` with pinned copies of its
   scripts (`static/vendor/`), under a Content-Security-Policy that runs no script from
   elsewhere.
@@ -28,6 +31,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.unset import UNSET, UnsetType
 
 from graph_api.context import Context, get_context
+from graph_api.fanout import FanoutHandler, FanoutWebSocket
 from graph_api.schema import schema
 from graph_api.web import CONTENT_SECURITY_POLICY, NO_CACHE, STATIC_DIR
 from jobs.errors import Unauthenticated
@@ -75,6 +79,9 @@ def check_file_map(operations: object, files_map: object, files: Mapping[str, An
 
 
 class GraphQLEndpoint(GraphQLRouter[Context, None]):
+    graphql_transport_ws_handler_class = FanoutHandler
+    websocket_adapter_class = FanoutWebSocket
+
     def __init__(self, auth_enabled: bool) -> None:
         super().__init__(
             schema,

@@ -9,6 +9,11 @@ sorts them by the owner each event carries.
 Events carry their job's `version` (one more per change): a subscription keeps the newest it
 has seen and drops anything older, a late copy from a second relay, say, while a re-queued
 job's QUEUED (a newer version) still goes through.
+
+Over graphql-transport-ws, a `myJobUpdates` that selects only plain fields sends each event
+as one rendering shared by every subscriber with the same document and variables
+(`graph_api.fanout`): hundreds of subscribers cost hundreds of sends, not hundreds of
+executions. Each still checks its own key before each event.
 """
 
 # Strawberry types its decorators-with-arguments as returning Any.
@@ -24,6 +29,7 @@ import strawberry
 from strawberry.types import Info
 
 from graph_api.context import Context
+from graph_api.fanout import FrameStream
 from graph_api.permissions import AUTHENTICATED
 from graph_api.types import BatchEvent, JobEvent
 from jobs import contract
@@ -157,5 +163,8 @@ class Subscription:
             if principal.admin
             else events.subscribe_owner(principal.owner) as queue
         ):
+            stream = FrameStream.of(info, JobEvent, _from_event)
             while True:
-                yield _from_event(await _next(context, queue))
+                event = await _next(context, queue)
+                if stream is None or not await stream.send(event):
+                    yield _from_event(event)
