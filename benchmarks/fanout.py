@@ -9,7 +9,9 @@ until every one hears a warm-up job end (so all are registered), then submit `--
 jobs at once and time from the first submit until every subscriber has heard every job's
 SUCCEEDED event. Prints the times and the ratio of the largest count to the smallest (the
 target: at most 2x). Then `--hold` subscriptions stay open through another batch: every one
-must hear every job, with no error. Needs RabbitMQ on 127.0.0.1:5672; SQLite in a temporary
+must hear every job, with no error. Each round also prints the CPU seconds the API process
+spent in it (from /proc): on a shared machine wall times stretch, CPU time much less.
+Needs RabbitMQ on 127.0.0.1:5672; SQLite in a temporary
 folder. A quick check: `--smoke` (3 jobs, 1 and 5 subscribers, 10 held).
 """
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import resource
 import tempfile
 import time
@@ -94,6 +97,12 @@ class Subscriber:
         return max(self.succeeded[i] for i in ids)
 
 
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) process `pid` has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _tone(path: Path) -> Path:
     rng = np.random.default_rng(3)
     sf.write(str(path), (0.1 * rng.standard_normal((48_000, 2))).astype(np.float32), 48_000)
@@ -116,10 +125,10 @@ async def _submit(http: httpx.AsyncClient, file_id: str, count: int) -> list[str
 
 
 async def _round(
-    stack: Stack, key: str, file_id: str, subscribers: int, jobs: int
-) -> tuple[float, int]:
-    """Seconds from the first submit until all `subscribers` heard all `jobs`; and the
-    errors the subscribers saw."""
+    stack: Stack, api_pid: int, key: str, file_id: str, subscribers: int, jobs: int
+) -> tuple[float, float, int]:
+    """Seconds from the first submit until all `subscribers` heard all `jobs`, the API's
+    CPU seconds meanwhile, and the errors the subscribers saw."""
     subs = [Subscriber(stack.url, key) for _ in range(subscribers)]
     opened = asyncio.Semaphore(50)  # open the websockets 50 at a time
     tasks = [asyncio.create_task(s.run(opened)) for s in subs]
@@ -134,10 +143,11 @@ async def _round(
                     await asyncio.sleep(1.0)
             if failed := [s.errors[0] for s in subs if s.errors]:
                 raise RuntimeError(f"{len(failed)} subscribers failed: {failed[0]}")
-            start = time.perf_counter()
+            cpu, start = _cpu_s(api_pid), time.perf_counter()
             ids = await _submit(http, file_id, jobs)
             ends = await asyncio.gather(*(s.heard(ids, 600) for s in subs))
-        return max(ends) - start, sum(len(s.errors) for s in subs)
+            cpu = _cpu_s(api_pid) - cpu
+        return max(ends) - start, cpu, sum(len(s.errors) for s in subs)
     finally:
         for task in tasks:
             task.cancel()
@@ -182,11 +192,14 @@ def main() -> None:
                 async with httpx.AsyncClient(base_url=stack.url, timeout=120, headers=headers) as h:
                     file_id = str((await upload(h, _tone(work / "short.wav")))["id"])
                 took: dict[int, float] = {}
+                pid = api.proc.pid
                 for count in args.subscribers:
-                    took[count], errors = await _round(stack, key, file_id, count, args.jobs)
+                    took[count], cpu, errors = await _round(
+                        stack, pid, key, file_id, count, args.jobs
+                    )
                     print(
                         f"{args.jobs} jobs, {count} subscribers: all SUCCEEDED events heard "
-                        f"in {took[count]:.2f} s ({errors} errors)",
+                        f"in {took[count]:.2f} s, API CPU {cpu:.2f} s ({errors} errors)",
                         flush=True,
                     )
                 low, high = min(took), max(took)
@@ -194,10 +207,10 @@ def main() -> None:
                     ratio = took[high] / took[low]
                     verdict = "met" if ratio <= 2.0 else "MISSED"
                     print(f"{high} vs {low} subscribers: x{ratio:.2f} (target <= 2: {verdict})")
-                held, errors = await _round(stack, key, file_id, args.hold, args.jobs)
+                held, cpu, errors = await _round(stack, pid, key, file_id, args.hold, args.jobs)
                 print(
                     f"{args.hold} subscribers held: every one heard all {args.jobs} jobs in "
-                    f"{held:.2f} s, {errors} errors"
+                    f"{held:.2f} s, API CPU {cpu:.2f} s, {errors} errors"
                 )
 
             asyncio.run(run())

@@ -10,6 +10,9 @@ HTTP protocol here adds both bounds below the ASGI app, where no middleware can 
 - one client address holds at most `Settings.max_connections_per_client` open connections,
   websockets included; one more is answered 429 and closed at once.
 
+Websockets offer no compression unless `Settings.websocket_compression`: a subscription's
+messages are a few hundred bytes, deflated separately for each subscriber.
+
 Slow bodies are bounded in the app (`graph_api.limits.SlowBodyGuard`), where the time spent
 waiting on the client can be told from the time the app takes to store what it got.
 
@@ -149,6 +152,7 @@ def uvicorn_config(app: Any, settings: Settings, **options: Any) -> uvicorn.Conf
     ws = options.pop("ws", "auto")
     websocket = import_from_string(WS_PROTOCOLS[ws]) if isinstance(ws, str) else ws
     http, counted_ws = guarded_protocols(settings, websocket)
+    options.setdefault("ws_per_message_deflate", settings.websocket_compression)
     return uvicorn.Config(
         app, http=http, ws=counted_ws, timeout_keep_alive=settings.keep_alive_s, **options
     )

@@ -109,6 +109,11 @@ class Settings(BaseSettings):
         "body deadline by 1/this seconds.",
     )
     keep_alive_s: int = Field(5, ge=1, description="Idle keep-alive connections close after this.")
+    websocket_compression: bool = Field(
+        False,
+        description="Offer permessage-deflate on websockets. Off: subscription messages are "
+        "small, and deflating each one for each subscriber costs more CPU than it saves bytes.",
+    )
     max_connections_per_client: int = Field(
         64,
         ge=0,

@@ -167,3 +167,17 @@ async def test_websockets_count_against_the_cap(secure_settings: Settings) -> No
         async with asyncio.timeout(10):
             while await _http_status(address, "127.0.0.5") != b"HTTP/1.1 200 OK":
                 await asyncio.sleep(0.05)  # until the server has seen the sockets close
+
+
+async def test_websocket_compression_is_offered_only_when_asked(settings: Settings) -> None:
+    for compression in (False, True):
+        chosen = settings.model_copy(update={"websocket_compression": compression})
+        async with (
+            serving(chosen) as base,
+            connect(
+                f"ws://{base}/graphql", subprotocols=[Subprotocol("graphql-transport-ws")]
+            ) as ws,
+        ):
+            assert ws.response is not None
+            extensions = ws.response.headers.get("Sec-WebSocket-Extensions", "")
+            assert ("permessage-deflate" in extensions) is compression, extensions
