@@ -59,8 +59,11 @@ async def _next(context: Context, queue: asyncio.Queue[E]) -> E:
         try:
             event: E | None = queue.get_nowait()
         except asyncio.QueueEmpty:
+            # `timeout`, not `wait_for`: no task per wait (a burst wakes every subscriber
+            # for every event).
             try:
-                event = await asyncio.wait_for(queue.get(), context.runtime.settings.key_recheck_s)
+                async with asyncio.timeout(context.runtime.settings.key_recheck_s):
+                    event = await queue.get()
             except TimeoutError:
                 event = None
         await context.still_authenticated()
