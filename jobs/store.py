@@ -11,7 +11,9 @@ Progress is not a transition: its event skips the outbox (a lost tick is harmles
 row is written at most once per `PROGRESS_WRITE_S` per job, while events keep their pace.
 
 The statements are Core, built once at import, and each transition is one call of
-`Database.run` (one transaction, on SQLite one hop to the database's own thread).
+`Database.run` (one transaction, on SQLite one hop to the database's own thread), which also
+stamps the outbox rows the relay published since the last one: no transaction of their own
+while jobs move. The transition that ends a job deletes its stored job message.
 
 >>> store = JobStore(db, relay)                                    # doctest: +SKIP
 >>> await store.start(job_id, actor="dsp-0")                       # QUEUED -> RUNNING + event
@@ -25,7 +27,7 @@ import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, NoReturn, cast
+from typing import Any, NoReturn, TypeVar, cast
 
 from sqlalchemy import (
     JSON,
@@ -64,8 +66,10 @@ from jobs.errors import (
     WorkerLost,
 )
 from jobs.models import AudioFile, Batch, Job
-from jobs.outbox import BATCH, EVENT, JOB, OutboxRelay, Pending
+from jobs.outbox import BATCH, EVENT, JOB, OutboxRelay, Pending, forget_job_messages, mark_sent
 from jobs.states import TERMINAL, JobStatus, check_transition, sources
+
+_T = TypeVar("_T")
 
 PROGRESS_WRITE_S = 1.0
 """A job's progress is written to its row at most this often (its events go out faster)."""
@@ -289,6 +293,8 @@ def _apply(
         return None
     values: tuple[Any, ...] = tuple(row)
     owner, version, progress, message, code, text, webhook_url, export_url, batch_id = values
+    if to.terminal:
+        forget_job_messages(conn, job_id)
     event = JobEvent(
         job_id=job_id,
         status=to,
@@ -640,6 +646,11 @@ def _insert_file(conn: Connection, file: AudioFile) -> None:
     conn.execute(_INSERT_FILE, file_values(file))
 
 
+def _stamping(conn: Connection, sent: list[int], fn: Callable[..., _T], *args: Any) -> _T:
+    mark_sent(conn, sent, now())
+    return fn(conn, *args)
+
+
 # --- the store --------------------------------------------------------------------------
 
 
@@ -662,6 +673,17 @@ class JobStore:
         # job id -> (owner, version, monotonic time its row's progress was last written)
         self._running: dict[str, tuple[str | None, int, float]] = {}
 
+    async def _run(self, fn: Callable[..., _T], *args: Any) -> _T:
+        """`fn(conn, *args)` in one transaction that also stamps the rows the relay sent
+        since the last one (no transaction of their own while jobs move)."""
+        sent = self.relay.take_sent() if self.relay is not None else []
+        try:
+            return await self.db.run(_stamping, sent, fn, *args)
+        except BaseException:
+            if sent and self.relay is not None:
+                self.relay.sent_again(sent)
+            raise
+
     def _committed(self, changed: Changed | None, *rows: Pending) -> None:
         pending = [*rows, *(changed.rows if changed else ())]
         if self.relay is not None:
@@ -681,13 +703,13 @@ class JobStore:
 
     async def add_file(self, file: AudioFile) -> AudioFile:
         """Store an uploaded file's row."""
-        await self.db.run(_insert_file, file)
+        await self._run(_insert_file, file)
         return file
 
     async def submit(self, new: NewJob, *, most_unfinished: int) -> Job:
         """Store a QUEUED job and its message (published by the relay), unless its owner has
         `most_unfinished` jobs QUEUED or RUNNING already (`QuotaExceeded`)."""
-        job, row = await self.db.run(_submit, new, most_unfinished, now())
+        job, row = await self._run(_submit, new, most_unfinished, now())
         self._committed(None, row)
         return job
 
@@ -703,7 +725,7 @@ class JobStore:
     async def start(self, job_id: str, actor: str) -> JobEvent:
         """RUNNING on `actor`, one more attempt, progress 0. `InvalidTransition` if it may
         not start (it ended), `JobNotFound` if there is no such job."""
-        changed = await self.db.run(_start, job_id, f"running on {actor}", now())
+        changed = await self._run(_start, job_id, f"running on {actor}", now())
         self._committed(changed)
         return changed.event
 
@@ -728,7 +750,7 @@ class JobStore:
         clock = time.monotonic()
         if clock - written >= PROGRESS_WRITE_S:
             self._running[job_id] = (owner, version, clock)
-            await self.db.run(_write_progress, job_id, progress)
+            await self._run(_write_progress, job_id, progress)
 
     async def succeed(
         self,
@@ -748,7 +770,7 @@ class JobStore:
         the input), and end the job SUCCEEDED with it (and its loudness compliance, if it had
         a `loudness` step). `InvalidTransition` if it may not succeed (cancelled meanwhile):
         nothing is kept."""
-        changed = await self.db.run(
+        changed = await self._run(
             _succeed,
             job_id,
             output,
@@ -777,21 +799,21 @@ class JobStore:
         error's code. Returns the job's state after: the new one, or the final state it had
         reached already (then nothing changes)."""
         to = terminal_status(error)
-        changed, status = await self.db.run(_fail, job_id, to, error.code, error.message, now())
+        changed, status = await self._run(_fail, job_id, to, error.code, error.message, now())
         self._committed(changed)
         return status
 
     async def cancel(self, job_id: str) -> bool:
         """QUEUED -> CANCELLED (the API; a RUNNING job is cancelled by its bridge, which
         then calls `fail`). False when it was no longer QUEUED."""
-        changed = await self.db.run(_cancel, job_id, "cancelled before it started", now())
+        changed = await self._run(_cancel, job_id, "cancelled before it started", now())
         self._committed(changed)
         return changed is not None
 
     async def requeue(self, job_id: str, why: str = "handed back to the queue") -> bool:
         """RUNNING -> QUEUED (a bridge gives its message back on shutdown). False when it
         was not RUNNING."""
-        changed = await self.db.run(_requeue, job_id, why, now())
+        changed = await self._run(_requeue, job_id, why, now())
         self._committed(changed)
         return changed is not None
 
@@ -799,9 +821,7 @@ class JobStore:
         """QUEUED or RUNNING -> FAILED with `error` (its message died in the dead-letter
         queue); `with_last` appends the job's last note. False when it had ended,
         `JobNotFound` when there is no such job."""
-        changed = await self.db.run(
-            _dead_letter, job_id, error.code, error.message, with_last, now()
-        )
+        changed = await self._run(_dead_letter, job_id, error.code, error.message, with_last, now())
         self._committed(changed)
         return changed is not None
 
@@ -809,14 +829,14 @@ class JobStore:
         """A job left RUNNING by a dead bridge, still at attempt `attempts`: QUEUED again
         from its stored message while it has tries left, else FAILED `WORKER_LOST`. None
         when it moved meanwhile (someone runs it)."""
-        changed = await self.db.run(_recover, job_id, attempts, max_attempts, now())
+        changed = await self._run(_recover, job_id, attempts, max_attempts, now())
         self._committed(changed)
         return None if changed is None else changed.event.status
 
     async def note(self, job_id: str, message: str) -> None:
         """Set a job's human-readable message without changing its state (the last error of
         a delivery that goes back to the queue)."""
-        await self.db.run(_note, job_id, message)
+        await self._run(_note, job_id, message)
 
 
 def _write_progress(conn: Connection, job_id: str, progress: float) -> None:

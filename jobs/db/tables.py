@@ -147,9 +147,11 @@ class OutboxRow(Base):
     """A message written in the same transaction as the change it announces (transactional
     outbox); a relay publishes it with confirms and stamps `sent_at`. `kind`: `job` (a job
     message for the jobs queue), `event` (a `JobEvent` for the events exchange) or `batch`
-    (a `BatchEvent`, its batch's id in `job_id`)."""
+    (a `BatchEvent`, its batch's id in `job_id`). Sent rows are deleted (`jobs.outbox`), so
+    ids must never be reused: AUTOINCREMENT on SQLite."""
 
     __tablename__ = "outbox"
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     job_id: Mapped[str] = mapped_column(String(32), index=True)
