@@ -136,6 +136,18 @@ async def make_key(
     return key
 
 
+async def revoke_key(settings: Settings, name: str) -> None:
+    """Revoke the key called `name` in the settings' database."""
+    from jobs.db import Database, writes
+
+    db = Database(settings.sqlalchemy_url)
+    try:
+        async with db.transaction() as session:
+            await writes.revoke_api_key(session, name)
+    finally:
+        await db.close()
+
+
 async def publish_heartbeat(
     settings: Settings,
     *,

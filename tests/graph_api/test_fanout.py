@@ -11,14 +11,13 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from api_client import make_key, serving_app, until
+from api_client import make_key, revoke_key, serving_app, until
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
 from graph_api.fanout import FRAMES
 from graph_api.runtime import Runtime
 from jobs.contract import JobEvent
-from jobs.db import Database, writes
 from jobs.settings import Settings
 from jobs.states import JobStatus
 
@@ -50,6 +49,21 @@ async def _subscribed(
         payload = {"query": query, "variables": variables or {}}
         await ws.send(json.dumps({"id": op, "type": "subscribe", "payload": payload}))
         yield ws
+
+
+@asynccontextmanager
+async def _two(
+    settings: Settings, first_key: str, second_key: str
+) -> AsyncIterator[tuple[Runtime, ClientConnection, ClientConnection]]:
+    """A served app with a PLAIN subscription of each key, both registered."""
+    async with (
+        serving_app(settings) as (base, app),
+        _subscribed(base, first_key, PLAIN) as first,
+        _subscribed(base, second_key, PLAIN) as second,
+    ):
+        runtime: Runtime = app.state.runtime
+        await until(lambda: runtime.events.subscriber_count() == 2)
+        yield runtime, first, second
 
 
 async def test_each_subscriber_gets_its_shape_and_id_from_one_rendering_per_document(
@@ -124,13 +138,7 @@ async def test_each_subscriber_gets_its_shape_and_id_from_one_rendering_per_docu
 async def test_shared_renderings_reach_only_their_owner(secure_settings: Settings) -> None:
     alice_key = await make_key(secure_settings, "alice")
     bob_key = await make_key(secure_settings, "bob")
-    async with (
-        serving_app(secure_settings) as (base, app),
-        _subscribed(base, alice_key, PLAIN) as alice,
-        _subscribed(base, bob_key, PLAIN) as bob,
-    ):
-        runtime: Runtime = app.state.runtime
-        await until(lambda: runtime.events.subscriber_count() == 2)
+    async with _two(secure_settings, alice_key, bob_key) as (runtime, alice, bob):
         runtime.events.dispatch(JobEvent(job_id="bobs", status=JobStatus.RUNNING, owner="bob"))
         runtime.events.dispatch(
             JobEvent(job_id="alices", status=JobStatus.SUCCEEDED, owner="alice")
@@ -150,22 +158,11 @@ async def test_a_revoked_key_gets_no_more_shared_events(secure_settings: Setting
     settings = secure_settings.model_copy(update={"key_recheck_s": 0.2})
     alice_key = await make_key(settings, "alice")
     other_key = await make_key(settings, "alice-2", owner="alice")
-    async with (
-        serving_app(settings) as (base, app),
-        _subscribed(base, alice_key, PLAIN) as revoked,
-        _subscribed(base, other_key, PLAIN) as kept,
-    ):
-        runtime: Runtime = app.state.runtime
-        await until(lambda: runtime.events.subscriber_count() == 2)
+    async with _two(settings, alice_key, other_key) as (runtime, revoked, kept):
         runtime.events.dispatch(JobEvent(job_id="a", status=JobStatus.RUNNING, owner="alice"))
         for ws in (revoked, kept):
             assert (await _recv(ws))["payload"]["data"]["myJobUpdates"]["jobId"] == "a"
-        db = Database(settings.sqlalchemy_url)
-        try:
-            async with db.transaction() as session:
-                await writes.revoke_api_key(session, "alice")
-        finally:
-            await db.close()
+        await revoke_key(settings, "alice")
         # The re-check ends the revoked key's stream, event or not; the other key of the
         # same owner keeps hearing its events.
         message = await _recv(revoked)

@@ -18,6 +18,7 @@ from api_client import (
     codes,
     gql,
     make_key,
+    revoke_key,
     running,
     serving,
     serving_app,
@@ -30,7 +31,6 @@ from websockets.typing import Subprotocol
 
 from graph_api.runtime import Runtime
 from jobs.contract import JobEvent
-from jobs.db import Database, writes
 from jobs.db import repository as repo
 from jobs.settings import Settings
 from jobs.states import JobStatus
@@ -293,12 +293,7 @@ async def test_a_revoked_key_ends_its_open_subscriptions(
         ):
             first = (await _recv(ws_job))["payload"]["data"]["jobUpdates"]
             assert first["status"] == "QUEUED"
-            db = Database(settings.sqlalchemy_url)
-            try:
-                async with db.transaction() as session:
-                    await writes.revoke_api_key(session, "alice")
-            finally:
-                await db.close()
+            await revoke_key(settings, "alice")
             for ws in (ws_job, ws_mine):
                 message = await _recv(ws)
                 errors = message["payload"].get("errors") or message["payload"]
