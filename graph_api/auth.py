@@ -16,10 +16,12 @@ The key travels as `Authorization: Bearer ae_...` over HTTP, and in the graphql-
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import logging
 import secrets
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -102,6 +104,56 @@ async def authenticate(db: Database, key: str | None) -> Principal:
     return Principal(
         owner=record.owner, admin=record.admin, key_name=record.name, webhook_url=record.webhook_url
     )
+
+
+class KeyChecks:
+    """Re-checks of live keys, shared by every subscription holding the same key: a thousand
+    open subscriptions of one key ask the database once per interval, not a thousand times
+    (on SQLite they all queue on one connection). A caller takes a shared answer only if it
+    is younger than `max_age_s` and newer than its own last one, so a revoked key still
+    ends each subscription within its interval."""
+
+    KEPT = 10_000
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.lookups = 0
+        self._latest: dict[str, tuple[float, Principal | Unauthenticated]] = {}
+        self._running: dict[str, asyncio.Task[tuple[float, Principal | Unauthenticated]]] = {}
+
+    async def recheck(
+        self, key: str | None, newer_than: float, max_age_s: float
+    ) -> tuple[float, Principal]:
+        """(monotonic time of the check, principal) for `key`; `Unauthenticated` if it is
+        revoked or unknown."""
+        slot = hash_key(key) if key else ""
+        latest = self._latest.get(slot)
+        if latest is None or latest[0] <= newer_than or time.monotonic() - latest[0] >= max_age_s:
+            task = self._running.get(slot)
+            if task is None:
+                task = asyncio.create_task(self._lookup(slot, key))
+                self._running[slot] = task
+            latest = await asyncio.shield(task)
+        at, found = latest
+        if isinstance(found, Unauthenticated):
+            raise Unauthenticated(found.message)
+        return at, found
+
+    async def _lookup(
+        self, slot: str, key: str | None
+    ) -> tuple[float, Principal | Unauthenticated]:
+        at = time.monotonic()
+        try:
+            self.lookups += 1
+            found: Principal | Unauthenticated = await authenticate(self.db, key)
+        except Unauthenticated as exc:
+            found = exc
+        finally:
+            del self._running[slot]
+        if len(self._latest) >= self.KEPT:
+            self._latest.clear()
+        self._latest[slot] = (at, found)
+        return at, found
 
 
 async def create_key(

@@ -17,7 +17,7 @@ from graph_api.auth import NOBODY, Principal, authenticate, bearer, key_from_par
 from graph_api.gate import PRINCIPAL
 from graph_api.runtime import Runtime
 from jobs.db import repository as repo
-from jobs.errors import BatchNotFound, JobNotFound
+from jobs.errors import BatchNotFound, JobNotFound, Unauthenticated
 from jobs.models import AudioFile, Batch, Job
 
 IDEMPOTENCY_KEY = "Idempotency-Key"
@@ -65,10 +65,17 @@ class Context(BaseContext):
         key is revoked, asked of the database at most every `Settings.key_recheck_s`."""
         if self._principal is None or self._principal is NOBODY:
             return
-        if time.monotonic() - self._checked_at < self.runtime.settings.key_recheck_s:
+        max_age = self.runtime.settings.key_recheck_s
+        if time.monotonic() - self._checked_at < max_age:
             return
-        self._principal = None
-        await self.principal()
+        key = key_from_params(self.connection_params) or bearer(self.authorization)
+        try:
+            self._checked_at, self._principal = await self.runtime.key_checks.recheck(
+                key, self._checked_at, max_age
+            )
+        except Unauthenticated:
+            self._principal = None
+            raise
 
     async def job(self, job_id: str) -> Job:
         """The job as stored now (jobs change, so this is never cached); `JobNotFound` when

@@ -14,6 +14,7 @@ import contextlib
 import logging
 from typing import TYPE_CHECKING
 
+from graph_api.auth import KeyChecks
 from graph_api.events import EventRelay
 from jobs.broker import Broker
 from jobs.contract import ControlMessage
@@ -46,6 +47,7 @@ class Runtime:
             metrics = Metrics()
         self.metrics = metrics
         self.db = Database(settings.sqlalchemy_url)
+        self.key_checks = KeyChecks(self.db)
         self.storage = open_storage(settings)
         self.fernet = server_key(settings)
         self.events = EventRelay(settings.queue_prefix)

@@ -16,6 +16,7 @@ from api_client import (
     gql,
     heartbeat,
     make_key,
+    revoke_key,
     running,
     serving,
     upload,
@@ -27,9 +28,10 @@ from websockets.typing import Subprotocol
 
 from cli import exits
 from cli.main import main as cli_main
-from graph_api.auth import KEY_PREFIX, bearer, hash_key, key_from_params
+from graph_api.auth import KEY_PREFIX, KeyChecks, bearer, hash_key, key_from_params
 from jobs.db import Database, writes
 from jobs.db import repository as repo
+from jobs.errors import Unauthenticated
 from jobs.settings import Settings
 
 VIEWER = "{ viewer { owner admin keyName } }"
@@ -307,3 +309,28 @@ async def test_uploads_without_a_live_key_are_refused_before_their_body_is_read(
         graphql = await _refused_before_the_body(address, "/graphql")
         body = json.loads(graphql.partition(b"\r\n\r\n")[2])
         assert codes(body) == ["UNAUTHENTICATED"] and body["data"] is None, graphql
+
+
+async def test_subscriptions_of_one_key_share_its_rechecks(secure_settings: Settings) -> None:
+    """Many subscriptions re-checking one key at once ask the database once; a shared
+    answer older than the asker's own, or than the interval, is not taken; a revoked key
+    fails the next re-check."""
+    key = await make_key(secure_settings, "alice")
+    db = Database(secure_settings.sqlalchemy_url)
+    try:
+        checks = KeyChecks(db)
+        answers = await asyncio.gather(*(checks.recheck(key, 0.0, 60.0) for _ in range(50)))
+        assert checks.lookups == 1
+        at, principal = answers[0]
+        assert principal.owner == "alice" and {a for a, _ in answers} == {at}
+        assert await checks.recheck(key, at - 1.0, 60.0) == (at, principal)  # newer: shared
+        assert checks.lookups == 1
+        await revoke_key(secure_settings, "alice")
+        assert await checks.recheck(key, at - 1.0, 60.0) == (at, principal)  # within its age
+        with pytest.raises(Unauthenticated, match="revoked"):
+            await checks.recheck(key, at, 60.0)  # not newer than the asker's own: asks again
+        with pytest.raises(Unauthenticated, match="revoked"):
+            await checks.recheck(key, 0.0, 0.0)  # too old for the asker: asks again
+        assert checks.lookups == 3
+    finally:
+        await db.close()
