@@ -125,7 +125,8 @@ class KeyChecks:
         self, key: str | None, newer_than: float, max_age_s: float
     ) -> tuple[float, Principal]:
         """(monotonic time of the check, principal) for `key`; `Unauthenticated` if it is
-        revoked or unknown."""
+        revoked or unknown. A lookup already running is joined whatever `newer_than`: it
+        reads the database now."""
         slot = hash_key(key) if key else ""
         latest = self._latest.get(slot)
         if latest is None or latest[0] <= newer_than or time.monotonic() - latest[0] >= max_age_s:

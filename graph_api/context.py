@@ -50,14 +50,18 @@ class Context(BaseContext):
 
     async def principal(self) -> Principal:
         """The caller; `Unauthenticated` without a live key (unless authentication is off).
-        On a websocket the `connection_init` payload wins over the handshake header."""
+        On a websocket the `connection_init` payload wins over the handshake header. Asked
+        of the database now (no earlier answer is taken), in one lookup with whoever asks
+        about the same key meanwhile: a thousand websockets of one key connecting at once
+        do not queue a thousand lookups."""
         if self._principal is None:
             if not self.runtime.settings.auth_enabled:
                 self._principal = NOBODY
             else:
                 key = key_from_params(self.connection_params) or bearer(self.authorization)
-                self._principal = await authenticate(self.runtime.db, key)
-                self._checked_at = time.monotonic()
+                self._checked_at, self._principal = await self.runtime.key_checks.recheck(
+                    key, time.monotonic(), self.runtime.settings.key_recheck_s
+                )
         return self._principal
 
     async def still_authenticated(self) -> None:
