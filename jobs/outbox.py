@@ -16,8 +16,8 @@ has published and not stamped yet.
 
 A sent event (of a job or a batch) is deleted rather than stamped (nothing reads it again);
 a job message is kept, stamped, while its job may need it (`jobs.store`'s recovery re-queues
-from it), and deleted by the transition that ends the job. So the table holds what is unsent and the messages of
-unfinished jobs, however long the engine runs.
+from it), and deleted by the transition that ends the job. So the table holds what is unsent
+and the messages of unfinished jobs, however long the engine runs.
 """
 
 from __future__ import annotations

@@ -4,13 +4,13 @@ reused one). A reused id would let a relay take a new row for one it published a
 stamp (delete) a row it never sent.
 
 Revision ID: h14fan
-Revises: 0008
+Revises: h17batch
 """
 
 from alembic import op
 
 revision = "h14fan"
-down_revision = "0008"
+down_revision = "h17batch"
 branch_labels = None
 depends_on = None
 
