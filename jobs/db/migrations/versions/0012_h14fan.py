@@ -4,13 +4,13 @@ reused one). A reused id would let a relay take a new row for one it published a
 stamp (delete) a row it never sent.
 
 Revision ID: h14fan
-Revises: h17batch
+Revises: h17keyhook
 """
 
 from alembic import op
 
 revision = "h14fan"
-down_revision = "h17batch"
+down_revision = "h17keyhook"
 branch_labels = None
 depends_on = None
 
