@@ -46,14 +46,23 @@ class Fade:
         self.in_ms = float(in_ms)
         self.out_ms = float(out_ms)
         self.curve = curve
+        self._first = 0
+        self._total: int | None = None
         self._setup(48000, 1)
 
     def _setup(self, sample_rate: int, channels: int) -> None:
         self._channels = channels
         self._n_in = round(self.in_ms * sample_rate / 1000.0)
         self._n_out = round(self.out_ms * sample_rate / 1000.0)
-        self._position = 0
+        self._position = self._first
         self._held = FrameQueue(channels)
+
+    def place(self, first: int, total: int) -> None:
+        """Render a piece of a known stream: the next stream starts at frame `first` of one of
+        `total` frames. The fade-out then needs no holding back, and gives the same bits."""
+        self._first = first
+        self._total = total
+        self._position = first
 
     def configure(self, sample_rate: int, channels: int) -> tuple[int, int]:
         self._setup(sample_rate, channels)
@@ -68,9 +77,25 @@ class Fade:
             block = block.copy()
             block[:, : stop - start] = (block[:, : stop - start] * gains).astype(np.float32)
         self._position += n
+        if self._total is not None:
+            return self._fade_out_at(block, start)
         self._held.push(block)
         release = len(self._held) - self._n_out
         out: NDArray[np.float32] = self._held.pop(max(release, 0))
+        return out
+
+    def _fade_out_at(self, block: NDArray[np.float32], start: int) -> NDArray[np.float32]:
+        """`block` (frames from `start` on) with the fade-out of a `total`-frame stream: the
+        gains flush() gives the last N_out frames, where the frames are."""
+        assert self._total is not None
+        first_out = self._total - self._n_out
+        lo = max(first_out - start, 0)
+        if not self._n_out or lo >= block.shape[1]:
+            return block
+        p = np.arange(start + lo, start + block.shape[1], dtype=np.float64)
+        gains = fade_curve((self._total - 1 - p) / self._n_out, self.curve)
+        out = block.copy()
+        out[:, lo:] = (block[:, lo:] * gains).astype(np.float32)
         return out
 
     def flush(self) -> NDArray[np.float32]:

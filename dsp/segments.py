@@ -1,0 +1,255 @@
+"""Render one segment of a stream as the whole-stream chain would: the pure half of splitting
+one long file across many actors.
+
+A segment is a range [start, end) of the chain's input frames. Every effect that may be split
+keeps time (its output frame i comes from its input frame i: a reverb's tail only adds frames
+at the end), so the segment's output is the same range of the chain's output, plus the tails
+after the last segment. To make those frames equal what one run over the whole stream gives,
+the segment is rendered from a pre-roll before `start` and a post-roll after `end`, and only
+[start, end) of the output is kept. The pre-roll is the sum of what each effect needs, each
+bound argued where it is computed (`effect_needs`):
+
+- sample-local effects (gain, channels, fade placed at its absolute position) need none and
+  are bit-identical;
+- linear effects are exact by superposition: what the frames before the pre-roll add to the
+  segment is the previous segment's tail (overlap-add), and a pre-roll at least as long as an
+  FIR's response (reverb: pre-delay + IR length) contains all of it; an IIR (eq, delay with
+  feedback) is taken back until its response decays below `EPSILON`;
+- stateful nonlinear effects (compressor, limiter) converge from any start state: their
+  smoothing is a contraction by its one-pole coefficient per frame, so the pre-roll is the
+  number of frames that shrinks the largest possible state difference below `EPSILON`.
+
+Effects that need the whole stream first (normalize, loudness), that move or cut time
+(trim, resample, silence), or whose state is not yet bounded here (gate, denoise) are not
+split: `plan_segments` then returns one segment and says why.
+
+>>> plan = plan_segments(chain, 48_000, 2, total_frames, segment_frames)   # doctest: +SKIP
+>>> for segment in plan.segments:                                         # doctest: +SKIP
+...     render_segment(chain, read, plan, segment, total_frames, sink)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from dsp.chain import Chain, Effect
+from dsp.channels import Channels
+from dsp.convolution import Reverb
+from dsp.delay import Delay
+from dsp.dynamics import Compressor, Limiter
+from dsp.edits import Fade
+from dsp.filters import EQ
+from dsp.gain import Gain
+
+EPSILON = 1e-12
+"""Relative size a state difference is shrunk to by a pre-roll: far under the 1e-5 absolute
+match the segments promise, so that rounding (float32 output) is what remains."""
+LEVEL_RANGE_DB = 400.0
+"""Largest difference between two compressor level states (dB): inputs are bounded by
++-1000 (60 dBFS) and digital silence reads as -600 dB, the gain computer's output lies
+between."""
+MAX_PREROLL_SHARE = 1.0
+"""A segment may not re-render more than its own length of pre-roll (the compressor with
+the longest release needs 133 s at 48 kHz): beyond it the chain runs in one piece."""
+
+
+@dataclass(frozen=True, slots=True)
+class Needs:
+    """Frames an effect must see before (`preroll`) and after (`postroll`) a segment."""
+
+    preroll: int = 0
+    postroll: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    index: int
+    start: int
+    end: int
+    last: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentPlan:
+    """How a stream is split; `reason` says why it is not split (or less than asked)."""
+
+    segments: tuple[Segment, ...]
+    preroll: int
+    postroll: int
+    reason: str = ""
+
+
+def _decay_frames(radius: float) -> int:
+    """Frames for a geometric decay by `radius` per frame to reach `EPSILON`."""
+    if radius <= 0.0:
+        return 1
+    if radius >= 1.0:
+        raise ValueError("an unstable recursion never converges")
+    return math.ceil(math.log(EPSILON) / math.log(radius)) + 1
+
+
+def _smoothing_frames(coefficient: float, range_: float) -> int:
+    """Frames for a one-pole contraction by `coefficient` to take `range_` below EPSILON."""
+    if coefficient <= 0.0:
+        return 1
+    return math.ceil(math.log(EPSILON / range_) / math.log(coefficient)) + 1
+
+
+def _pole_radius(a1: float, a2: float) -> float:
+    """Largest |root| of z^2 + a1 z + a2 (a biquad's poles)."""
+    return float(np.max(np.abs(np.roots([1.0, a1, a2]))))
+
+
+def effect_needs(effect: Effect, sample_rate: int) -> Needs | str:
+    """The pre- and post-roll `effect` (configured at `sample_rate`) needs, or why it cannot
+    be split."""
+    if isinstance(effect, Gain | Channels | Fade):
+        return Needs()
+    if isinstance(effect, EQ):
+        # A biquad cascade's response decays like r^n with r its largest pole radius; a
+        # cascade's is at most the sum of its sections' decay lengths (each section's input
+        # has settled when its own decay starts), and a repeated pole's n r^n is covered by
+        # EPSILON being far under the promise.
+        sos = effect._sos
+        return Needs(sum(_decay_frames(_pole_radius(s[4], s[5])) for s in sos))
+    if isinstance(effect, Reverb):
+        # FIR: output frame t depends on input [t - pre_delay - len(ir) + 1, t] and no other.
+        return Needs(effect._pre_delay + effect.partitions.length)
+    if isinstance(effect, Delay):
+        # d[n] = x[n-D] + feedback d[n-D]: a comb whose response shrinks by `feedback` every
+        # D frames; its tail length is decided from the delay line at the end, which the
+        # pre-roll makes equal to EPSILON.
+        size = effect._line.shape[1]
+        periods = _decay_frames(effect.feedback) if effect.feedback > 0.0 else 1
+        return Needs(size * periods)
+    if isinstance(effect, Compressor):
+        # The level smoother is a contraction: two runs with the same input and states y1, y2
+        # end a frame at most max(attack, release) |y1 - y2| apart whichever branch each takes.
+        worst = max(effect._attack, effect._release)
+        return Needs(_smoothing_frames(worst, LEVEL_RANGE_DB))
+    if isinstance(effect, Limiter):
+        # The window minimum and box average depend on the last L + 1 frames only; the release
+        # smoother contracts gain differences (at most 1) by `release` per frame. Output frame
+        # t reads input up to t + L (the lookahead).
+        lookahead = effect._lookahead
+        release = _smoothing_frames(effect._release, 1.0)
+        return Needs(lookahead + 1 + release, lookahead)
+    name = type(effect).__name__.lower()
+    return _REFUSALS.get(name, f"{name} is not known to keep its result when split")
+
+
+_REFUSALS = {
+    "normalize": "normalize measures the whole file before its gain is known",
+    "loudnessnormalize": "loudness measures the whole file before its gain is known",
+    "trim": "trim moves time",
+    "resample": "resample changes the frame rate",
+    "silence": "silence cuts time out of the stream",
+    "gate": "the gate's hold state has no convergence bound yet",
+    "denoise": "denoise learns its noise profile from the whole stream",
+}
+
+
+def step_boundary(step: int, sample_rate: int) -> int:
+    """First frame of BS.1770 100 ms step `step` (floor(k fs / 10), as `dsp.loudness` counts)."""
+    return step * sample_rate // 10
+
+
+def plan_segments(
+    chain: Chain, sample_rate: int, total_frames: int, segment_frames: int
+) -> SegmentPlan:
+    """Split `total_frames` of input into segments of about `segment_frames` (on 100 ms step
+    boundaries, so loudness blocks align) when the stream is longer than twice that and every
+    effect of the configured `chain` allows it; one segment with a reason otherwise."""
+    whole = SegmentPlan((Segment(0, 0, total_frames, True),), 0, 0)
+    if segment_frames <= 0 or total_frames <= 2 * segment_frames:
+        return whole
+    preroll = postroll = 0
+    rate = sample_rate
+    for effect in chain.effects:
+        needs = effect_needs(effect, rate)
+        if isinstance(needs, str):
+            return SegmentPlan(whole.segments, 0, 0, f"not split: {needs}")
+        preroll += needs.preroll
+        postroll += needs.postroll
+    if preroll + postroll > MAX_PREROLL_SHARE * segment_frames:
+        return SegmentPlan(
+            whole.segments,
+            0,
+            0,
+            f"not split: the chain needs {preroll / sample_rate:.1f} s of pre-roll, more than "
+            f"a {segment_frames / sample_rate:.0f} s segment",
+        )
+    count = round(total_frames / segment_frames)
+    steps = total_frames * 10 // sample_rate
+    bounds = [0] + [step_boundary(steps * i // count, sample_rate) for i in range(1, count)]
+    bounds.append(total_frames)
+    segments = tuple(Segment(i, bounds[i], bounds[i + 1], i == count - 1) for i in range(count))
+    return SegmentPlan(segments, preroll, postroll)
+
+
+def _lengths(chain: Chain, total_frames: int) -> list[int]:
+    """Frames arriving at each effect of the chain when the whole stream runs through it."""
+    lengths = [total_frames]
+    for effect in chain.effects:
+        n = lengths[-1]
+        if isinstance(effect, Reverb) and effect.tail:
+            n += effect._pre_delay + effect.partitions.length - 1
+        lengths.append(n)
+    return lengths
+
+
+class _Enough(Exception):
+    """Raised by a middle segment's sink once it holds every frame it keeps."""
+
+
+def render_segment(
+    chain: Chain,
+    read: Callable[[int, int], Iterator[NDArray[np.float32]]],
+    plan: SegmentPlan,
+    segment: Segment,
+    sample_rate: int,
+    channels: int,
+    total_frames: int,
+    sink: Callable[[NDArray[np.float32]], None],
+    progress: Callable[[float], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> tuple[int, int]:
+    """Send to `sink` the output frames of `segment` (and, for the last one, the tails after
+    it) that `chain` gives for the whole stream. `read(a, b)` yields input frames [a, b) in
+    blocks. Returns the output (sample_rate, channels), as `Chain.run` does."""
+    first = max(segment.start - plan.preroll, 0)
+    stop = total_frames if segment.last else min(segment.end + plan.postroll, total_frames)
+    chain.configure(sample_rate, channels)
+    lengths = _lengths(chain, total_frames)
+    for effect, length in zip(chain.effects, lengths, strict=False):
+        if isinstance(effect, Fade):
+            effect.place(first, length)
+    keep_from = segment.start - first
+    keep_to = None if segment.last else segment.end - first
+    seen = 0
+
+    def keep(block: NDArray[np.float32]) -> None:
+        nonlocal seen
+        lo, hi = seen, seen + block.shape[1]
+        seen = hi
+        a = max(keep_from, lo)
+        b = hi if keep_to is None else min(keep_to, hi)
+        if a < b:
+            sink(np.ascontiguousarray(block[:, a - lo : b - lo]))
+        if keep_to is not None and seen >= keep_to:
+            raise _Enough
+
+    def source() -> Iterator[NDArray[np.float32]]:
+        return read(first, stop)
+
+    try:
+        return chain.run(source, keep, sample_rate, channels, stop - first, progress, should_stop)
+    except _Enough:
+        if progress is not None:
+            progress(1.0)
+    return chain.configure(sample_rate, channels)
