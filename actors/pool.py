@@ -27,16 +27,17 @@ import asyncio
 import logging
 import re
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import ray
 from ray.actor import ActorHandle
 from ray.exceptions import ActorUnavailableError, RayActorError, RayError, RayTaskError
 
 from actors.worker import NAMESPACE, DspWorker
-from jobs.contract import JobMessage, JobResult
+from jobs.contract import JobMessage, JobResult, PartsPlan
 from jobs.errors import (
     EngineError,
     JobCancelled,
@@ -51,6 +52,9 @@ from jobs.settings import Settings
 log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[float], Awaitable[None]]
+PlanCallback = Callable[[int, str], Awaitable[None]]
+"""(segments, why not split or not more: '' when split as asked)."""
+T = TypeVar("T")
 StartCallback = Callable[[str], Awaitable[None]]
 
 MAX_CONCURRENCY = 4  # one job plus control calls (cancel, stats) answered while it runs
@@ -140,11 +144,12 @@ class ActorPool:
         self._owns_ray = owns_ray
         self._worker_cls = worker_cls
         self._changed = asyncio.Condition()
-        self._waiting: set[str] = set()
+        self._waiting: Counter[str] = Counter()
         self._cancelled: set[str] = set()
         self._reviving: set[asyncio.Task[None]] = set()
         self._watchdog: asyncio.Task[None] | None = None
         self.replaced = 0  # actors replaced since the start: for logs, stats and tests
+        self.parts_started = 0  # renders of parts of split jobs, reruns included
 
     @classmethod
     async def start(cls, settings: Settings, worker_cls: type[DspWorker] = DspWorker) -> ActorPool:
@@ -178,24 +183,61 @@ class ActorPool:
 
     def running_jobs(self) -> set[str]:
         """Jobs this pool is running or about to run (used by the bridge's recovery sweep)."""
-        return {s.job_id for s in self._slots if s.job_id} | self._waiting
+        return {s.job_id for s in self._slots if s.job_id} | set(self._waiting)
 
     async def run(
         self,
         message: JobMessage,
         on_progress: ProgressCallback,
         on_start: StartCallback | None = None,
+        on_plan: PlanCallback | None = None,
+        input_seconds: float | None = None,
     ) -> JobResult:
         """Run a job on the least-loaded actor; retry it if its actor dies (see the module
         docstring for where).
 
         The job may first wait in the pool for a free actor; `on_start(actor name)` is awaited
         when one takes it (first try only), so callers can tell waiting from running.
+        An input of `input_seconds` longer than twice `settings.segment_seconds` is planned
+        on that actor first; `on_plan(segments, reason)` hears
+        the outcome, and a split job runs as parts on several actors at once (`_run_parts`).
         Raises the job's own `EngineError` (`ProcessingFailed`, `UnsupportedAudio`...),
         `JobTimeout` after `message.timeout_s` (capped by `settings.job_timeout_s`),
         `JobCancelled` after `cancel`, `PoisonInput` after `POISON_DEATHS` crashes of the
         actor running it, or `WorkerLost` after `settings.max_attempts` deaths.
         """
+        job_id = message.job_id
+        body = message.model_dump(mode="json")
+        seconds = self.settings.segment_seconds
+        try:
+            long = input_seconds is not None and input_seconds > 2 * seconds
+            if seconds > 0 and long and message.phase == "render":
+                plan = PartsPlan.model_validate(
+                    await self._attempts(
+                        message,
+                        lambda slot: _value(slot.handle.plan.remote(body, seconds)),
+                        on_start,
+                    )
+                )
+                on_start = None
+                if on_plan is not None:
+                    await on_plan(plan.count, plan.reason)
+                if plan.count > 1:
+                    return await self._run_parts(message, plan, on_progress)
+            return await self._attempts(
+                message, lambda slot: self._run_on(slot, message, on_progress), on_start
+            )
+        finally:
+            self._cancelled.discard(job_id)
+
+    async def _attempts(
+        self,
+        message: JobMessage,
+        work: Callable[[_Slot], Awaitable[T]],
+        on_start: StartCallback | None = None,
+    ) -> T:
+        """`work` on a free actor, again on another (or the same, see the module docstring)
+        while actors die under it."""
         job_id = message.job_id
         wanted = set(message.impulses)
         failed_on: set[str] = set()
@@ -207,7 +249,7 @@ class ActorPool:
             try:
                 if on_start is not None and not reasons:
                     await on_start(slot.name)
-                result = await self._run_on(slot, message, on_progress)
+                result = await work(slot)
             except RayActorError as exc:
                 reasons.append(f"{slot.name}: {_reason(exc)}")
                 await self._release(slot, revive=True)
@@ -218,7 +260,6 @@ class ActorPool:
                     continue
                 crashes += 1
                 if crashes >= POISON_DEATHS:
-                    self._cancelled.discard(job_id)
                     raise PoisonInput(
                         f"the job crashed the process of its actor {crashes} times; it is not "
                         "tried again: " + "; ".join(reasons)
@@ -232,22 +273,74 @@ class ActorPool:
                 raise
             slot.irs |= wanted
             await self._release(slot)
-            self._cancelled.discard(job_id)
             return result
-        self._cancelled.discard(job_id)
         raise WorkerLost(
             f"the actor running the job died {len(reasons)} times: " + "; ".join(reasons)
         )
 
+    async def _run_parts(
+        self, message: JobMessage, plan: PartsPlan, on_progress: ProgressCallback
+    ) -> JobResult:
+        """Each part on whichever actor is free, all at once; a part whose actor dies runs
+        again alone. Then the stitch, which merges the parts' measurements. Progress is the
+        parts' progress weighted by their length; parts left behind by a failure are
+        removed."""
+        body = message.model_dump(mode="json")
+        seconds = self.settings.segment_seconds
+        total = max(plan.bounds[-1], 1)
+        done = [0.0] * plan.count
+
+        def part(index: int) -> Awaitable[dict[str, Any]]:
+            share = (plan.bounds[index + 1] - plan.bounds[index]) / total
+
+            async def report(value: float) -> None:
+                done[index] = value * share
+                await on_progress(min(sum(done), 1.0))
+
+            def work(slot: _Slot) -> Awaitable[Any]:
+                self.parts_started += 1
+                ref = lambda: slot.handle.render_part.remote(body, seconds, index)  # noqa: E731
+                return self._call(slot, message, ref, report)
+
+            return self._attempts(message, work)
+
+        try:
+            parts = await _all(part(i) for i in range(plan.count))
+            rendered = [p["part"] for p in parts]
+            stitched = await self._attempts(
+                message,
+                lambda slot: self._call(
+                    slot, message, lambda: slot.handle.stitch.remote(body, rendered)
+                ),
+            )
+        except BaseException:
+            await self._discard_parts(message.job_id, plan.count)
+            raise
+        result = JobResult.model_validate(stitched)
+        return result.model_copy(
+            update={
+                "dsp_seconds": result.dsp_seconds + sum(p["dsp_seconds"] for p in parts),
+                "segments": plan.count,
+            }
+        )
+
+    async def _discard_parts(self, job_id: str, parts: int) -> None:
+        for slot in self._slots:
+            try:
+                await asyncio.shield(slot.handle.discard_parts.remote(job_id, parts))
+                return
+            except RayError as exc:
+                log.debug("removing parts of %s on %s: %s", job_id, slot.name, exc)
+
     async def cancel(self, job_id: str) -> bool:
         """Stop a job this pool is running or holding; False if it knows no such job."""
-        slot = next((s for s in self._slots if s.job_id == job_id), None)
-        if slot is None and job_id not in self._waiting:
+        slots = [s for s in self._slots if s.job_id == job_id]
+        if not slots and job_id not in self._waiting:
             return False
         self._cancelled.add(job_id)
         async with self._changed:
             self._changed.notify_all()
-        if slot is not None:
+        for slot in slots:  # a split job runs on several
             await _quiet(slot.handle.cancel.remote(job_id))
         return True
 
@@ -279,12 +372,11 @@ class ActorPool:
     async def _acquire(
         self, job_id: str, wanted: set[str], avoid: set[str], only: _Slot | None = None
     ) -> _Slot:
-        self._waiting.add(job_id)
+        self._waiting[job_id] += 1
         try:
             async with self._changed:
                 while True:
                     if job_id in self._cancelled:
-                        self._cancelled.discard(job_id)
                         raise JobCancelled("cancelled before it started")
                     free = [s for s in self._slots if not s.busy and only in (None, s)]
                     if free:
@@ -294,7 +386,9 @@ class ActorPool:
                         return slot
                     await self._changed.wait()
         finally:
-            self._waiting.discard(job_id)
+            self._waiting[job_id] -= 1
+            if not self._waiting[job_id]:
+                del self._waiting[job_id]
 
     async def _release(self, slot: _Slot, revive: bool = False) -> None:
         async with self._changed:
@@ -376,12 +470,14 @@ class ActorPool:
                     self._changed.notify_all()
 
     async def _polled(
-        self, slot: _Slot, job_id: str, body: dict[str, Any], on_progress: ProgressCallback
-    ) -> JobResult | None:
+        self, slot: _Slot, job_id: str, ref: Any, on_progress: ProgressCallback | None
+    ) -> Any:
         """The job as one plain call, its progress polled every `progress_interval_s` from the
         first interval on. A plain call costs half of a Ray streaming generator (which Ray
         Client does not carry anyway), and a short job ends before the first poll."""
-        done: asyncio.Task[Any] = asyncio.create_task(_value(slot.handle.run.remote(body)))
+        done: asyncio.Task[Any] = asyncio.create_task(_value(ref))
+        if on_progress is None:
+            return await done
         interval_s = max(self.settings.progress_interval_s, 0.05)
         poller = asyncio.create_task(_poll_progress(slot, job_id, done, interval_s, on_progress))
         try:
@@ -389,20 +485,31 @@ class ActorPool:
         finally:
             poller.cancel()
             await asyncio.gather(poller, return_exceptions=True)
-        return JobResult.model_validate(value) if value else None
+        return value
 
     async def _run_on(
         self, slot: _Slot, message: JobMessage, on_progress: ProgressCallback
     ) -> JobResult:
+        body = message.model_dump(mode="json")
+        value = await self._call(slot, message, lambda: slot.handle.run.remote(body), on_progress)
+        return JobResult.model_validate(value)
+
+    async def _call(
+        self,
+        slot: _Slot,
+        message: JobMessage,
+        call: Callable[[], Any],
+        on_progress: ProgressCallback | None = None,
+    ) -> Any:
+        """Await one actor call for the job (`call()` makes its ref), its progress polled,
+        within the job's time limit; the actor's `EngineError` is raised as itself."""
         job_id = message.job_id
         if job_id in self._cancelled:
-            self._cancelled.discard(job_id)
             raise JobCancelled("cancelled before it started")
         limit_s = min(message.timeout_s, self.settings.job_timeout_s)
-        body = message.model_dump(mode="json")
         try:
             async with asyncio.timeout(limit_s):
-                result = await self._polled(slot, job_id, body, on_progress)
+                result = await self._polled(slot, job_id, call(), on_progress)
         except TimeoutError:
             await _quiet(slot.handle.cancel.remote(job_id))
             raise JobTimeout(f"the job ran longer than its limit of {limit_s:g} s") from None
@@ -491,6 +598,19 @@ def _reason(exc: BaseException) -> str:
 
 async def _value(ref: Any) -> Any:
     return await ref
+
+
+async def _all(awaitables: Iterable[Awaitable[Any]]) -> list[Any]:
+    """Every result, in order; the first failure cancels the rest (and is raised once they
+    ended, so nothing still writes parts when the caller removes them)."""
+    tasks = [asyncio.ensure_future(a) for a in awaitables]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
 
 
 async def _quiet(ref: Any) -> None:

@@ -51,6 +51,20 @@ class StreamMeter:
         self.true_peak.add(block)
         self.frames += block.shape[1]
 
+    def warm(self, block: NDArray[np.float32], first_step: int) -> None:
+        """Frames just before a segment whose 100 ms step `first_step` comes next: they settle
+        the filters and are not measured (see `merge`)."""
+        self.loudness.warm(block, first_step)
+        self.true_peak.warm(block)
+
+    def merge(self, later: StreamMeter) -> None:
+        """Join the measurement of the next segment of the same stream (`warm`ed on the frames
+        before it): the result is the unsplit stream's, up to rounding in the sums."""
+        self.levels.merge(later.levels)
+        self.loudness.merge(later.loudness)
+        self.true_peak.merge(later.true_peak)
+        self.frames += later.frames
+
     def analysis(self) -> AudioAnalysis:
         return AudioAnalysis.of(
             peak_db=self.levels.peak_db(),
@@ -77,6 +91,68 @@ def measure_file(path: Path, block_frames: int = 65536) -> AudioAnalysis:
         except _DECODE_ERRORS as exc:
             raise UnsupportedAudio(f"decoding failed midway: {exc}") from exc
     return meter.analysis()
+
+
+class Encoder:
+    """The encoder boundary of a render: `write` checks, clips (PCM), meters and encodes each
+    block of a chain's output into `path` (libsndfile `out_format`/`out_subtype`).
+
+    LAME aborts the whole process on NaN, infinity or huge values, and PCM turns NaN into
+    full-scale DC. PCM is clipped, so there only NaN and infinity are refused
+    (`ProcessingFailed`); float and lossy outputs keep the input's bound `max_sample_abs`.
+    A WAV or AIFF that would pass 4 GiB is refused (`BadInput`) naming W64.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        out_format: str,
+        out_subtype: str,
+        sample_rate: int,
+        channels: int,
+        max_sample_abs: float = MAX_SAMPLE_ABS,
+        metered: bool = True,
+    ) -> None:
+        self.meter = StreamMeter(sample_rate, channels)
+        self._metered = metered
+        self.frames = 0
+        self._format = out_format
+        self._clip = out_subtype.upper().startswith("PCM")
+        self._bound = math.inf if self._clip else max_sample_abs
+        self._limit = max_frames(out_format, out_subtype, channels)
+        self._writer = sf.SoundFile(
+            str(path),
+            "w",
+            samplerate=sample_rate,
+            channels=channels,
+            format=out_format,
+            subtype=out_subtype,
+        )
+
+    def __enter__(self) -> Encoder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._writer.close()
+
+    def write(self, block: NDArray[np.float32]) -> None:
+        frames = self.frames
+        if self._limit is not None and frames + block.shape[1] > self._limit:
+            raise BadInput(
+                f"the output passes {self._format}'s 4 GiB size limit after {frames} "
+                "frames: ask for W64 (or CAF or FLAC), which have none"
+            )
+        try:
+            check_block(block, frames, self._bound, "the effect chain's output")
+        except NonFiniteAudio as exc:
+            raise ProcessingFailed(f"{exc.message}; the output is discarded") from None
+        # libsndfile wraps around instead of clipping when floats beyond full scale are
+        # written as integers.
+        out = np.clip(block, -1.0, 1.0) if self._clip else block
+        if self._metered:
+            self.meter.add(out)
+        self._writer.write(out.T)
+        self.frames += block.shape[1]
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,45 +278,12 @@ def process_file(
             raise ProcessingFailed(f"invalid effect chain for this input: {exc}") from exc
 
         in_meter = StreamMeter(sample_rate, channels)
-        out_meter = StreamMeter(out_sr, out_ch)
         source = _source(reader, in_path, block_frames, max_sample_abs, in_meter)
 
-        clip = out_subtype.upper().startswith("PCM")
-        # The encoder boundary: LAME aborts the whole process on NaN, infinity or huge values,
-        # and PCM turns NaN into full-scale DC. PCM is clipped, so there only NaN and infinity
-        # are refused; float and lossy outputs keep the input's bound.
-        out_bound = math.inf if clip else max_sample_abs
-        frames = 0
-        limit = max_frames(out_format, out_subtype, out_ch)
         try:
-            with sf.SoundFile(
-                str(out_path),
-                "w",
-                samplerate=out_sr,
-                channels=out_ch,
-                format=out_format,
-                subtype=out_subtype,
-            ) as writer:
-
-                def sink(block: NDArray[np.float32]) -> None:
-                    nonlocal frames
-                    if limit is not None and frames + block.shape[1] > limit:
-                        raise BadInput(
-                            f"the output passes {out_format}'s 4 GiB size limit after {frames} "
-                            "frames: ask for W64 (or CAF or FLAC), which have none"
-                        )
-                    try:
-                        check_block(block, frames, out_bound, "the effect chain's output")
-                    except NonFiniteAudio as exc:
-                        raise ProcessingFailed(f"{exc.message}; the output is discarded") from None
-                    # libsndfile wraps around instead of clipping when floats beyond full
-                    # scale are written as integers.
-                    out = np.clip(block, -1.0, 1.0) if clip else block
-                    out_meter.add(out)
-                    writer.write(out.T)
-                    frames += block.shape[1]
-
-                chain.run(source, sink, sample_rate, channels, total, progress, should_stop)
+            with Encoder(out_path, out_format, out_subtype, out_sr, out_ch, max_sample_abs) as out:
+                out_meter = out.meter
+                chain.run(source, out.write, sample_rate, channels, total, progress, should_stop)
         except Stopped as exc:
             raise JobCancelled("stopped on request") from exc
         except ProfileOutsideSignal as exc:
@@ -249,6 +292,7 @@ def process_file(
             raise BadInput(str(exc)) from None
         except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
             raise ProcessingFailed(f"processing failed: {exc}") from exc
+    frames = out.frames
     if frames == 0:
         # Validation refuses what it can foresee; this catches what only the signal decides.
         raise BadInput(

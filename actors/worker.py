@@ -16,18 +16,21 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import ray
 
+from actors.binding import Impulses
 from actors.impulses import IRCache
 from actors.metrics import WorkerMetrics
+from actors.parts import RenderedPart, joined, plan_parts, render_part, stitch
 from actors.runner import RenderInfo, measure_album, open_input, render_to_spec
+from dsp.segments import SegmentPlan
 from dsp.warmup import warmup
-from jobs.contract import Edit, JobMessage, JobResult
+from jobs.contract import Edit, JobMessage, JobResult, PartsPlan
 from jobs.effects import EffectCall, parse_chain
 from jobs.errors import EngineError, ProcessingFailed
 from jobs.formats import output_format
@@ -110,56 +113,131 @@ class DspWorker:
         Progress (0..1, per block) waits in `progress()` for the caller to poll: a plain call
         costs half of a streaming one, and a short job is over before anyone asks."""
         message = JobMessage.model_validate(message_json)
+        blocks: list[float] | None = None
+        with self._serving(message.job_id, counted=True) as clock:
+            if message.phase == "measure":
+                blocks = self._measure(message)
+                info = RenderInfo(message.output_format, message.output_subtype, 0, 0, 0)
+            else:
+                info = self._render(message)
+        return self._result(message, info, clock.seconds, blocks).model_dump(mode="json")
+
+    def _result(
+        self,
+        message: JobMessage,
+        info: RenderInfo,
+        seconds: float,
+        blocks: list[float] | None = None,
+    ) -> JobResult:
+        return JobResult(
+            job_id=message.job_id,
+            output_key=message.output_key,
+            format=info.format,
+            subtype=info.subtype,
+            sample_rate=info.sample_rate,
+            channels=info.channels,
+            frames=info.frames,
+            size_bytes=0 if blocks is not None else self.storage.size(message.output_key),
+            dsp_seconds=seconds,
+            actor=self.name,
+            node_id=self._node_id,
+            input_analysis=info.input_analysis,
+            output_analysis=info.output_analysis,
+            compliance=info.compliance,
+            edits=[Edit(start_s=start, end_s=end) for start, end in info.edits],
+            album_blocks=blocks,
+        )
+
+    @contextmanager
+    def _serving(self, job_id: str, counted: bool = False) -> Iterator[_Clock]:
+        """One piece of work for `job_id` at a time on this actor, stoppable by `cancel`;
+        a failure that is not an `EngineError` becomes `ProcessingFailed`. `counted`: a
+        whole job, for the metrics and `stats`."""
         with self._job_lock:
-            self._current = message.job_id
+            self._current = job_id
             self._progress = 0.0
             self._stop.clear()
-            if message.job_id in self._doomed:
-                self._doomed.discard(message.job_id)
+            if job_id in self._doomed:
+                self._doomed.discard(job_id)
                 self._stop.set()
-            started = time.perf_counter()
+            clock = _Clock()
             hits, misses = self.cache.hits, self.cache.misses
             ok = False
-            blocks: list[float] | None = None
             try:
-                if message.phase == "measure":
-                    blocks = self._measure(message)
-                    info = RenderInfo(message.output_format, message.output_subtype, 0, 0, 0)
-                else:
-                    info = self._render(message)
+                yield clock
                 ok = True
             except EngineError:
                 raise  # pickles as itself (`EngineError.__reduce__`)
             except Exception as exc:  # a job's own failure that is not one of ours
                 raise ProcessingFailed(f"{type(exc).__name__}: {exc}") from None
             finally:
-                seconds = time.perf_counter() - started
+                clock.stop()
                 self._current = None
-                self.metrics.job_done(seconds, ok)
-                self.metrics.cache(self.cache.hits - hits, self.cache.misses - misses)
-                if ok:
-                    self.jobs_processed += 1
-                else:
-                    self.jobs_failed += 1
-            result = JobResult(
-                job_id=message.job_id,
-                output_key=message.output_key,
-                format=info.format,
-                subtype=info.subtype,
-                sample_rate=info.sample_rate,
-                channels=info.channels,
-                frames=info.frames,
-                size_bytes=0 if blocks is not None else self.storage.size(message.output_key),
-                dsp_seconds=seconds,
-                actor=self.name,
-                node_id=self._node_id,
-                input_analysis=info.input_analysis,
-                output_analysis=info.output_analysis,
-                compliance=info.compliance,
-                edits=[Edit(start_s=start, end_s=end) for start, end in info.edits],
-                album_blocks=blocks,
-            )
-            return result.model_dump(mode="json")
+                if counted:
+                    self.metrics.job_done(clock.seconds, ok)
+                    self.metrics.cache(self.cache.hits - hits, self.cache.misses - misses)
+                    if ok:
+                        self.jobs_processed += 1
+                    else:
+                        self.jobs_failed += 1
+
+    def plan(self, message_json: dict[str, Any], segment_seconds: float) -> dict[str, Any]:
+        """How the job would be split into parts (`PartsPlan`)."""
+        message = JobMessage.model_validate(message_json)
+        with self._serving(message.job_id), ExitStack() as stack:
+            split = self._plan(message, segment_seconds, stack).split
+            bounds = [s.start for s in split.segments] + [split.segments[-1].end]
+            return PartsPlan(bounds=bounds, reason=split.reason).model_dump()
+
+    def _plan(self, message: JobMessage, segment_seconds: float, stack: ExitStack) -> _Planned:
+        in_path = stack.enter_context(self.storage.local_copy(message.input_key))
+        calls = self._calls(message, in_path)
+        fmt = output_format(message.output_format, message.output_subtype)
+        impulses = self.cache.for_job(_Copies(self.storage, message.impulses, stack))
+        split = plan_parts(in_path, calls, impulses, fmt.subtype, segment_seconds)
+        return _Planned(in_path, calls, fmt.subtype, impulses, split)
+
+    def render_part(
+        self, message_json: dict[str, Any], segment_seconds: float, index: int
+    ) -> dict[str, Any]:
+        """Render part `index` of the job into storage under `part_key(job, index)`; returns
+        its frames and seconds of DSP. Nothing of the audio travels through Ray."""
+        message = JobMessage.model_validate(message_json)
+        with self._serving(message.job_id) as clock, ExitStack() as stack:
+            in_path, calls, subtype, impulses, split = self._plan(message, segment_seconds, stack)
+
+            def progress(value: float) -> None:
+                self._progress = value
+
+            tmp = stack.enter_context(self.storage.writing(part_key(message.job_id, index)))
+            part = render_part(
+                in_path, tmp, calls, subtype, self.settings.block_frames, impulses,
+                split, index, progress, self._stop.is_set, self.settings.max_sample_abs,
+            )  # fmt: skip
+        return {"part": part, "dsp_seconds": clock.seconds}
+
+    def stitch(self, message_json: dict[str, Any], parts: list[RenderedPart]) -> dict[str, Any]:
+        """Encode the job's rendered `parts` into its output (visible only when complete),
+        remove them, and return the `JobResult`, levels merged from the parts'."""
+        message = JobMessage.model_validate(message_json)
+        keys = [part_key(message.job_id, i) for i in range(len(parts))]
+        fmt = output_format(message.output_format, message.output_subtype)
+        with self._serving(message.job_id) as clock, ExitStack() as stack:
+            paths = [stack.enter_context(self.storage.local_copy(key)) for key in keys]
+            tmp = stack.enter_context(self.storage.writing(message.output_key))
+            frames = stitch(
+                paths, tmp, fmt.format, fmt.subtype, self.settings.block_frames,
+                self.settings.max_sample_abs,
+            )  # fmt: skip
+            info = joined(parts, fmt.format, fmt.subtype, frames)
+        for key in keys:
+            self.storage.delete(key)
+        return self._result(message, info, clock.seconds).model_dump(mode="json")
+
+    def discard_parts(self, job_id: str, parts: int) -> None:
+        """Remove what parts of a failed or cancelled job left in storage."""
+        for i in range(parts):
+            self.storage.delete(part_key(job_id, i))
 
     def progress(self, job_id: str) -> float | None:
         """Progress of `job_id` in 0..1 if it is the job running here (see `run`)."""
@@ -218,6 +296,28 @@ class DspWorker:
                 max_sample_abs=self.settings.max_sample_abs,
                 album_lufs=message.album_lufs,
             )
+
+
+class _Planned(NamedTuple):
+    in_path: Path
+    calls: Sequence[EffectCall]
+    subtype: str
+    impulses: Impulses
+    split: SegmentPlan
+
+
+def part_key(job_id: str, index: int) -> str:
+    """Where part `index` of a split job waits for the stitch."""
+    return f"parts/{job_id}/{index}.w64"
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self._started = time.perf_counter()
+        self.seconds = 0.0
+
+    def stop(self) -> None:
+        self.seconds = time.perf_counter() - self._started
 
 
 class _Copies(Mapping[str, Path]):

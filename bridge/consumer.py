@@ -145,9 +145,21 @@ class JobConsumer:
                 await running
             await self.store.progress(job_id, progress)
 
+        async def planned(segments: int, reason: str) -> None:
+            if running is not None:
+                await running
+            note = f"running in {segments} segments" if segments > 1 else "running unsplit"
+            await self.store.planned(job_id, segments, f"{note}: {reason}" if reason else note)
+
         throttle = ProgressThrottle(self.settings.progress_interval_s, report)
         try:
-            result = await self.pool.run(message, throttle.update, on_start=started)
+            result = await self.pool.run(
+                message,
+                throttle.update,
+                on_start=started,
+                on_plan=planned,
+                input_seconds=job.input_seconds,
+            )
         finally:
             if running is not None:
                 await running
@@ -197,6 +209,7 @@ class JobConsumer:
             actor=result.actor or None,
             compliance=result.compliance,
             edits=[(edit.start_s, edit.end_s) for edit in result.edits],
+            segments=result.segments,
         )
 
     async def _record_failure(self, message: JobMessage, exc: EngineError) -> None:

@@ -1,6 +1,8 @@
 """Level measurement: ITU-R BS.1770-4 / EBU R128 loudness (integrated, momentary, short-term,
 range), sample peak, RMS, clipping."""
 
+from __future__ import annotations
+
 import math
 
 import numpy as np
@@ -218,6 +220,27 @@ class LoudnessMeter:
             self._energies.append(energies[:closed])
             self._lengths.append(lengths[:closed])
 
+    def warm(self, block: NDArray[np.float32] | NDArray[np.float64], first_step: int) -> None:
+        """Settle the K-weighting filters on `block` (the frames just before a segment) without
+        counting it; counting then starts at 100 ms step `first_step` of the whole stream,
+        whose step lengths it keeps (see `merge`)."""
+        self.add(block)
+        self.frames = 0
+        self._counters[:] = (first_step, 0)
+        self._accumulator[0] = 0.0
+        self._energies.clear()
+        self._lengths.clear()
+
+    def merge(self, later: LoudnessMeter) -> None:
+        """Append the steps of the segment that follows this one (started with `warm` on the
+        frames before it, at the step where this one ended): every 400 ms gating block and 3 s
+        window over the joined steps is the one an unsplit stream gives."""
+        energies, lengths = later._steps()
+        self._steps()
+        self._energies.append(energies)
+        self._lengths.append(lengths)
+        self.frames += later.frames
+
     def _steps(self) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
         if len(self._energies) > 1:
             self._energies = [np.concatenate(self._energies)]
@@ -343,6 +366,17 @@ class LevelMeter:
         if self._samples == 0 or self._sum_squares == 0.0:
             return -math.inf
         return 10.0 * math.log10(self._sum_squares / self._samples)
+
+    def merge(self, other: LevelMeter) -> None:
+        """Add what `other` measured (another part of the same stream)."""
+        self._peak = max(self._peak, other._peak)
+        self._sum_squares += other._sum_squares
+        self._samples += other._samples
+        self.clipped_samples += other.clipped_samples
+        if self._channel_sums.size == 0:
+            self._channel_sums = other._channel_sums.copy()
+        elif other._channel_sums.size:
+            self._channel_sums = self._channel_sums + other._channel_sums
 
     @property
     def clipped(self) -> bool:

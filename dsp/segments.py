@@ -45,6 +45,7 @@ from dsp.dynamics import Compressor, Limiter
 from dsp.edits import Fade
 from dsp.filters import EQ
 from dsp.gain import Gain
+from dsp.loudness import k_weighting_sos
 
 EPSILON = 1e-12
 """Relative size a state difference is shrunk to by a pre-roll: far under the 1e-5 absolute
@@ -53,6 +54,8 @@ LEVEL_RANGE_DB = 400.0
 """Largest difference between two compressor level states (dB): inputs are bounded by
 +-1000 (60 dBFS) and digital silence reads as -600 dB, the gain computer's output lies
 between."""
+TRUE_PEAK_HISTORY = 64
+"""Frames of history the true-peak interpolator keeps, with room to spare (taps - 1 = 31)."""
 MAX_PREROLL_SHARE = 1.0
 """A segment may not re-render more than its own length of pre-roll (the compressor with
 the longest release needs 133 s at 48 kHz): beyond it the chain runs in one piece."""
@@ -68,10 +71,13 @@ class Needs:
 
 @dataclass(frozen=True, slots=True)
 class Segment:
+    """Input frames [start, end); `step`: the BS.1770 100 ms step that starts at `start`."""
+
     index: int
     start: int
     end: int
     last: bool
+    step: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +160,13 @@ _REFUSALS = {
 }
 
 
+def meter_preroll(sample_rate: int) -> int:
+    """Frames that settle a loudness and true-peak meter started mid-stream: the K-weighting
+    sections' decay (as for `EQ`) plus the true-peak interpolator's history."""
+    sos = k_weighting_sos(sample_rate)
+    return sum(_decay_frames(_pole_radius(s[4], s[5])) for s in sos) + TRUE_PEAK_HISTORY
+
+
 def step_boundary(step: int, sample_rate: int) -> int:
     """First frame of BS.1770 100 ms step `step` (floor(k fs / 10), as `dsp.loudness` counts)."""
     return step * sample_rate // 10
@@ -176,6 +189,7 @@ def plan_segments(
             return SegmentPlan(whole.segments, 0, 0, f"not split: {needs}")
         preroll += needs.preroll
         postroll += needs.postroll
+    preroll += meter_preroll(sample_rate)
     if preroll + postroll > MAX_PREROLL_SHARE * segment_frames:
         return SegmentPlan(
             whole.segments,
@@ -186,9 +200,11 @@ def plan_segments(
         )
     count = round(total_frames / segment_frames)
     steps = total_frames * 10 // sample_rate
-    bounds = [0] + [step_boundary(steps * i // count, sample_rate) for i in range(1, count)]
-    bounds.append(total_frames)
-    segments = tuple(Segment(i, bounds[i], bounds[i + 1], i == count - 1) for i in range(count))
+    first_steps = [steps * i // count for i in range(count)]
+    bounds = [step_boundary(k, sample_rate) for k in first_steps] + [total_frames]
+    segments = tuple(
+        Segment(i, bounds[i], bounds[i + 1], i == count - 1, first_steps[i]) for i in range(count)
+    )
     return SegmentPlan(segments, preroll, postroll)
 
 
@@ -218,10 +234,12 @@ def render_segment(
     sink: Callable[[NDArray[np.float32]], None],
     progress: Callable[[float], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    before: Callable[[NDArray[np.float32]], None] | None = None,
 ) -> tuple[int, int]:
     """Send to `sink` the output frames of `segment` (and, for the last one, the tails after
     it) that `chain` gives for the whole stream. `read(a, b)` yields input frames [a, b) in
-    blocks. Returns the output (sample_rate, channels), as `Chain.run` does."""
+    blocks. `before` gets the pre-roll's output (to settle meters; its last frames are
+    exact). Returns the output (sample_rate, channels), as `Chain.run` does."""
     first = max(segment.start - plan.preroll, 0)
     stop = total_frames if segment.last else min(segment.end + plan.postroll, total_frames)
     chain.configure(sample_rate, channels)
@@ -239,6 +257,8 @@ def render_segment(
         seen = hi
         a = max(keep_from, lo)
         b = hi if keep_to is None else min(keep_to, hi)
+        if before is not None and lo < keep_from:
+            before(np.ascontiguousarray(block[:, : min(keep_from, hi) - lo]))
         if a < b:
             sink(np.ascontiguousarray(block[:, a - lo : b - lo]))
         if keep_to is not None and seen >= keep_to:

@@ -1,5 +1,7 @@
 """True peak (ITU-R BS.1770-4 Annex 2): polyphase oversampling meter and a true-peak limiter."""
 
+from __future__ import annotations
+
 import math
 
 import numpy as np
@@ -205,6 +207,15 @@ class TruePeakMeter:
 
     def add(self, block: NDArray[np.float32] | NDArray[np.float64]) -> None:
         true_peak_kernel(np.ascontiguousarray(block), self.phases, self._history, self._peaks)
+
+    def warm(self, block: NDArray[np.float32] | NDArray[np.float64]) -> None:
+        """Take `block` (the frames just before a segment) as history only: the segment's
+        oversampled values are then those of the unsplit stream; its peaks merge by max."""
+        ignored = np.zeros_like(self._peaks)
+        true_peak_kernel(np.ascontiguousarray(block), self.phases, self._history, ignored)
+
+    def merge(self, other: TruePeakMeter) -> None:
+        self._peaks = np.maximum(self._peaks, other._peaks)
 
     def true_peak(self) -> float:
         """Linear true peak of the loudest channel."""

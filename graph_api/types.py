@@ -156,6 +156,10 @@ class Job:
     output_subtype: str
     message: str
     attempts: int
+    segments: int = strawberry.field(
+        description="Segments the input is rendered in by several actors at once (1: not "
+        "split; `message` then says why, when splitting was asked for)."
+    )
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
@@ -172,6 +176,7 @@ class Job:
             output_subtype=job.output_subtype,
             message=without_paths(job.message),
             attempts=job.attempts,
+            segments=job.segments,
             created_at=job.created_at,
             started_at=job.started_at,
             finished_at=job.finished_at,

@@ -249,6 +249,21 @@ class JobResult(BaseModel):
     album_blocks: list[float] | None = None
     """A `measure` phase: the power of each 400 ms gating block (BS.1770) of the signal
     reaching the album step; such a result has no output (zero frames)."""
+    segments: int = 1
+
+
+class PartsPlan(BaseModel):
+    """How an actor split a job (`actors.parts.plan_parts`): segment i covers input frames
+    [bounds[i], bounds[i + 1]); `reason` says why it is not split, or not more."""
+
+    model_config = ConfigDict(frozen=True)
+
+    bounds: list[int]
+    reason: str = ""
+
+    @property
+    def count(self) -> int:
+        return len(self.bounds) - 1
 
 
 class ControlMessage(BaseModel):

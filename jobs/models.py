@@ -65,6 +65,8 @@ class Job:
     export_url: str | None = None
     """Where the job's output is PUT once it SUCCEEDED."""
     batch_id: str | None = None
+    segments: int = 1
+    """Parts the input was rendered in, by as many actors at once (1: not split)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -74,6 +74,12 @@ class Settings(BaseSettings):
         description="Wall-clock limit of one job; keep it under RabbitMQ's consumer_timeout "
         "(30 min by default), which closes the channel of a consumer holding a message longer.",
     )
+    segment_seconds: float = Field(
+        300.0,
+        ge=0,
+        description="An input longer than twice this is rendered in segments of about this "
+        "length by several actors at once and stitched; 0 turns splitting off.",
+    )
     max_attempts: int = Field(3, ge=1, description="Tries of a job whose actor died.")
     progress_interval_s: float = Field(
         0.1,

@@ -127,6 +127,7 @@ _SUCCEED = _ended(JobStatus.SUCCEEDED).values(
     actor=bindparam("b_actor"),
     compliance=bindparam("b_compliance", type_=JSON),
     edits=bindparam("b_edits", type_=JSON),
+    segments=bindparam("b_segments"),
     error_code=None,
     error_message=None,
 )
@@ -155,6 +156,11 @@ _PROGRESS = (
     update(_jobs)
     .where(_jobs.c.id == bindparam("b_id"), _jobs.c.status == JobStatus.RUNNING.value)
     .values(progress=bindparam("b_progress"))
+)
+_PLANNED = (
+    update(_jobs)
+    .where(_jobs.c.id == bindparam("b_id"), _jobs.c.status == JobStatus.RUNNING.value)
+    .values(segments=bindparam("b_segments"), message=bindparam("b_message"))
 )
 _NOTE = update(_jobs).where(_jobs.c.id == bindparam("b_id")).values(message=bindparam("b_message"))
 _STATUS = select(_jobs.c.status).where(_jobs.c.id == bindparam("b_id"))
@@ -525,6 +531,7 @@ def _succeed(
     actor: str | None,
     compliance: Compliance | None,
     edits: Sequence[tuple[float, float]],
+    segments: int,
     at: datetime,
 ) -> Changed:
     if input_analysis is not None:
@@ -542,6 +549,7 @@ def _succeed(
         b_actor=actor,
         b_compliance=compliance.model_dump(mode="json") if compliance else None,
         b_edits=[[start, end] for start, end in edits],
+        b_segments=segments,
     )
     if changed is None:
         _refuse(conn, job_id, JobStatus.SUCCEEDED)  # rolls back the output row too
@@ -765,6 +773,7 @@ class JobStore:
         actor: str | None,
         compliance: Compliance | None = None,
         edits: Sequence[tuple[float, float]] = (),
+        segments: int = 1,
     ) -> JobEvent:
         """Store the output file, the levels measured and the cuts made (`edits`, seconds of
         the input), and end the job SUCCEEDED with it (and its loudness compliance, if it had
@@ -782,6 +791,7 @@ class JobStore:
             actor,
             compliance,
             edits,
+            segments,
             output.created_at,
         )
         self._committed(changed)
@@ -833,6 +843,11 @@ class JobStore:
         self._committed(changed)
         return None if changed is None else changed.event.status
 
+    async def planned(self, job_id: str, segments: int, message: str) -> None:
+        """Record how many segments a RUNNING job is rendered in, and why not more (no state
+        change, no event: the job's query shows it)."""
+        await self.db.run(_planned, job_id, segments, message)
+
     async def note(self, job_id: str, message: str) -> None:
         """Set a job's human-readable message without changing its state (the last error of
         a delivery that goes back to the queue)."""
@@ -845,3 +860,7 @@ def _write_progress(conn: Connection, job_id: str, progress: float) -> None:
 
 def _note(conn: Connection, job_id: str, message: str) -> None:
     conn.execute(_NOTE, {"b_id": job_id, "b_message": message})
+
+
+def _planned(conn: Connection, job_id: str, segments: int, message: str) -> None:
+    conn.execute(_PLANNED, {"b_id": job_id, "b_segments": segments, "b_message": message})

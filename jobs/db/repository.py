@@ -37,7 +37,14 @@ from jobs.states import JobStatus
 _jobs: Table = JobRow.__table__  # type: ignore[assignment]
 _files: Table = FileRow.__table__  # type: ignore[assignment]
 _LOAD = (
-    select(_jobs.c.status, _jobs.c.owner, _jobs.c.input_file_id, _files.c.filename)
+    select(
+        _jobs.c.status,
+        _jobs.c.owner,
+        _jobs.c.input_file_id,
+        _files.c.filename,
+        _files.c.frames,
+        _files.c.sample_rate,
+    )
     .join(_files, _files.c.id == _jobs.c.input_file_id)
     .where(_jobs.c.id == bindparam("b_id"))
 )
@@ -100,6 +107,7 @@ def _job(row: JobRow) -> Job:
         compliance=Compliance.model_validate(row.compliance) if row.compliance else None,
         edits=tuple((float(a), float(b)) for a, b in row.edits or ()),
         node_id=row.node_id,
+        segments=row.segments,
         actor=row.actor,
         version=row.version,
         webhook_url=row.webhook_url,
@@ -220,6 +228,7 @@ class JobToRun:
     owner: str | None
     input_file_id: str
     input_filename: str
+    input_seconds: float = 0.0
 
 
 def batch_of(conn: Connection, job_id: str) -> str | None:
@@ -233,7 +242,8 @@ def job_to_run(conn: Connection, job_id: str) -> JobToRun | None:
     row = conn.execute(_LOAD, {"b_id": job_id}).one_or_none()
     if row is None:
         return None
-    return JobToRun(JobStatus(row[0]), row[1], str(row[2]), str(row[3]))
+    seconds = int(row[4]) / int(row[5]) if row[5] else 0.0
+    return JobToRun(JobStatus(row[0]), row[1], str(row[2]), str(row[3]), seconds)
 
 
 async def unfinished_jobs_using(session: AsyncSession, file_id: str) -> list[Job]:

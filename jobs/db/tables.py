@@ -91,6 +91,7 @@ class JobRow(Base):
     compliance: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     # [[start_s, end_s], ...] the chain cut out of the input; NULL for jobs without a result.
     edits: Mapped[list[list[float]] | None] = mapped_column(JSON, default=None)
+    segments: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     # One more on every change of state (`jobs.store`); events carry it, so a subscriber
     # tells a late event from a new one even when a job goes RUNNING -> QUEUED -> RUNNING.
     version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

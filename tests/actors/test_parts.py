@@ -1,0 +1,181 @@
+"""One long file in parts: rendered apart and stitched, through the runner and through the
+pool on a real local Ray (two actors), against `process_file` (the CLI's `process`).
+
+Tolerance 1e-5 absolute: `dsp.segments` bounds each effect's pre-roll so that only rounding
+separates a part from the unsplit render (see tests/dsp/test_dsp_segments.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import ray
+import soundfile as sf
+
+from actors.impulses import uncached_impulses
+from actors.parts import joined, plan_parts, render_part, stitch
+from actors.pool import ActorPool
+from actors.runner import process_file
+from jobs.contract import JobMessage
+from jobs.effects import parse_chain
+
+RATE = 16_000
+SECONDS = 45.0
+SEGMENT_S = 10.0
+CHAIN: list[dict[str, Any]] = [
+    {"eq": {"bands": [{"kind": "LOWSHELF", "frequency": 120, "gainDb": 3}]}},
+    {"reverb": {"impulse": "hall", "mix": 0.3}},
+    {"compressor": {"thresholdDb": -20, "ratio": 3, "attackMs": 10, "releaseMs": 120}},
+    {"limiter": {"ceilingDb": -1, "releaseMs": 60}},
+]
+
+
+def _music(seconds: float = SECONDS, seed: int = 7) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    n = int(RATE * seconds)
+    t = np.arange(n) / RATE
+    env = 0.05 + 0.95 * np.abs(np.sin(2 * np.pi * 0.11 * t)) ** 3
+    rows = [env * (0.5 * np.sin(2 * np.pi * (140 + 60 * c) * t) + 0.3 * rng.standard_normal(n))
+            for c in range(2)]  # fmt: skip
+    return np.array(rows, dtype=np.float32)
+
+
+@pytest.fixture(scope="module")
+def long_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("parts") / "long.wav"
+    sf.write(str(path), _music().T, RATE, subtype="FLOAT")
+    return path
+
+
+def _unsplit(path: Path, out: Path) -> np.ndarray:
+    process_file(
+        path, out, parse_chain(CHAIN, RATE, SECONDS), "WAV", "FLOAT", 4096, uncached_impulses({})
+    )
+    return np.asarray(sf.read(str(out), dtype="float32")[0])
+
+
+def test_parts_stitched_match_the_unsplit_render(long_wav: Path, tmp_path: Path) -> None:
+    calls = parse_chain(CHAIN, RATE, SECONDS)
+    impulses = uncached_impulses({})
+    plan = plan_parts(long_wav, calls, impulses, "FLOAT", SEGMENT_S)
+    assert len(plan.segments) == 4 and plan.reason == ""
+    parts = [tmp_path / f"{i}.w64" for i in range(4)]
+    rendered = [
+        render_part(long_wav, part, calls, "PCM_16", 4096, impulses, plan, i)
+        for i, part in reversed(list(enumerate(parts)))  # any order: parts are independent
+    ][::-1]
+    frames = stitch(parts, tmp_path / "out.wav", "WAV", "PCM_16", 4096)
+    info = joined(rendered, "WAV", "PCM_16", frames)
+    split = np.asarray(sf.read(str(tmp_path / "out.wav"), dtype="float32")[0])
+    whole_info = process_file(
+        long_wav, tmp_path / "whole.wav", calls, "WAV", "PCM_16", 4096, uncached_impulses({})
+    )
+    whole = np.asarray(sf.read(str(tmp_path / "whole.wav"), dtype="float32")[0])
+    assert split.shape == whole.shape and info.frames == whole.shape[0]
+    # 16-bit: a 1e-5 difference may round to the next step (3.05e-5) and no further.
+    np.testing.assert_allclose(split, whole, rtol=0, atol=2**-15 + 1e-6)
+    # The levels merged from the parts are the unsplit run's, to rounding in long sums.
+    for name in ("input_analysis", "output_analysis"):
+        mine, theirs = getattr(info, name), getattr(whole_info, name)
+        assert mine is not None and theirs is not None
+        for field, value in theirs.model_dump().items():
+            assert getattr(mine, field) == pytest.approx(value, abs=1e-6), (name, field)
+
+
+def test_inputs_that_do_not_seek_exactly_run_unsplit(tmp_path: Path) -> None:
+    path = tmp_path / "long.ogg"
+    sf.write(str(path), _music(30.0).T, RATE, format="OGG", subtype="VORBIS")
+    calls = parse_chain([{"gain": {"db": -3}}], RATE, 30.0)
+    plan = plan_parts(path, calls, uncached_impulses({}), "FLOAT", 5.0)
+    assert len(plan.segments) == 1
+    assert "OGG decoder started mid-file" in plan.reason
+
+
+def test_a_chain_that_cannot_split_says_why(long_wav: Path) -> None:
+    calls = parse_chain([*CHAIN, {"normalize": {"mode": "PEAK", "target": -1}}], RATE, SECONDS)
+    plan = plan_parts(long_wav, calls, uncached_impulses({}), "FLOAT", SEGMENT_S)
+    assert len(plan.segments) == 1 and "normalize measures the whole file" in plan.reason
+
+
+@pytest.fixture
+def split_pool(pool: ActorPool) -> Iterator[ActorPool]:
+    """The session's pool, splitting at SEGMENT_S for one test."""
+    before = pool.settings
+    pool.settings = before.model_copy(update={"segment_seconds": SEGMENT_S})
+    yield pool
+    pool.settings = before
+
+
+def _message(input_key: str) -> JobMessage:
+    job_id = uuid.uuid4().hex
+    return JobMessage(
+        job_id=job_id,
+        input_key=input_key,
+        output_key=f"out/{job_id}.wav",
+        output_format="WAV",
+        output_subtype="FLOAT",
+        effects=CHAIN,
+    )
+
+
+async def test_pool_renders_parts_on_several_actors_and_stitches(
+    split_pool: ActorPool, storage_root: Path, long_wav: Path, tmp_path: Path
+) -> None:
+    (storage_root / "in/long16k.wav").write_bytes(long_wav.read_bytes())
+    message = _message("in/long16k.wav")
+    progress: list[float] = []
+    plans: list[tuple[int, str]] = []
+
+    async def on_progress(value: float) -> None:
+        progress.append(value)
+
+    async def on_plan(segments: int, reason: str) -> None:
+        plans.append((segments, reason))
+
+    started = split_pool.parts_started
+    result = await split_pool.run(message, on_progress, on_plan=on_plan, input_seconds=SECONDS)
+    assert plans == [(4, "")] and result.segments == 4
+    assert split_pool.parts_started - started == 4
+    out = np.asarray(sf.read(str(storage_root / result.output_key), dtype="float32")[0])
+    np.testing.assert_allclose(out, _unsplit(long_wav, tmp_path / "w.wav"), rtol=0, atol=1e-5)
+    assert result.input_analysis is not None and result.input_analysis.duration_seconds == SECONDS
+    assert progress == sorted(progress) and progress
+    assert not list((storage_root / "parts").rglob("*.w64"))  # the stitch removed them
+
+
+async def test_a_dead_actor_reruns_only_its_part(
+    split_pool: ActorPool, storage_root: Path, tmp_path: Path
+) -> None:
+    """Parts long enough (4 x 60 s) to be caught running: one actor is killed under its part."""
+    seconds = 240.0
+    path = storage_root / "in/long16k-kill.wav"
+    sf.write(str(path), _music(seconds, seed=9).T, RATE, subtype="FLOAT")
+    split_pool.settings = split_pool.settings.model_copy(update={"segment_seconds": 60.0})
+    message = _message("in/long16k-kill.wav")
+    seen = asyncio.Event()
+
+    async def on_progress(value: float) -> None:
+        if value > 0:
+            seen.set()
+
+    started = split_pool.parts_started
+    job = asyncio.create_task(
+        split_pool.run(message, on_progress, input_seconds=seconds), name="split-job"
+    )
+    await asyncio.wait_for(seen.wait(), 120)
+    victim = next(s for s in split_pool._slots if s.job_id == message.job_id)
+    await asyncio.to_thread(ray.kill, victim.handle)
+    result = await asyncio.wait_for(job, 300)
+    assert result.segments == 4
+    assert split_pool.parts_started - started == 5  # four parts, one of them twice
+    out = np.asarray(sf.read(str(storage_root / result.output_key), dtype="float32")[0])
+    whole = tmp_path / "w.wav"
+    calls = parse_chain(CHAIN, RATE, seconds)
+    process_file(path, whole, calls, "WAV", "FLOAT", 4096, uncached_impulses({}))
+    reference = np.asarray(sf.read(str(whole), dtype="float32")[0])
+    np.testing.assert_allclose(out, reference, rtol=0, atol=1e-5)
