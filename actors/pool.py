@@ -93,6 +93,16 @@ class _Slot:
         return self.job_id is not None or self.reviving
 
 
+@dataclass(frozen=True, slots=True)
+class SplitTimes:
+    """Wall seconds of a split job's phases: its parts (all at once), then the stitch; and
+    each part's own render time."""
+
+    parts_s: float
+    stitch_s: float
+    part_dsp_s: list[float]
+
+
 JOIN_ATTEMPTS = 3
 JOIN_BACKOFF_S = 2.0
 
@@ -150,6 +160,7 @@ class ActorPool:
         self._watchdog: asyncio.Task[None] | None = None
         self.replaced = 0  # actors replaced since the start: for logs, stats and tests
         self.parts_started = 0  # renders of parts of split jobs, reruns included
+        self.last_split: SplitTimes | None = None  # of the last split job: logs, benchmarks
 
     @classmethod
     async def start(cls, settings: Settings, worker_cls: type[DspWorker] = DspWorker) -> ActorPool:
@@ -305,8 +316,10 @@ class ActorPool:
             return self._attempts(message, work)
 
         try:
+            started = time.perf_counter()
             parts = await _all(part(i) for i in range(plan.count))
             rendered = [p["part"] for p in parts]
+            stitching = time.perf_counter()
             stitched = await self._attempts(
                 message,
                 lambda slot: self._call(
@@ -317,6 +330,12 @@ class ActorPool:
             await self._discard_parts(message.job_id, plan.count)
             raise
         result = JobResult.model_validate(stitched)
+        self.last_split = SplitTimes(
+            parts_s=stitching - started,
+            stitch_s=time.perf_counter() - stitching,
+            part_dsp_s=[p["dsp_seconds"] for p in parts],
+        )
+        log.info("job %s in %d parts: %s", message.job_id, plan.count, self.last_split)
         return result.model_copy(
             update={
                 "dsp_seconds": result.dsp_seconds + sum(p["dsp_seconds"] for p in parts),
