@@ -213,3 +213,30 @@ async def test_job_row_records_the_node_and_actor_that_ran_it(
     alive = {n["NodeID"] for n in ray.nodes() if n["Alive"]}  # type: ignore[no-untyped-call]
     assert node_id in alive and actor.startswith("test-bridge-pool-dsp-")
     assert analyses[source.id].duration_seconds == pytest.approx(1.0)
+
+
+async def test_a_long_input_runs_in_segments_and_an_unsplit_one_says_why(
+    harness: Harness, shared_pool: ActorPool, tmp_path: Path
+) -> None:
+    rng = np.random.default_rng(18)
+    audio = (0.1 * rng.standard_normal((2, 42 * 16_000))).astype(np.float32)
+    path = write_wav(tmp_path / "long16k.wav", audio, rate=16_000)
+    before = shared_pool.settings
+    shared_pool.settings = before.model_copy(update={"segment_seconds": 10.0})
+    try:
+        source = await harness.add_input("long16k.wav", path)
+        split = await harness.submit(source, GAIN)
+        whole = await harness.submit(source, [*GAIN, {"normalize": {"mode": "PEAK", "target": -1}}])
+        job = await harness.wait_for(split.job_id)
+        assert job.status is JobStatus.SUCCEEDED, job.error_message
+        assert job.segments == 4 and job.message.startswith("running in 4 segments")
+        out, _ = sf.read(harness.storage / split.output_key, dtype="float32")
+        np.testing.assert_array_equal(
+            out.T, (audio.astype(np.float64) * 10 ** (-6 / 20)).astype(np.float32)
+        )
+        job = await harness.wait_for(whole.job_id)
+        assert job.status is JobStatus.SUCCEEDED, job.error_message
+        assert job.segments == 1
+        assert "running unsplit: not split: normalize measures the whole file" in job.message
+    finally:
+        shared_pool.settings = before

@@ -88,7 +88,7 @@ async def test_submit_counts_and_reads_back(database: Database) -> None:
     await database.run(mark_sent, [pending[0].id], repo.now())
     assert await database.run(pending_outbox) == pending[1:]
     job = await database.run(repo.job_to_run, written.id)
-    assert job == repo.JobToRun(JobStatus.QUEUED, "alice", f.id, "a.wav")
+    assert job == repo.JobToRun(JobStatus.QUEUED, "alice", f.id, "a.wav", 1.0)
     assert await database.run(repo.job_to_run, "nope") is None
     assert await stored_events(database) == []  # a new job is not a change
 
