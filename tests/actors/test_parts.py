@@ -7,7 +7,6 @@ separates a part from the unsplit render (see tests/dsp/test_dsp_segments.py).""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,8 +20,8 @@ from actors.impulses import uncached_impulses
 from actors.parts import joined, plan_parts, render_part, stitch
 from actors.pool import ActorPool
 from actors.runner import process_file
-from jobs.contract import JobMessage
 from jobs.effects import parse_chain
+from tests.actors.test_worker import _message
 
 RATE = 16_000
 SECONDS = 45.0
@@ -111,23 +110,11 @@ def split_pool(pool: ActorPool) -> Iterator[ActorPool]:
     pool.settings = before
 
 
-def _message(input_key: str) -> JobMessage:
-    job_id = uuid.uuid4().hex
-    return JobMessage(
-        job_id=job_id,
-        input_key=input_key,
-        output_key=f"out/{job_id}.wav",
-        output_format="WAV",
-        output_subtype="FLOAT",
-        effects=CHAIN,
-    )
-
-
 async def test_pool_renders_parts_on_several_actors_and_stitches(
     split_pool: ActorPool, storage_root: Path, long_wav: Path, tmp_path: Path
 ) -> None:
     (storage_root / "in/long16k.wav").write_bytes(long_wav.read_bytes())
-    message = _message("in/long16k.wav")
+    message = _message("in/long16k.wav", CHAIN)
     progress: list[float] = []
     plans: list[tuple[int, str]] = []
 
@@ -156,7 +143,7 @@ async def test_a_dead_actor_reruns_only_its_part(
     path = storage_root / "in/long16k-kill.wav"
     sf.write(str(path), _music(seconds, seed=9).T, RATE, subtype="FLOAT")
     split_pool.settings = split_pool.settings.model_copy(update={"segment_seconds": 60.0})
-    message = _message("in/long16k-kill.wav")
+    message = _message("in/long16k-kill.wav", CHAIN)
     seen = asyncio.Event()
 
     async def on_progress(value: float) -> None:
