@@ -38,6 +38,9 @@ def orphaned(obj: StoredObject, refs: repo.References) -> bool:
     if folder == "out":
         # A job still QUEUED or RUNNING may be about to register it (out/<job id>.<ext>).
         return obj.key not in refs.keys and name.split(".")[0] not in refs.unfinished_job_ids
+    if folder == "parts":
+        # parts/<job id>/<i>.w64: a split job's parts wait for its stitch while it runs.
+        return name.split("/")[0] not in refs.unfinished_job_ids
     if folder == "img":
         return name.split(".")[0] not in refs.file_ids  # img/<file id>.<kind>.png
     return folder in ("tmp", "scratch")  # scratch under the store's own prefix

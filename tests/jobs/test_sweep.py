@@ -53,6 +53,7 @@ async def test_sweep_removes_orphans_and_keeps_the_rest(
         output.storage_key,
         f"out/{running.id}.wav",  # a job in flight may still register it
         f"img/{live.id}.waveform.png",
+        f"parts/{running.id}/0.w64",  # a split job's part waiting for its stitch
         "other/unknown.bin",  # not ours to judge
     ]
     remove = [
@@ -61,6 +62,7 @@ async def test_sweep_removes_orphans_and_keeps_the_rest(
         "out/no-such-job.flac",  # the bridge died between the upload and the commit
         f"img/{gone.id}.spectrogram.png",
         "scratch/left-by-a-crash.wav",
+        "parts/no-such-job/3.w64",  # its bridge died before the stitch removed it
     ]
     for key in keep + remove:
         _put(storage, key)
