@@ -65,7 +65,7 @@ class DspWorker:
             warmup()
         self.name = name
         self.settings = settings
-        self.storage = open_storage(settings)
+        self.storage = open_storage(_on_this_node(settings))
         self.cache = IRCache(settings.ir_cache_bytes)
         self.cache.preload_presets(PRESET_RATES)
         self.metrics = WorkerMetrics(name)
@@ -304,6 +304,15 @@ class _Planned(NamedTuple):
     subtype: str
     impulses: Impulses
     split: SegmentPlan
+
+
+def _on_this_node(settings: Settings) -> Settings:
+    """The bridge's settings, except that with object storage a node whose `ray start` ran
+    with `AUDIO_ENGINE_DATA_DIR` keeps its scratch copies there: no folder is shared."""
+    node = Settings()
+    if settings.storage_url and "data_dir" in node.model_fields_set:
+        return settings.model_copy(update={"data_dir": node.data_dir})
+    return settings
 
 
 def part_key(job_id: str, index: int) -> str:

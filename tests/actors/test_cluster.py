@@ -62,6 +62,9 @@ class TwoNodeCluster:
     client_port: int = field(default_factory=free_port)
     nodes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
+    def node_dir(self, name: str) -> Path:
+        return self.temp_dir / f"node-{name}"
+
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
@@ -76,6 +79,8 @@ class TwoNodeCluster:
     def _start(self, name: str, *args: str) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_ADDRESS")}
         env.update(AUTH_ENV)
+        # Each node its own empty local folder, as on separate machines (object storage).
+        env["AUDIO_ENGINE_DATA_DIR"] = str(self.node_dir(name))
         log = (self.temp_dir / f"{name}.log").open("wb")
         self.nodes.append(
             subprocess.Popen(
@@ -283,6 +288,11 @@ def test_object_storage_needs_no_shared_mount(
     # Nothing went through a folder: no storage folder, and every scratch copy is gone.
     assert not (stack.data_dir / "storage").exists()
     assert not [p for p in (stack.data_dir / "scratch").rglob("*") if p.is_file()]
+    # Each node's actors copied to their own node's folder, and left nothing there.
+    for node in ("head", "second"):
+        scratch = cluster.node_dir(node) / "scratch"
+        assert scratch.is_dir(), f"no actor on the {node} node used its own folder"
+        assert not [p for p in scratch.rglob("*") if p.is_file()]
 
 
 def test_bridge_joins_through_ray_client(cluster: TwoNodeCluster, tmp_path: Path) -> None:
