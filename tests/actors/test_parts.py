@@ -21,6 +21,7 @@ from actors.parts import joined, plan_parts, render_part, stitch
 from actors.pool import ActorPool
 from actors.runner import process_file
 from jobs.effects import parse_chain
+from jobs.errors import JobCancelled
 from tests.actors.test_worker import _message
 
 RATE = 16_000
@@ -166,3 +167,27 @@ async def test_a_dead_actor_reruns_only_its_part(
     process_file(path, whole, calls, "WAV", "FLOAT", 4096, uncached_impulses({}))
     reference = np.asarray(sf.read(str(whole), dtype="float32")[0])
     np.testing.assert_allclose(out, reference, rtol=0, atol=1e-5)
+
+
+async def test_cancelling_a_split_job_stops_every_part_and_leaves_none(
+    split_pool: ActorPool, storage_root: Path
+) -> None:
+    seconds = 240.0
+    path = storage_root / "in/long16k-cancel.wav"
+    sf.write(str(path), _music(seconds, seed=11).T, RATE, subtype="FLOAT")
+    split_pool.settings = split_pool.settings.model_copy(update={"segment_seconds": 60.0})
+    message = _message("in/long16k-cancel.wav", CHAIN)
+    seen = asyncio.Event()
+
+    async def on_progress(value: float) -> None:
+        if value > 0:
+            seen.set()
+
+    job = asyncio.create_task(split_pool.run(message, on_progress, input_seconds=seconds))
+    await asyncio.wait_for(seen.wait(), 120)
+    assert await split_pool.cancel(message.job_id)
+    with pytest.raises(JobCancelled):
+        await asyncio.wait_for(job, 120)
+    assert not list((storage_root / "parts" / message.job_id).rglob("*.w64"))
+    assert not (storage_root / message.output_key).exists()
+    assert message.job_id not in split_pool.running_jobs()
