@@ -1,14 +1,14 @@
 """Jobs record how many segments their input was rendered in
 
 Revision ID: h18seg
-Revises: h17hooks
+Revises: h17batch
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "h18seg"
-down_revision = "h17hooks"
+down_revision = "h17batch"
 branch_labels = None
 depends_on = None
 
