@@ -1,14 +1,14 @@
 """Jobs record how many segments their input was rendered in
 
 Revision ID: h18seg
-Revises: h17batch
+Revises: h17keyhook
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "h18seg"
-down_revision = "h17batch"
+down_revision = "h17keyhook"
 branch_labels = None
 depends_on = None
 
