@@ -1,14 +1,14 @@
 """Jobs record how many segments their input was rendered in
 
 Revision ID: h18seg
-Revises: h17keyhook
+Revises: h14fan
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "h18seg"
-down_revision = "h17keyhook"
+down_revision = "h14fan"
 branch_labels = None
 depends_on = None
 
