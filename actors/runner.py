@@ -20,9 +20,9 @@ from numpy.typing import NDArray
 from actors.binding import Impulses, build_chain
 from dsp.chain import Chain, Stopped
 from dsp.denoise import ProfileOutsideSignal
-from dsp.loudness import LevelMeter, LoudnessMeter
+from dsp.loudness import LoudnessMeter
+from dsp.meters import FileMeter
 from dsp.normalize import LoudnessNormalize, Normalize
-from dsp.truepeak import TruePeakMeter
 from jobs.contract import AudioAnalysis, Compliance
 from jobs.decoding import ContinuousReader, read_blocks
 from jobs.effects import EffectCall, LoudnessStandard, album_step, loudness_targets
@@ -36,20 +36,15 @@ _DECODE_ERRORS = (sf.LibsndfileError, RuntimeError, TypeError, ValueError, OSErr
 
 class StreamMeter:
     """Peak, RMS, clipping, true peak and BS.1770 / EBU R128 loudness (integrated, maxima,
-    range) of a stream, metered block by block as it passes (no second read of the file)."""
+    range) of a stream, metered block by block as it passes (no second read of the file), in
+    one fused kernel call per block (`dsp.meters.FileMeter`)."""
 
     def __init__(self, sample_rate: int, channels: int) -> None:
         self.sample_rate = sample_rate
-        self.levels = LevelMeter()
-        self.loudness = LoudnessMeter(sample_rate, channels)
-        self.true_peak = TruePeakMeter(sample_rate, channels)
-        self.frames = 0
+        self.meter = FileMeter(sample_rate, channels)
 
     def add(self, block: NDArray[np.float32]) -> None:
-        self.levels.add(block)
-        self.loudness.add(block)
-        self.true_peak.add(block)
-        self.frames += block.shape[1]
+        self.meter.add(block)
 
     def warm(self, block: NDArray[np.float32], first_step: int) -> None:
         """Frames just before a segment whose 100 ms step `first_step` comes next: they settle
@@ -66,17 +61,18 @@ class StreamMeter:
         self.frames += later.frames
 
     def analysis(self) -> AudioAnalysis:
+        m = self.meter
         return AudioAnalysis.of(
-            peak_db=self.levels.peak_db(),
-            rms_db=self.levels.rms_db(),
-            loudness_lufs=self.loudness.integrated(),
-            duration_seconds=self.frames / self.sample_rate,
-            clipping=self.levels.clipped,
-            true_peak_db=self.true_peak.true_peak_db(),
-            loudness_range_lu=self.loudness.loudness_range(),
-            short_term_max_lufs=self.loudness.short_term_max(),
-            momentary_max_lufs=self.loudness.momentary_max(),
-            dc_offset=self.levels.dc_offset(),
+            peak_db=m.peak_db(),
+            rms_db=m.rms_db(),
+            loudness_lufs=m.integrated(),
+            duration_seconds=m.frames / self.sample_rate,
+            clipping=m.clipped,
+            true_peak_db=m.true_peak_db(),
+            loudness_range_lu=m.loudness_range(),
+            short_term_max_lufs=m.short_term_max(),
+            momentary_max_lufs=m.momentary_max(),
+            dc_offset=m.dc_offset(),
         )
 
 

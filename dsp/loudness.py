@@ -81,8 +81,11 @@ def loudness_steps_kernel(
     accumulator: NDArray[np.float64],
     energies: NDArray[np.float64],
     lengths: NDArray[np.int64],
+    clip_level: float,
+    levels: NDArray[np.float64],
 ) -> int:
-    """K-weight, square, weigh by channel and sum per 100 ms step, sample by sample.
+    """K-weight, square, weigh by channel and sum per 100 ms step, sample by sample; and in the
+    same loop raise levels[c] = [peak |x|, sum x^2, sum x, samples with |x| >= clip_level].
 
     Step k holds frames [floor(k fs / 10), floor((k + 1) fs / 10)). Each closed step writes its
     weighted energy sum_c G_c sum_n z_c[n]^2 to ``energies`` and its length to ``lengths``;
@@ -90,9 +93,12 @@ def loudness_steps_kernel(
     split of the stream gives the same bits. Two direct-form-I sections per channel; state
     (channels, 3, 2) holds the last two inputs, first-section and second-section outputs;
     counters = [step index, frames in the open step]; accumulator[0] holds the open step's sum.
+    Returns -1 if a sample is NaN or infinite (the state is then spoiled). The levels ride on
+    the K-weighting loop for free: its recursions, not arithmetic, set the pace.
     """
     channels, n = x.shape
     energy = np.zeros(n, dtype=np.float64)
+    bad = 0.0
     b0, b1, b2, a1, a2 = sos[0, 0], sos[0, 1], sos[0, 2], sos[0, 4], sos[0, 5]
     c0, c1, c2, d1, d2 = sos[1, 0], sos[1, 1], sos[1, 2], sos[1, 4], sos[1, 5]
     # Channels in pairs (the last one alone, paired with a zero-weight copy of itself): two
@@ -108,9 +114,21 @@ def loudness_steps_kernel(
         u1, u2 = state[second, 0, 0], state[second, 0, 1]
         v1, v2 = state[second, 1, 0], state[second, 1, 1]
         w1, w2 = state[second, 2, 0], state[second, 2, 1]
+        peak_a, squares_a, sum_a, clip_a = levels[first, 0], 0.0, 0.0, 0
+        peak_b, squares_b, sum_b, clip_b = levels[second, 0], 0.0, 0.0, 0
         for i in range(n):
             xa = np.float64(row_a[i])
             xb = np.float64(row_b[i])
+            bad += (xa - xa) + (xb - xb)  # NaN from an infinity or a NaN, else 0
+            ma, mb = abs(xa), abs(xb)
+            peak_a = ma if ma > peak_a else peak_a
+            peak_b = mb if mb > peak_b else peak_b
+            squares_a += xa * xa
+            squares_b += xb * xb
+            sum_a += xa
+            sum_b += xb
+            clip_a += 1 if ma >= clip_level else 0
+            clip_b += 1 if mb >= clip_level else 0
             # Direct form I, the feedback term last: the recursion through y1 (z1) is one
             # multiply and one subtract; everything else overlaps across frames.
             y = (((b0 * xa + b1 * x1) + b2 * x2) - a2 * y2) - a1 * y1
@@ -120,6 +138,15 @@ def loudness_steps_kernel(
             x2, x1, y2, y1, z2, z1 = x1, xa, y1, y, z1, z
             u2, u1, v2, v1, w2, w1 = u1, xb, v1, v, w1, w
             energy[i] = (energy[i] + wa * (z * z)) + wb * (w * w)
+        levels[first, 0] = peak_a
+        levels[first, 1] += squares_a
+        levels[first, 2] += sum_a
+        levels[first, 3] += clip_a
+        if pair:
+            levels[second, 0] = peak_b
+            levels[second, 1] += squares_b
+            levels[second, 2] += sum_b
+            levels[second, 3] += clip_b
         state[first, 0, 0], state[first, 0, 1] = x1, x2
         state[first, 1, 0], state[first, 1, 1] = y1, y2
         state[first, 2, 0], state[first, 2, 1] = z1, z2
@@ -127,6 +154,8 @@ def loudness_steps_kernel(
             state[second, 0, 0], state[second, 0, 1] = u1, u2
             state[second, 1, 0], state[second, 1, 1] = v1, v2
             state[second, 2, 0], state[second, 2, 1] = w1, w2
+    if bad != 0.0:
+        return -1
     step = counters[0]
     filled = counters[1]
     total = accumulator[0]
@@ -184,10 +213,12 @@ class LoudnessMeter:
     has no value for it (-inf, or NaN for the range).
     """
 
-    def __init__(self, sample_rate: int, channels: int) -> None:
+    def __init__(self, sample_rate: int, channels: int, clip_level: float = 1.0) -> None:
         self.sample_rate = int(sample_rate)
         self.channels = int(channels)
+        self.clip_level = float(clip_level)
         self.frames = 0
+        self._levels = np.zeros((self.channels, 4), dtype=np.float64)
         self._sos = k_weighting_sos(self.sample_rate)
         self._state = np.zeros((self.channels, 3, 2), dtype=np.float64)
         self._weights = channel_weights(self.channels)
@@ -197,25 +228,27 @@ class LoudnessMeter:
         self._lengths: list[NDArray[np.int64]] = []
 
     def add(self, block: NDArray[np.float32] | NDArray[np.float64]) -> None:
-        """Feed (channels, n) samples; ValueError for a NaN or infinite one (see `LevelMeter`)."""
+        """Feed (channels, n) samples; ValueError for a NaN or infinite one (see `LevelMeter`;
+        the meter is then spoiled)."""
         if block.shape[0] != self.channels:
             raise ValueError(f"expected {self.channels} channels, got {block.shape[0]}")
-        _require_finite(block)
-        room = block.shape[1] * 10 // max(self.sample_rate, 1) + 2
-        energies = np.empty(room, dtype=np.float64)
-        lengths = np.empty(room, dtype=np.int64)
+        energies, lengths = self._room(block.shape[1])
         closed = loudness_steps_kernel(
-            np.ascontiguousarray(block),
-            self._sos,
-            self._state,
-            self._weights,
-            self.sample_rate,
-            self._counters,
-            self._accumulator,
-            energies,
-            lengths,
-        )
+            np.ascontiguousarray(block), self._sos, self._state, self._weights,
+            self.sample_rate, self._counters, self._accumulator, energies, lengths,
+            self.clip_level, self._levels,
+        )  # fmt: skip
+        if closed < 0:
+            raise ValueError(NON_FINITE)
         self.frames += block.shape[1]
+        self._keep(closed, energies, lengths)
+
+    def _room(self, frames: int) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+        """Room for the steps a block of `frames` may close."""
+        room = frames * 10 // max(self.sample_rate, 1) + 2
+        return np.empty(room, dtype=np.float64), np.empty(room, dtype=np.int64)
+
+    def _keep(self, closed: int, energies: NDArray[np.float64], lengths: NDArray[np.int64]) -> None:
         if closed:
             self._energies.append(energies[:closed])
             self._lengths.append(lengths[:closed])
@@ -294,11 +327,14 @@ class LoudnessMeter:
         return float(high - low)
 
 
+NON_FINITE = "cannot measure a level: the signal holds NaN or infinite samples"
+
+
 def _require_finite(x: NDArray[np.floating]) -> None:
     """A level of a signal holding NaN or infinity means nothing: NaN compares false, so a
     running max skips it and an all-NaN stream would read as digital silence."""
     if x.size and not np.isfinite(x).all():
-        raise ValueError("cannot measure a level: the signal holds NaN or infinite samples")
+        raise ValueError(NON_FINITE)
 
 
 def peak_db(x: NDArray[np.floating]) -> float:

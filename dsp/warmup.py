@@ -10,6 +10,7 @@ from dsp.dynamics import Compressor, Limiter
 from dsp.filters import EQ, EqBand
 from dsp.gate import Gate
 from dsp.loudness import LoudnessMeter
+from dsp.meters import FileMeter
 from dsp.normalize import LoudnessNormalize, Normalize
 from dsp.silence import Silence
 from dsp.truepeak import TruePeakLimiter, TruePeakMeter
@@ -49,3 +50,4 @@ def warmup() -> None:
         meter.loudness_range()
         for rate in (sample_rate, 44_100, 48_000, 96_000):
             TruePeakMeter(rate, channels).add(x)
+        FileMeter(sample_rate, channels).add(x)
