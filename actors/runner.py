@@ -28,7 +28,13 @@ from jobs.decoding import ContinuousReader, read_blocks
 from jobs.effects import EffectCall, LoudnessStandard, album_step, loudness_targets
 from jobs.errors import BadInput, JobCancelled, ProcessingFailed, UnsupportedAudio
 from jobs.formats import max_frames, sample_step
-from jobs.probe import NonFiniteAudio, check_block, check_data_chunk
+from jobs.probe import (
+    ESTIMATED_LENGTH,
+    NonFiniteAudio,
+    TruncatedAudio,
+    check_block,
+    check_data_chunk,
+)
 from jobs.settings import MAX_SAMPLE_ABS
 
 _DECODE_ERRORS = (sf.LibsndfileError, RuntimeError, TypeError, ValueError, OSError)
@@ -195,6 +201,23 @@ def open_input(in_path: Path) -> ContinuousReader:
     return reader
 
 
+def _decoded(blocks: Iterator[NDArray[np.float32]], total: int) -> Iterator[NDArray[np.float32]]:
+    """`blocks`, with a decoder failing midway reported as `TruncatedAudio`."""
+    read = 0
+    while True:
+        try:
+            block = next(blocks)
+        except StopIteration:
+            return
+        except _DECODE_ERRORS as exc:
+            raise TruncatedAudio(
+                f"decoding breaks after {read} of the {total} frames the header declares: the "
+                f"file is truncated or damaged ({_reason(exc)})"
+            ) from None
+        read += block.shape[1]
+        yield block
+
+
 def _reason(exc: BaseException) -> str:
     """libsndfile's reason, without the path of the file in storage."""
     return str(exc.error_string) if isinstance(exc, sf.LibsndfileError) else type(exc).__name__
@@ -220,12 +243,17 @@ def _source(
                 yield from read_blocks(again, block_frames)
             return
         read = 0
-        for block in read_blocks(reader, block_frames):
-            check_block(block, read, max_sample_abs)
+        for block in _decoded(read_blocks(reader, block_frames), reader.frames):
+            check_block(block, read, max_sample_abs, "the file")
             if meter is not None:
                 meter.add(block)
             read += block.shape[1]
             yield block
+        if read != reader.frames and reader.format not in ESTIMATED_LENGTH:
+            raise TruncatedAudio(
+                f"the header declares {reader.frames} frames but the data holds {read}: "
+                "the file is truncated or damaged"
+            )
 
     return source
 
@@ -243,6 +271,7 @@ def process_file(
     max_sample_abs: float = MAX_SAMPLE_ABS,
     trim: LoudnessTrim | None = None,
     album_lufs: float | None = None,
+    meter: bool = True,
 ) -> RenderInfo:
     """Stream `in_path` through `calls` into `out_path` (libsndfile `out_format`/`out_subtype`).
 
@@ -254,6 +283,7 @@ def process_file(
     outputs also beyond +-`max_sample_abs`; PCM outputs are clipped to full scale instead).
     `album_lufs`: the loudness of an album batch's files together, which the chain's album
     step (`jobs.effects.album_step`) takes as its input's instead of measuring it.
+    With `meter` false the input and output are not measured (the result has no analyses).
 
     >>> from jobs.effects import parse_chain
     >>> info = process_file(Path("in.wav"), Path("out.wav"), parse_chain([{"gain": {"db": -3}}]),
@@ -273,12 +303,14 @@ def process_file(
         except ValueError as exc:
             raise ProcessingFailed(f"invalid effect chain for this input: {exc}") from exc
 
-        in_meter = StreamMeter(sample_rate, channels)
+        in_meter = StreamMeter(sample_rate, channels) if meter else None
         source = _source(reader, in_path, block_frames, max_sample_abs, in_meter)
 
         try:
-            with Encoder(out_path, out_format, out_subtype, out_sr, out_ch, max_sample_abs) as out:
-                out_meter = out.meter
+            with Encoder(
+                out_path, out_format, out_subtype, out_sr, out_ch, max_sample_abs, metered=meter
+            ) as out:
+                out_meter = out.meter if meter else None
                 chain.run(source, out.write, sample_rate, channels, total, progress, should_stop)
         except Stopped as exc:
             raise JobCancelled("stopped on request") from exc
@@ -301,8 +333,8 @@ def process_file(
         out_sr,
         out_ch,
         frames,
-        input_analysis=in_meter.analysis(),
-        output_analysis=out_meter.analysis(),
+        input_analysis=in_meter.analysis() if in_meter is not None else None,
+        output_analysis=out_meter.analysis() if out_meter is not None else None,
         loudness_reason=spec_steps[-1].reason if spec_steps else "",
         edits=tuple(chain.cuts()),
     )
@@ -396,6 +428,7 @@ def render_to_spec(
     should_stop: Callable[[], bool] | None = None,
     max_sample_abs: float = MAX_SAMPLE_ABS,
     album_lufs: float | None = None,
+    meter: bool = True,
 ) -> RenderInfo:
     """`process_file`, and for a chain with a `loudness` step, proof that the delivered file
     meets its spec: the encoded `out_path` is decoded and measured; when it misses (a lossy
@@ -405,12 +438,16 @@ def render_to_spec(
 
     An album render (`album_lufs`) is rendered once, with the album's gain: its file is not
     meant to meet the target alone (the album is), so its `Compliance` judges the ceiling only.
+
+    `meter` false skips the analyses of a chain without a `loudness` step (for a caller that
+    shows none of them).
     """
     steps = [c for c in calls if c.name == "loudness"]
     if not steps or album_lufs is not None:
         info = process_file(
             in_path, out_path, calls, out_format, out_subtype, block_frames, impulses,
             progress, should_stop, max_sample_abs=max_sample_abs, album_lufs=album_lufs,
+            meter=meter or bool(steps),
         )  # fmt: skip
         return _album_compliance(info, out_path, steps, block_frames) if steps else info
     spec = loudness_targets(steps[-1].params)

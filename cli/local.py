@@ -3,6 +3,11 @@
 It calls the same `actors.runner.render_to_spec` the Ray actors call, so for the same input and
 chain the output is bit-identical to the service's. A reverb `impulse` may name a preset or a
 local audio file path.
+
+The input is decoded once: its header is checked up front (`jobs.probe.probe` and the limits),
+and the render checks every block it reads and the count it decodes (a MP3, whose header only
+estimates its length, is decoded once more first, as uploads are). The analyses a job records
+are not measured unless the chain delivers to a loudness standard: this command prints none.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from cli.progress import progress_bar
 from jobs.effects import IR_PRESETS, parse_chain, referenced_files
 from jobs.errors import BadInput, EngineError
 from jobs.formats import format_for_extension, output_format
-from jobs.probe import inspect
+from jobs.probe import ESTIMATED_LENGTH, check_limits, inspect, probe
 from jobs.settings import Settings
 
 
@@ -48,7 +53,10 @@ def process(
 ) -> int:
     tmp = output_path.with_name(f".{output_path.name}.part")
     try:
-        info = inspect(input_path, settings)
+        info = probe(input_path)
+        check_limits(info, settings)
+        if info.format in ESTIMATED_LENGTH:
+            info = inspect(input_path, settings)
         calls = parse_chain(
             load_chain(chain_path), info.sample_rate, info.frames / info.sample_rate
         )
@@ -71,6 +79,7 @@ def process(
                 uncached_impulses(uploads),
                 progress=progress,
                 max_sample_abs=settings.max_sample_abs,
+                meter=False,
             )
         os.replace(tmp, output_path)
         if edits_path is not None:

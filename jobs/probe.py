@@ -32,7 +32,8 @@ from jobs.errors import UnsupportedAudio
 from jobs.settings import Settings
 
 _DECODE_ERRORS = (sf.LibsndfileError, RuntimeError, TypeError, ValueError, OSError)
-_ESTIMATED_LENGTH = {"MPEG"}  # containers whose header frame count is only an estimate
+ESTIMATED_LENGTH = frozenset({"MPEG"})
+"""Containers whose header frame count is only an estimate."""
 PROBE_BLOCK_FRAMES = 65536
 
 
@@ -91,7 +92,7 @@ def inspect(path: Path, settings: Settings) -> AudioInfo:
     frames = _decoded_frames(path, declared, settings.max_sample_abs)
     if frames == 0:
         raise UndecodableAudio("the file holds no audio frames")
-    if frames != declared.frames and declared.format not in _ESTIMATED_LENGTH:
+    if frames != declared.frames and declared.format not in ESTIMATED_LENGTH:
         raise TruncatedAudio(
             f"the header declares {declared.frames} frames but the data holds {frames}: "
             "the file is truncated or damaged"

@@ -189,6 +189,17 @@ def test_a_truncated_input_in_storage_is_refused(tmp_path: Path) -> None:
     assert str(tmp_path) not in caught.value.message
 
 
+def test_a_truncated_flac_is_refused_by_the_render_alone(tmp_path: Path) -> None:
+    """The CLI no longer decodes a file before rendering it: the render itself refuses a file
+    that decodes to fewer frames than its header declares (FLAC has no data-chunk size)."""
+    whole = tmp_path / "whole.flac"
+    sf.write(whole, sine(440.0, 3.0).T, 48_000, format="FLAC", subtype="PCM_16")
+    half = tmp_path / "half.flac"
+    half.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    with pytest.raises(UnsupportedAudio, match="truncated"):
+        _run(half, tmp_path / "out.wav", [{"gain": {"db": 0}}], "WAV", "FLOAT")
+
+
 @pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")
 @pytest.mark.parametrize(("fmt", "subtype"), [("WAV", "PCM_16"), ("FLAC", "PCM_24")])
 def test_a_chain_that_overflows_to_infinity_is_refused_even_for_pcm(
