@@ -122,6 +122,7 @@ class Encoder:
         self._clip = out_subtype.upper().startswith("PCM")
         self._bound = math.inf if self._clip else max_sample_abs
         self._limit = max_frames(out_format, out_subtype, channels)
+        self._interleaved = np.empty((0, channels), dtype=np.float32)
         self._writer = sf.SoundFile(
             str(path),
             "w",
@@ -153,8 +154,14 @@ class Encoder:
         out = np.clip(block, -1.0, 1.0) if self._clip else block
         if self._metered:
             self.meter.add(out)
-        self._writer.write(out.T)
-        self.frames += block.shape[1]
+        # libsndfile takes interleaved frames: one transposing copy, into a buffer reused
+        # across blocks.
+        n = out.shape[1]
+        if self._interleaved.shape[0] < n:
+            self._interleaved = np.empty((n, out.shape[0]), dtype=np.float32)
+        np.copyto(self._interleaved[:n], out.T)
+        self._writer.write(self._interleaved[:n])
+        self.frames += n
 
 
 @dataclass(frozen=True, slots=True)

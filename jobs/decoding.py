@@ -46,11 +46,13 @@ class ContinuousReader(sf.SoundFile):  # type: ignore[misc]  # soundfile ships n
 def read_blocks(reader: ContinuousReader, block_frames: int) -> Iterator[NDArray[np.float32]]:
     """The rest of `reader`, as float32 `(channels, frames)` blocks of at most `block_frames`,
     until the decoder returns nothing (the decoded count, which for MP3 may differ from the
-    header's estimate)."""
+    header's estimate). libsndfile decodes into one interleaved buffer, reused; each block is
+    a fresh array (a consumer may keep it)."""
     if block_frames <= 0:
         raise ValueError(f"block_frames must be positive, got {block_frames}")
+    interleaved = np.empty((block_frames, reader.channels), dtype=np.float32)
     while True:
-        block = reader.read(block_frames, dtype="float32", always_2d=True)
+        block = reader.read(block_frames, dtype="float32", always_2d=True, out=interleaved)
         if block.shape[0] == 0:
             return
-        yield np.ascontiguousarray(block.T)
+        yield block.T.copy()  # C order; never a view of the reused buffer (mono)
