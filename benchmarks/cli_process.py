@@ -1,9 +1,10 @@
 """`audio-engine process` as a whole process against the 12-line soundfile + scipy script a
 user would write instead (benchmarks/sosfilt_script.py), on the same file and EQ.
 
-Run: python benchmarks/cli_process.py [--seconds 300] [--repeats 3] [--smoke]
+Run: python benchmarks/cli_process.py [--seconds 300] [--repeats 5] [--smoke]
 Each figure is the median wall time of whole processes (interpreter start, imports, reading,
-the EQ, writing), which is what a user waits for. numba's cache is warm (an untimed run first).
+the EQ, writing), which is what a user waits for; the commands run in turn, so a change of
+the machine's load hits each alike. numba's cache is warm (an untimed run first).
 
 The floor rows bound what any change to our processing could reach: a bare copy of the file
 (numpy + soundfile, blocks read and written, no EQ), and the fixed start-up cost of each
@@ -33,15 +34,19 @@ CHAIN = [
 ]  # fmt: skip
 
 
-def wall(argv: list[str], repeats: int) -> float:
-    # Untimed: the page cache and numba's cache are warm for every timed run alike.
-    subprocess.run(argv, check=True, capture_output=True, cwd=ROOT)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
+def walls(commands: dict[str, list[str]], repeats: int) -> dict[str, float]:
+    """Median wall time of each command, run in turn (round robin), so that a change in the
+    machine's load hits every command alike."""
+    for argv in commands.values():
+        # Untimed: the page cache and numba's cache are warm for every timed run alike.
         subprocess.run(argv, check=True, capture_output=True, cwd=ROOT)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    for _ in range(repeats):
+        for name, argv in commands.items():
+            start = time.perf_counter()
+            subprocess.run(argv, check=True, capture_output=True, cwd=ROOT)
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 COPY = """
@@ -63,7 +68,7 @@ def write_input(path: Path, seconds: float) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=300.0)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--smoke", action="store_true", help="5 s input, 1 repeat (CI)")
     args = parser.parse_args()
     seconds, repeats = (5.0, 1) if args.smoke else (args.seconds, args.repeats)
@@ -73,28 +78,28 @@ def main() -> None:
         write_input(short, 1.0)
         chain.write_text(json.dumps(CHAIN))
 
-        def ours(path: Path) -> float:
-            return wall(
-                [sys.executable, "-m", "cli.main", "process", str(path), "-o",
-                 str(Path(tmp) / "a.wav"), "--chain", str(chain), "--quiet"],
-                repeats,
-            )  # fmt: skip
+        def ours(path: Path) -> list[str]:
+            return [sys.executable, "-m", "cli.main", "process", str(path), "-o",
+                    str(Path(tmp) / "a.wav"), "--chain", str(chain), "--quiet"]  # fmt: skip
 
-        def ref(path: Path) -> float:
-            return wall([sys.executable, str(SCRIPT), str(path), str(Path(tmp) / "b.wav")], repeats)
+        def ref(path: Path) -> list[str]:
+            return [sys.executable, str(SCRIPT), str(path), str(Path(tmp) / "b.wav")]
 
-        rows = {
-            "audio-engine process": ours(src),
-            "soundfile + scipy sosfilt": ref(src),
-            "floor: bare copy, numpy + soundfile, no EQ": wall(
-                [sys.executable, "-c", COPY, str(src), str(Path(tmp) / "c.wav")], repeats
-            ),
-            "start-up: audio-engine process, 1 s file": ours(short),
-            "start-up: sosfilt script, 1 s file": ref(short),
-            "start-up: python -c 'import numpy, soundfile'": wall(
-                [sys.executable, "-c", "import numpy, soundfile"], repeats
-            ),
-        }
+        rows = walls(
+            {
+                "audio-engine process": ours(src),
+                "soundfile + scipy sosfilt": ref(src),
+                "floor: bare copy, numpy + soundfile, no EQ": [
+                    sys.executable, "-c", COPY, str(src), str(Path(tmp) / "c.wav")
+                ],
+                "start-up: audio-engine process, 1 s file": ours(short),
+                "start-up: sosfilt script, 1 s file": ref(short),
+                "start-up: python -c 'import numpy, soundfile'": [
+                    sys.executable, "-c", "import numpy, soundfile"
+                ],
+            },
+            repeats,
+        )  # fmt: skip
     print(f"input: {seconds:g} s stereo 48 kHz float WAV, 4 PEAK bands, float WAV out; warm cache")
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     for name, t in rows.items():
