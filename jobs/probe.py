@@ -125,6 +125,12 @@ def check_limits(info: AudioInfo, settings: Settings) -> None:
 def first_bad_sample(block: NDArray[np.floating], max_abs: float) -> tuple[int, int] | None:
     """(frame, channel) of the first sample of a (channels, frames) block that is NaN,
     infinite or beyond +-`max_abs`, in time order; None if every sample is fine."""
+    if block.size == 0:
+        return None
+    # The common case in two passes without temporaries: max and min are NaN if any sample is.
+    high, low = float(block.max()), float(block.min())
+    if math.isfinite(high) and math.isfinite(low) and -max_abs <= low and high <= max_abs:
+        return None
     with np.errstate(invalid="ignore"):
         bad = ~np.isfinite(block) | (np.abs(block) > max_abs)
     if not bad.any():
