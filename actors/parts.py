@@ -194,7 +194,7 @@ def joined(
         out_format,
         out_subtype,
         output_meter.sample_rate,
-        output_meter.loudness.channels,
+        output_meter.meter.channels,
         frames,
         input_analysis=input_meter.analysis(),
         output_analysis=output_meter.analysis(),

@@ -55,16 +55,12 @@ class StreamMeter:
     def warm(self, block: NDArray[np.float32], first_step: int) -> None:
         """Frames just before a segment whose 100 ms step `first_step` comes next: they settle
         the filters and are not measured (see `merge`)."""
-        self.loudness.warm(block, first_step)
-        self.true_peak.warm(block)
+        self.meter.warm(block, first_step)
 
     def merge(self, later: StreamMeter) -> None:
         """Join the measurement of the next segment of the same stream (`warm`ed on the frames
         before it): the result is the unsplit stream's, up to rounding in the sums."""
-        self.levels.merge(later.levels)
-        self.loudness.merge(later.loudness)
-        self.true_peak.merge(later.true_peak)
-        self.frames += later.frames
+        self.meter.merge(later.meter)
 
     def analysis(self) -> AudioAnalysis:
         m = self.meter

@@ -73,6 +73,25 @@ class FileMeter(LoudnessMeter):
         self.frames += block.shape[1]
         self._keep(closed, energies, lengths)
 
+    def warm(self, block: NDArray[np.float32] | NDArray[np.float64], first_step: int) -> None:
+        """Settle the filters and the true-peak history on `block` (the frames just before a
+        segment) without measuring it (`LoudnessMeter.warm`)."""
+        super().warm(block, first_step)
+        self._levels[:] = 0.0
+        self._true_peak.merge_reset()
+
+    def merge(self, later: LoudnessMeter) -> None:
+        """Join the measurement of the next segment of the same stream (`warm`ed on the frames
+        before it): levels add up, peaks take the maximum."""
+        super().merge(later)
+        if isinstance(later, FileMeter):
+            # A copy: a meter that came back from another process may hold read-only arrays.
+            levels = self._levels.copy()
+            levels[:, 0] = np.maximum(levels[:, 0], later._levels[:, 0])
+            levels[:, 1:] += later._levels[:, 1:]
+            self._levels = levels
+            self._true_peak.merge(later._true_peak)
+
     def true_peak_db(self) -> float:
         """True peak in dBTP; -inf for digital silence."""
         return self._true_peak.true_peak_db()

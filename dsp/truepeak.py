@@ -217,6 +217,10 @@ class TruePeakMeter:
     def merge(self, other: TruePeakMeter) -> None:
         self._peaks = np.maximum(self._peaks, other._peaks)
 
+    def merge_reset(self) -> None:
+        """Forget the peaks measured so far, keeping the history (after a warm-up)."""
+        self._peaks[:] = 0.0
+
     def true_peak(self) -> float:
         """Linear true peak of the loudest channel."""
         return float(self._peaks.max()) if self._peaks.size else 0.0
