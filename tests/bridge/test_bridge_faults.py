@@ -68,7 +68,8 @@ async def test_progress_events_are_paced_monotonic_and_end_at_one(
 
 async def test_job_over_its_time_limit_fails_with_timeout(harness: Harness, long_wav: Path) -> None:
     source = await harness.add_input("long.wav", long_wav)
-    message = await harness.submit(source, HALL, timeout_s=0.5)
+    # Three halls: one alone now renders 120 s in about the limit.
+    message = await harness.submit(source, HALL * 3, timeout_s=0.5)
     job = await harness.wait_for(message.job_id)
     assert job.status is JobStatus.FAILED and job.error_code == "TIMEOUT"
     assert "limit of 0.5 s" in (job.error_message or "")
