@@ -2,9 +2,17 @@
 
 Each part is a segment of the input (`dsp.segments`) rendered by whichever actor takes it,
 from its own copy of the input read at the segment's frames (seeking, so it decodes only its
-range and pre-roll), into a float32 W64 part file; the stitch encodes the parts, in order,
-into the job's output. A part's frames are those of the unsplit render (within the bounds
+range and pre-roll), into a W64 part file; the stitch writes the parts, in order, into the
+job's output. A part's frames are those of the unsplit render (within the bounds
 `dsp.segments` documents), so the output is the one `process_file` would have written.
+
+Where the output's samples are stored as they are converted one by one (PCM or float in a
+container libsndfile writes through its PCM code: `RAW_CONTAINERS`), a part is already
+encoded in the output's subtype, checked and clipped as `Encoder` does: libsndfile converts
+each float to an integer alone, so encoding in parts gives the same samples as encoding the
+whole. The stitch then only copies integers (no conversion, no clipping) and the encoding
+runs on all actors at once instead of after them. Other outputs (FLAC, whose encoder rounds
+its own way, and the lossy ones) get float32 parts that the stitch encodes.
 
 >>> plan = plan_parts(Path("in.wav"), calls, impulses, "PCM_16", 300.0)      # doctest: +SKIP
 >>> render_part(Path("in.wav"), Path("p0.w64"), calls, "PCM_16", 65536, impulses, plan, 0)
@@ -12,6 +20,7 @@ into the job's output. A part's frames are those of the unsplit render (within t
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,17 +34,39 @@ from actors.runner import _DECODE_ERRORS, Encoder, RenderInfo, StreamMeter, open
 from dsp.chain import Chain, Stopped
 from dsp.segments import Segment, SegmentPlan, plan_segments, render_segment
 from jobs.effects import EffectCall
-from jobs.errors import JobCancelled, ProcessingFailed, UnsupportedAudio
-from jobs.formats import sample_step
+from jobs.errors import BadInput, JobCancelled, ProcessingFailed, UnsupportedAudio
+from jobs.formats import max_frames, sample_step
 from jobs.probe import check_block
 from jobs.settings import MAX_SAMPLE_ABS
 
 EXACT_SEEK = frozenset({"WAV", "WAVEX", "W64", "RF64", "AIFF", "CAF", "AU", "FLAC"})
 """Input formats whose decoder, seeked to frame n, gives the samples a read from the start
 gives there. MP3 and Ogg decoders do not (see `jobs.decoding`): those inputs run unsplit."""
-PART_FORMAT = ("W64", "FLOAT")
-"""Parts hold the chain's float32 output as is (no clipping or rounding before the stitch)
-and have no 4 GiB limit."""
+PART_CONTAINER = "W64"
+"""Parts have no 4 GiB limit."""
+RAW_CONTAINERS = frozenset({"WAV", "WAVEX", "W64", "RF64", "AIFF", "CAF", "AU"})
+"""Containers whose PCM and float samples libsndfile converts one at a time (its `pcm.c`
+and `float32.c`), the same way in every one of them."""
+RAW_DTYPES = {
+    "PCM_S8": "int16",
+    "PCM_U8": "int16",
+    "PCM_16": "int16",
+    "PCM_24": "int32",
+    "PCM_32": "int32",
+    "FLOAT": "float32",
+    "DOUBLE": "float64",
+}
+"""The sample type that reads a part of each subtype back and writes it again unchanged
+(8 and 24 bits are shifted into and back out of the wider integer, exactly)."""
+
+
+def part_subtype(out_format: str, out_subtype: str) -> str:
+    """The subtype parts of an output are written in: the output's own where the stitch can
+    copy samples, float32 otherwise."""
+    subtype = out_subtype.upper()
+    if out_format.upper() in RAW_CONTAINERS and subtype in RAW_DTYPES:
+        return subtype
+    return "FLOAT"
 
 
 def _chain(calls: Sequence[EffectCall], rate: int, impulses: Impulses, subtype: str) -> Chain:
@@ -92,10 +123,11 @@ def render_part(
     progress: Callable[[float], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     max_sample_abs: float = MAX_SAMPLE_ABS,
+    out_format: str = "",
 ) -> RenderedPart:
-    """Render segment `index` of `plan` into `part_path` (float32 W64) and meter its input
-    and output as `process_file` would (PCM outputs metered clipped, as encoded). Raises what
-    `process_file` raises for the same input range."""
+    """Render segment `index` of `plan` into `part_path` (W64 in `part_subtype`) and meter
+    its input and output as `process_file` would (PCM outputs metered clipped, as encoded).
+    Raises what `process_file` raises for the same input range."""
     with open_input(in_path) as probe:
         rate, channels, total = probe.samplerate, probe.channels, probe.frames
     chain = _chain(calls, rate, impulses, out_subtype)
@@ -128,20 +160,17 @@ def render_part(
     def warm(block: NDArray[np.float32]) -> None:
         out_meter.warm(np.clip(block, -1.0, 1.0) if clip else block, segment.step)
 
+    subtype = part_subtype(out_format, out_subtype)
+    bound = max_sample_abs if subtype in ("FLOAT", "DOUBLE") else math.inf
     frames = 0
     try:
-        with sf.SoundFile(
-            str(part_path),
-            "w",
-            samplerate=out_rate,
-            channels=out_channels,
-            format=PART_FORMAT[0],
-            subtype=PART_FORMAT[1],
+        with Encoder(
+            part_path, PART_CONTAINER, subtype, out_rate, out_channels, bound, metered=False
         ) as writer:
 
             def sink(block: NDArray[np.float32]) -> None:
                 nonlocal frames
-                writer.write(block.T)
+                writer.write(block)
                 out_meter.add(np.clip(block, -1.0, 1.0) if clip else block)
                 frames += block.shape[1]
 
@@ -164,10 +193,12 @@ def stitch(
     block_frames: int,
     max_sample_abs: float = MAX_SAMPLE_ABS,
 ) -> int:
-    """Encode the parts, in order, into `out_path` as `process_file` encodes a chain's output
+    """Write the parts, in order, into `out_path` as `process_file` encodes a chain's output
     (same checks and clipping); returns the frames. The parts were metered as rendered."""
     with sf.SoundFile(str(part_paths[0])) as first:
-        rate, channels = first.samplerate, first.channels
+        rate, channels, stored = first.samplerate, first.channels, first.subtype
+    if stored == out_subtype.upper() == part_subtype(out_format, out_subtype):
+        return _copy_samples(part_paths, out_path, out_format, out_subtype, block_frames)
     try:
         with Encoder(
             out_path, out_format, out_subtype, rate, channels, max_sample_abs, metered=False
@@ -179,6 +210,39 @@ def stitch(
     except _DECODE_ERRORS as exc:
         raise ProcessingFailed(f"stitching the parts failed: {exc}") from exc
     return out.frames
+
+
+def _copy_samples(
+    part_paths: Sequence[Path], out_path: Path, out_format: str, out_subtype: str, block: int
+) -> int:
+    """Stitch parts already encoded in the output's subtype: their samples, unchanged."""
+    dtype = RAW_DTYPES[out_subtype.upper()]
+    infos = [sf.info(str(path)) for path in part_paths]
+    total = sum(info.frames for info in infos)
+    channels = infos[0].channels
+    limit = max_frames(out_format, out_subtype, channels)
+    if limit is not None and total > limit:
+        raise BadInput(
+            f"the output passes {out_format}'s 4 GiB size limit after {limit} frames: ask "
+            "for W64 (or CAF or FLAC), which have none"
+        )
+    try:
+        with sf.SoundFile(
+            str(out_path),
+            "w",
+            samplerate=infos[0].samplerate,
+            channels=channels,
+            format=out_format,
+            subtype=out_subtype,
+        ) as out:
+            buffer = np.empty((block, channels), dtype=dtype)
+            for path in part_paths:
+                with sf.SoundFile(str(path)) as part:
+                    while n := part.buffer_read_into(buffer, dtype=dtype):
+                        out.write(buffer[:n])
+    except _DECODE_ERRORS as exc:
+        raise ProcessingFailed(f"stitching the parts failed: {exc}") from exc
+    return total
 
 
 def joined(

@@ -210,9 +210,11 @@ class DspWorker:
                 self._progress = value
 
             tmp = stack.enter_context(self.storage.writing(part_key(message.job_id, index)))
+            out_format = output_format(message.output_format, message.output_subtype).format
             part = render_part(
                 in_path, tmp, calls, subtype, self.settings.block_frames, impulses,
                 split, index, progress, self._stop.is_set, self.settings.max_sample_abs,
+                out_format,
             )  # fmt: skip
         return {"part": part, "dsp_seconds": clock.seconds}
 

@@ -87,6 +87,38 @@ def test_parts_stitched_match_the_unsplit_render(long_wav: Path, tmp_path: Path)
             assert getattr(mine, field) == pytest.approx(value, abs=1e-6), (name, field)
 
 
+@pytest.mark.parametrize(
+    ("container", "subtype", "part", "step"),
+    [
+        ("WAV", "PCM_16", "PCM_16", 2**-15),
+        ("AIFF", "PCM_24", "PCM_24", 2**-23),
+        ("W64", "FLOAT", "FLOAT", 0.0),
+        ("FLAC", "PCM_16", "FLOAT", 2**-15),
+    ],
+)
+def test_parts_are_encoded_where_the_stitch_can_copy_them(
+    long_wav: Path, tmp_path: Path, container: str, subtype: str, part: str, step: float
+) -> None:
+    """PCM and float outputs of plain containers are encoded by the parts themselves (the
+    stitch copies samples); FLAC's encoder rounds its own way, so its parts stay float."""
+    calls = parse_chain(CHAIN[:1], RATE, SECONDS)  # the EQ alone: exact to float rounding
+    impulses = uncached_impulses({})
+    plan = plan_parts(long_wav, calls, impulses, subtype, SEGMENT_S)
+    parts = [tmp_path / f"{i}.w64" for i in range(len(plan.segments))]
+    for i, path in enumerate(parts):
+        render_part(long_wav, path, calls, subtype, 4096, impulses, plan, i, out_format=container)
+        assert sf.info(str(path)).subtype == part
+    frames = stitch(parts, tmp_path / "out", container, subtype, 4096)
+    process_file(long_wav, tmp_path / "whole", calls, container, subtype, 4096, impulses)
+    split = sf.read(str(tmp_path / "out"), dtype="float64")[0]
+    whole = sf.read(str(tmp_path / "whole"), dtype="float64")[0]
+    assert sf.info(str(tmp_path / "out")).subtype == subtype and frames == whole.shape[0]
+    assert split.shape == whole.shape
+    # Samples differ by at most one step of the subtype where a 1e-6 difference of the
+    # float render falls on a rounding edge.
+    np.testing.assert_allclose(split, whole, rtol=0, atol=step + 1e-6)
+
+
 def test_inputs_that_do_not_seek_exactly_run_unsplit(tmp_path: Path) -> None:
     path = tmp_path / "long.ogg"
     sf.write(str(path), _music(30.0).T, RATE, format="OGG", subtype="VORBIS")
