@@ -72,8 +72,6 @@ async def _run(command: str, settings: Settings) -> int:
                 settings,
                 log_level="info",
                 lifespan="on",
-                # The sans-I/O implementation: the legacy one is deprecated in websockets 14+.
-                ws="websockets-sansio",
             )
         )
         server_task = asyncio.create_task(server.serve())

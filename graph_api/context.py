@@ -64,6 +64,12 @@ class Context(BaseContext):
                 )
         return self._principal
 
+    def authenticated_recently(self) -> bool:
+        """Whether `still_authenticated` would return at once, its database visit not due."""
+        if self._principal is None or self._principal is NOBODY:
+            return True
+        return time.monotonic() - self._checked_at < self.runtime.settings.key_recheck_s
+
     async def still_authenticated(self) -> None:
         """For what outlives a request (a subscription): `Unauthenticated` once the caller's
         key is revoked, asked of the database at most every `Settings.key_recheck_s`."""

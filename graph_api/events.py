@@ -81,9 +81,12 @@ class EventRelay:
                     del self._batches[batch_id]
 
     @contextmanager
-    def subscribe_owner(self, owner: str | None) -> Iterator[asyncio.Queue[JobEvent]]:
-        """A queue receiving every event of `owner`'s jobs until the block exits."""
-        queue: asyncio.Queue[JobEvent] = asyncio.Queue()
+    def subscribe_owner(
+        self, owner: str | None, queue: asyncio.Queue[JobEvent] | None = None
+    ) -> Iterator[asyncio.Queue[JobEvent]]:
+        """A queue (`queue`, or a new one) receiving every event of `owner`'s jobs until the
+        block exits."""
+        queue = asyncio.Queue() if queue is None else queue
         self._by_owner[owner].add(queue)
         try:
             yield queue
@@ -95,9 +98,12 @@ class EventRelay:
                     del self._by_owner[owner]
 
     @contextmanager
-    def subscribe_all(self) -> Iterator[asyncio.Queue[JobEvent]]:
-        """A queue receiving every event of every job until the block exits (admins)."""
-        queue: asyncio.Queue[JobEvent] = asyncio.Queue()
+    def subscribe_all(
+        self, queue: asyncio.Queue[JobEvent] | None = None
+    ) -> Iterator[asyncio.Queue[JobEvent]]:
+        """A queue (`queue`, or a new one) receiving every event of every job until the block
+        exits (admins)."""
+        queue = asyncio.Queue() if queue is None else queue
         self._everything.add(queue)
         try:
             yield queue

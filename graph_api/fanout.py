@@ -9,6 +9,14 @@ event, the document and the variables alone. `SharedFrames` renders it once per 
 scalar encoding are Strawberry's) and every subscriber sends the same text, with its own
 operation `id`, straight to its websocket as a graphql-transport-ws `next` message.
 
+Where the server offers it (`SEND_SOON`, an ASGI scope extension of the API's own websocket
+protocol, `graph_api.serving`), a subscriber with nothing waiting does not even wake: the
+relay hands each event to its `DirectQueue`, which writes the frame into the connection's
+buffer at once, and the buffer goes to the socket once per loop turn (a burst of events is
+one write per subscriber, not one per event). Anything else (the key's re-check is due, the
+client reads too slowly, an event is still waiting) queues the event for the subscriber's
+own task as before, and no event overtakes one queued before it.
+
 Everything else stays per subscriber and in the resolver: the relay routes each event to its
 owner's queues only, and every subscriber re-checks its own key before each event (a revoked
 key still ends its stream with `UNAUTHENTICATED`). A selection with a resolver field (`job`),
@@ -21,7 +29,9 @@ as before.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from contextvars import ContextVar
@@ -40,6 +50,13 @@ from strawberry.types import Info
 from strawberry.types.nodes import FragmentSpread, InlineFragment, SelectedField, Selection
 
 from jobs import contract
+
+log = logging.getLogger(__name__)
+
+SEND_SOON = "audio_engine.websocket.send_soon"
+"""ASGI scope extension: a callable taking a text message and returning whether it was
+buffered for the socket (written at the end of the loop turn), False when it must go the
+ASGI way (closing, or the client's reads lag: the ASGI send waits for them)."""
 
 RENDERED = 1024
 """Results kept (event x document x variables): an event reaches all its subscribers within
@@ -102,6 +119,7 @@ class SharedFrames:
     def __init__(self, maxsize: int = RENDERED) -> None:
         self.maxsize = maxsize
         self.renders = 0
+        self.direct = 0
         self._rendered: OrderedDict[tuple[int, tuple[int, str | None, str]], _Rendered] = (
             OrderedDict()
         )
@@ -161,6 +179,8 @@ class FrameStream:
         self.context = context
         self.frames = frames
         self._head = '{"id":' + json.dumps(operation.id) + ',"type":"next","payload":'
+        extensions = websocket.ws.scope.get("extensions") or {}
+        self._send_soon: Callable[[str], bool] | None = extensions.get(SEND_SOON)
 
     @classmethod
     def of(cls, info: Info[Any, Any], yields: type, root: Root) -> FrameStream | None:
@@ -186,6 +206,26 @@ class FrameStream:
         )
         return cls(operation, websocket, document, root, info.context)
 
+    def queue(self, fresh: Callable[[], bool]) -> asyncio.Queue[contract.JobEvent]:
+        """The queue to subscribe with: a `DirectQueue` where the server can take frames
+        outside ASGI (`fresh` tells whether the subscriber's key needs no re-check now)."""
+        if self._send_soon is None:
+            return asyncio.Queue()
+        return DirectQueue(self, fresh)
+
+    def send_now(self, event: contract.JobEvent) -> bool:
+        """Buffer `event`'s `next` message on the socket without waiting; False when it
+        must go through the subscriber's task instead."""
+        if self._send_soon is None:
+            return False
+        if self.operation.completed:
+            return True  # the client stopped this operation: nothing more goes out
+        payload = self.frames.payload(event, self.document, self.key, self.root, self.context)
+        if payload is None or not self._send_soon(self._head + payload + "}"):
+            return False
+        self.frames.direct += 1
+        return True
+
     async def send(self, event: contract.JobEvent) -> bool:
         """Send `event` as this operation's `next` message; False when it must go through
         Strawberry instead (rendering gave errors)."""
@@ -195,6 +235,37 @@ class FrameStream:
         if not self.operation.completed:
             await self.websocket.send_text(self._head + payload + "}")
         return True
+
+
+class DirectQueue(asyncio.Queue[contract.JobEvent]):
+    """A subscriber's queue that sends an event straight to the socket when the subscriber
+    holds nothing (no event queued, none taken and not yet sent) and its key is fresh, so
+    the subscriber's task does not wake for it. The task calls `done` after sending each
+    event it took."""
+
+    def __init__(self, stream: FrameStream, fresh: Callable[[], bool]) -> None:
+        super().__init__()
+        self._stream = stream
+        self._fresh = fresh
+        self._held = False
+
+    def put_nowait(self, item: contract.JobEvent) -> None:
+        if not self._held and self.empty() and self._fresh():
+            try:
+                if self._stream.send_now(item):
+                    return
+            except Exception:  # the task's own path will raise it where it can be reported
+                log.exception("sending an event directly failed; queued instead")
+        super().put_nowait(item)
+
+    def get_nowait(self) -> contract.JobEvent:
+        item = super().get_nowait()
+        self._held = True
+        return item
+
+    def done(self) -> None:
+        """The event last taken is sent: later ones may go directly again."""
+        self._held = False
 
 
 _PLAIN: dict[type, frozenset[str]] = {}

@@ -13,6 +13,10 @@ HTTP protocol here adds both bounds below the ASGI app, where no middleware can 
 Websockets offer no compression unless `Settings.websocket_compression`: a subscription's
 messages are a few hundred bytes, deflated separately for each subscriber.
 
+The websocket protocol offers the app one more ASGI scope extension, `fanout.SEND_SOON`:
+a text message buffered on the connection without a task switch, the buffer written to the
+socket once per loop turn (many subscribers of one burst of job events: one write each).
+
 Slow bodies are bounded in the app (`graph_api.limits.SlowBodyGuard`), where the time spent
 waiting on the client can be told from the time the app takes to store what it got.
 
@@ -31,7 +35,10 @@ from uvicorn.config import WS_PROTOCOLS
 from uvicorn.importer import import_from_string
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.utils import get_remote_addr
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.protocol import State
 
+from graph_api.fanout import SEND_SOON
 from jobs.settings import Settings
 
 
@@ -44,6 +51,43 @@ def _response(status: str, code: str, message: str) -> bytes:
     return head.encode() + body
 
 
+def _sends_soon(base: type[WebSocketsSansIOProtocol]) -> type[WebSocketsSansIOProtocol]:
+    """`base` offering `SEND_SOON` to the app (see the module docstring)."""
+
+    class SendsSoon(base):  # type: ignore[misc, valid-type]
+        _flush_due = False
+
+        def handle_connect(self, event: Any) -> None:
+            super().handle_connect(event)
+            scope = getattr(self, "scope", None)  # set only when the handshake is accepted
+            if scope is not None:
+                scope["extensions"][SEND_SOON] = self.send_soon
+
+        def send_soon(self, text: str) -> bool:
+            if (
+                not self.handshake_complete
+                or self.close_sent
+                or self.initial_response is not None
+                or not self.writable.is_set()  # the client lags: the ASGI send waits
+                or self.transport.is_closing()
+                or self.conn.state is not State.OPEN
+            ):
+                return False
+            self.conn.send_text(text.encode())
+            if not self._flush_due:
+                self._flush_due = True
+                self.loop.call_soon(self._flush)
+            return True
+
+        def _flush(self) -> None:
+            self._flush_due = False
+            output = self.conn.data_to_send()
+            if output and not self.transport.is_closing():
+                self.transport.write(b"".join(output))
+
+    return SendsSoon
+
+
 def guarded_protocols(
     settings: Settings, websocket: type[asyncio.Protocol]
 ) -> tuple[type[asyncio.Protocol], type[asyncio.Protocol]]:
@@ -54,7 +98,11 @@ def guarded_protocols(
     most = settings.max_connections_per_client
     open_by_address: Counter[str] = Counter()
 
-    class CountedWebSocket(websocket):  # type: ignore[misc, valid-type]
+    base = websocket
+    if issubclass(websocket, WebSocketsSansIOProtocol):
+        base = _sends_soon(websocket)
+
+    class CountedWebSocket(base):  # type: ignore[misc, valid-type]
         _counted: str | None = None
 
         def connection_made(self, transport: Any) -> None:
@@ -146,10 +194,11 @@ def guarded_protocols(
 
 def uvicorn_config(app: Any, settings: Settings, **options: Any) -> uvicorn.Config:
     """uvicorn's config for `app` with `settings`' address and client limits (`ws` may name
-    any of uvicorn's websocket implementations)."""
+    any of uvicorn's websocket implementations; the sans-I/O one by default: the legacy one
+    is deprecated in websockets 14+, and only it offers `SEND_SOON`)."""
     options.setdefault("host", settings.api_host)
     options.setdefault("port", settings.api_port)
-    ws = options.pop("ws", "auto")
+    ws = options.pop("ws", "websockets-sansio")
     websocket = import_from_string(WS_PROTOCOLS[ws]) if isinstance(ws, str) else ws
     http, counted_ws = guarded_protocols(settings, websocket)
     options.setdefault("ws_per_message_deflate", settings.websocket_compression)

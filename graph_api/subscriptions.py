@@ -29,7 +29,7 @@ import strawberry
 from strawberry.types import Info
 
 from graph_api.context import Context
-from graph_api.fanout import FrameStream
+from graph_api.fanout import DirectQueue, FrameStream
 from graph_api.permissions import AUTHENTICATED
 from graph_api.types import BatchEvent, JobEvent
 from jobs import contract
@@ -161,13 +161,16 @@ class Subscription:
         context = info.context
         principal = await context.principal()
         events = context.runtime.events
+        stream = FrameStream.of(info, JobEvent, _from_event)
+        mine = None if stream is None else stream.queue(context.authenticated_recently)
         with (
-            events.subscribe_all()
+            events.subscribe_all(mine)
             if principal.admin
-            else events.subscribe_owner(principal.owner) as queue
+            else events.subscribe_owner(principal.owner, mine) as queue
         ):
-            stream = FrameStream.of(info, JobEvent, _from_event)
             while True:
                 event = await _next(context, queue)
                 if stream is None or not await stream.send(event):
                     yield _from_event(event)
+                if isinstance(queue, DirectQueue):
+                    queue.done()

@@ -172,3 +172,47 @@ async def test_a_revoked_key_gets_no_more_shared_events(secure_settings: Setting
         runtime.events.dispatch(JobEvent(job_id="b", status=JobStatus.RUNNING, owner="alice"))
         assert (await _recv(kept))["payload"]["data"]["myJobUpdates"]["jobId"] == "b"
         await until(lambda: runtime.events.subscriber_count() == 1)
+
+
+async def test_a_burst_goes_straight_to_the_sockets_in_order(secure_settings: Settings) -> None:
+    """With nothing waiting and the key fresh, the relay writes each event to the socket
+    itself (no task wakes); every subscriber still hears every event, in order."""
+    key = await make_key(secure_settings, "alice")
+    async with _two(secure_settings, key, key) as (runtime, first, second):
+        before = FRAMES.direct
+        for n in range(30):
+            runtime.events.dispatch(
+                JobEvent(job_id=f"j{n}", status=JobStatus.RUNNING, owner="alice")
+            )
+        for ws in (first, second):
+            got = [(await _recv(ws))["payload"]["data"]["myJobUpdates"]["jobId"] for _ in range(30)]
+            assert got == [f"j{n}" for n in range(30)]
+        assert FRAMES.direct - before == 60
+
+
+async def test_a_client_that_lags_gets_every_event_in_order(secure_settings: Settings) -> None:
+    """A subscriber that stops reading fills its socket: the direct path then queues events
+    for the subscriber's task, whose ASGI send waits for the client. Nothing is lost or
+    reordered, and the server's buffer does not grow without bound."""
+    key = await make_key(secure_settings, "alice")
+    message = "x" * 400_000
+    count = 200  # 80 MB: far beyond the socket buffers (up to 36 MB) and uvicorn's 64 KiB
+    query = "subscription { myJobUpdates { jobId message } }"
+    async with (
+        serving_app(secure_settings) as (base, app),
+        _subscribed(base, key, query) as lagging,
+    ):
+        runtime: Runtime = app.state.runtime
+        await until(lambda: runtime.events.subscriber_count() == 1)
+        lagging.transport.pause_reading()  # the client stops reading its socket
+        before = FRAMES.direct
+        for n in range(count):
+            runtime.events.dispatch(
+                JobEvent(job_id=f"j{n}", status=JobStatus.RUNNING, message=message, owner="alice")
+            )
+            await asyncio.sleep(0)  # the loop writes, and finds the socket full
+        assert FRAMES.direct - before < count
+        lagging.transport.resume_reading()
+        for n in range(count):
+            got = (await _recv(lagging))["payload"]["data"]["myJobUpdates"]
+            assert got == {"jobId": f"j{n}", "message": message}
