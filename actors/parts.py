@@ -218,7 +218,7 @@ def _copy_samples(
     """Stitch parts already encoded in the output's subtype: their samples, unchanged."""
     dtype = RAW_DTYPES[out_subtype.upper()]
     infos = [sf.info(str(path)) for path in part_paths]
-    total = sum(info.frames for info in infos)
+    total: int = sum(info.frames for info in infos)
     channels = infos[0].channels
     limit = max_frames(out_format, out_subtype, channels)
     if limit is not None and total > limit:
