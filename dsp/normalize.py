@@ -1,5 +1,13 @@
 """Two-pass normalisation to a sample-peak or integrated-loudness target, and delivery to a
-loudness spec (target and true-peak ceiling)."""
+loudness spec (target and true-peak ceiling).
+
+Both effects measure the signal reaching them (`Level`), then `settle` on the measurement: a
+fixed gain (and limiter) from then on. A `Level` of consecutive parts of a stream merges into
+the whole stream's, so parts measured apart (`dsp.segments.measure_segment`) settle an effect
+exactly as one analysis pass over the whole stream does.
+"""
+
+from __future__ import annotations
 
 import math
 
@@ -14,6 +22,44 @@ MODES = ("peak", "loudness")
 LIMITER_MARGIN_DB = 0.05
 """The limiter aims this far under the ceiling: its smoothed gain, applied per sample, can
 move an inter-sample peak by a few hundredths of a dB."""
+
+
+class Level:
+    """What a two-pass effect measures of the signal reaching it: the sample peak, and with
+    `loudness` the BS.1770 100 ms step energies (`LoudnessMeter`).
+
+    >>> level = Level(48_000, 2, loudness=False)
+    >>> level.add(np.full((2, 10), 0.5, np.float32)); level.peak
+    0.5
+    """
+
+    def __init__(self, sample_rate: int, channels: int, loudness: bool) -> None:
+        self.peak = 0.0
+        self.meter = LoudnessMeter(sample_rate, channels) if loudness else None
+
+    def add(self, block: NDArray[np.float32]) -> None:
+        """Measure (channels, n) samples; ValueError for NaN or infinity."""
+        if self.meter is not None:
+            self.meter.add(block)
+        elif block.size:
+            peak = float(np.max(np.abs(block)))
+            if not math.isfinite(peak):  # max() would skip NaN and normalise the rest
+                raise ValueError("normalize: the signal holds NaN or infinite samples")
+            self.peak = max(self.peak, peak)
+
+    def warm(self, block: NDArray[np.float32], first_step: int) -> None:
+        """Frames just before a part whose 100 ms step `first_step` comes next: they settle the
+        K-weighting filters and are not measured (`LoudnessMeter.warm`)."""
+        if self.meter is not None:
+            self.meter.warm(block, first_step)
+
+    def merge(self, later: Level) -> None:
+        """Join the measurement of the part that follows this one (`warm`ed on the frames
+        before it): peaks take the maximum, loudness steps are appended in order, so every
+        400 ms gating block is the unsplit stream's."""
+        self.peak = max(self.peak, later.peak)
+        if self.meter is not None and later.meter is not None:
+            self.meter.merge(later.meter)
 
 
 class Normalize:
@@ -35,36 +81,42 @@ class Normalize:
         self.mode = mode
         self.target = float(target)
         self._channels = 1
-        self._peak = 0.0
-        self._meter: LoudnessMeter | None = None
+        self._level = self.level(48_000, 1)
         self.gain_db: float | None = None
 
+    def level(self, sample_rate: int, channels: int) -> Level:
+        """An empty measurement of what this effect needs, for a stream of this format."""
+        return Level(sample_rate, channels, loudness=self.mode == "loudness")
+
     def begin_analysis(self, sample_rate: int, channels: int) -> None:
-        self._peak = 0.0
-        self._meter = LoudnessMeter(sample_rate, channels) if self.mode == "loudness" else None
+        self._level = self.level(sample_rate, channels)
         self.gain_db = None
 
     def analyze(self, block: NDArray[np.float32]) -> None:
-        if self._meter is not None:
-            self._meter.add(block)
-        elif block.size:
-            peak = float(np.max(np.abs(block)))
-            if not math.isfinite(peak):  # max() would skip NaN and normalise the rest
-                raise ValueError("normalize: the signal holds NaN or infinite samples")
-            self._peak = max(self._peak, peak)
+        self._level.add(block)
 
     def finish_analysis(self) -> None:
-        if self._meter is not None:
-            if not self._meter.gating_blocks:
-                seconds = self._meter.frames / self._meter.sample_rate
+        self._fix(self._level)
+
+    def settle(self, level: Level) -> None:
+        """Fix the gain from `level`, the measurement of the whole stream reaching this effect
+        (merged from its parts); no analysis pass then."""
+        self._fix(level)
+        self.needs_analysis = False
+
+    def _fix(self, level: Level) -> None:
+        meter = level.meter
+        if meter is not None:
+            if not meter.gating_blocks:
+                seconds = meter.frames / meter.sample_rate
                 raise ValueError(
                     "normalize LOUDNESS needs at least 400 ms of signal (one BS.1770 gating "
                     f"block) to measure; the signal reaching it lasts {seconds:.6g} s"
                 )
-            level = self._meter.integrated()
+            measured = meter.integrated()
         else:
-            level = 20.0 * math.log10(self._peak) if self._peak > 0.0 else -math.inf
-        self.gain_db = self.target - level if math.isfinite(level) else 0.0
+            measured = 20.0 * math.log10(level.peak) if level.peak > 0.0 else -math.inf
+        self.gain_db = self.target - measured if math.isfinite(measured) else 0.0
 
     def fix_loudness(self, measured_lufs: float) -> None:
         """Take `measured_lufs` as the level instead of measuring the stream (album mode: the
@@ -110,7 +162,7 @@ class LoudnessNormalize:
         self.ceiling_trim_db = 0.0
         self.measured_lufs = -math.inf
         self.reason = ""
-        self._meter: LoudnessMeter | None = None
+        self._level = self.level(48_000, 1)
         self._limiter: TruePeakLimiter | None = None
         self._channels = 1
 
@@ -128,16 +180,28 @@ class LoudnessNormalize:
         self.measured_lufs = measured_lufs
         self.reason = "" if math.isfinite(measured_lufs) else "the album has no integrated loudness"
 
+    def level(self, sample_rate: int, channels: int) -> Level:
+        """An empty measurement of what this effect needs, for a stream of this format."""
+        return Level(sample_rate, channels, loudness=True)
+
     def begin_analysis(self, sample_rate: int, channels: int) -> None:
-        self._meter = LoudnessMeter(sample_rate, channels)
+        self._level = self.level(sample_rate, channels)
 
     def analyze(self, block: NDArray[np.float32]) -> None:
-        assert self._meter is not None, "begin_analysis first"
-        self._meter.add(block)
+        self._level.add(block)
 
     def finish_analysis(self) -> None:
-        assert self._meter is not None, "begin_analysis first"
-        self.measured_lufs = self._meter.integrated()
+        self._fix(self._level)
+
+    def settle(self, level: Level) -> None:
+        """Fix the gain (and the limiter, at `configure`) from `level`, the measurement of the
+        whole stream reaching this effect (merged from its parts); no analysis pass then."""
+        self._fix(level)
+        self.needs_analysis = False
+
+    def _fix(self, level: Level) -> None:
+        assert level.meter is not None, "loudness needs a loudness measurement"
+        self.measured_lufs = level.meter.integrated()
         self.reason = (
             ""
             if math.isfinite(self.measured_lufs)

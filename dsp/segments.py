@@ -15,23 +15,37 @@ bound argued where it is computed (`effect_needs`):
   segment is the previous segment's tail (overlap-add), and a pre-roll at least as long as an
   FIR's response (reverb: pre-delay + IR length) contains all of it; an IIR (eq, delay with
   feedback) is taken back until its response decays below `EPSILON`;
-- stateful nonlinear effects (compressor, limiter) converge from any start state: their
-  smoothing is a contraction by its one-pole coefficient per frame, so the pre-roll is the
-  number of frames that shrinks the largest possible state difference below `EPSILON`.
+- stateful nonlinear effects (compressor, limiter, the loudness effect's true-peak limiter)
+  converge from any start state: their smoothing is a contraction by its one-pole coefficient
+  per frame, so the pre-roll is the number of frames that shrinks the largest possible state
+  difference below `EPSILON`;
+- two-pass effects (normalize, loudness) are split in two phases. First every segment renders
+  the effects in front of the two-pass effect and measures what reaches it (`measure_segment`:
+  a `dsp.normalize.Level`, sample peak or the BS.1770 100 ms step energies, counted from the
+  segment's first step with the K-weighting settled on the pre-roll); the measurements merge
+  in order into the whole stream's (the gating blocks over the joined steps are the unsplit
+  stream's), and the effect `settle`s on it: a fixed gain, plus for loudness its true-peak
+  limiter, bounded as above. Then the segments render the whole chain. A chain with several
+  two-pass effects measures them one after the other, the earlier ones settled (`measures`
+  phases).
 
-Effects that need the whole stream first (normalize, loudness), that move or cut time
-(trim, resample, silence), or whose state is not yet bounded here (gate, denoise) are not
-split: `plan_segments` then returns one segment and says why.
+Effects that move or cut time (trim, resample, silence) or whose state has no bound
+(gate, denoise: see `_REFUSALS`) are not split: `plan_segments` then returns one segment and
+says why.
 
 >>> plan = plan_segments(chain, 48_000, 2, total_frames, segment_frames)   # doctest: +SKIP
+>>> for k in range(plan.measures):                                        # doctest: +SKIP
+...     levels = [measure_segment(chain, k, read, plan, s, ...) for s in plan.segments]
+...     settle(chain, k, merged(levels))
 >>> for segment in plan.segments:                                         # doctest: +SKIP
 ...     render_segment(chain, read, plan, segment, total_frames, sink)
 """
 
 from __future__ import annotations
 
+import copy
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,6 +60,8 @@ from dsp.edits import Fade
 from dsp.filters import EQ
 from dsp.gain import Gain
 from dsp.loudness import k_weighting_sos
+from dsp.normalize import Level, LoudnessNormalize, Normalize
+from dsp.truepeak import TruePeakLimiter
 
 EPSILON = 1e-12
 """Relative size a state difference is shrunk to by a pre-roll: far under the 1e-5 absolute
@@ -82,12 +98,14 @@ class Segment:
 
 @dataclass(frozen=True, slots=True)
 class SegmentPlan:
-    """How a stream is split; `reason` says why it is not split (or less than asked)."""
+    """How a stream is split; `reason` says why it is not split (or less than asked);
+    `measures`: the two-pass effects measured (in order, one phase each) before the render."""
 
     segments: tuple[Segment, ...]
     preroll: int
     postroll: int
     reason: str = ""
+    measures: int = 0
 
 
 def _decay_frames(radius: float) -> int:
@@ -138,6 +156,24 @@ def effect_needs(effect: Effect, sample_rate: int) -> Needs | str:
         # end a frame at most max(attack, release) |y1 - y2| apart whichever branch each takes.
         worst = max(effect._attack, effect._release)
         return Needs(_smoothing_frames(worst, LEVEL_RANGE_DB))
+    if isinstance(effect, Normalize):
+        # Settled (`measure_segment`), it is a fixed gain: sample-local.
+        return Needs()
+    if isinstance(effect, LoudnessNormalize):
+        # Settled, a fixed gain and a true-peak limiter with the default timing (a silent
+        # input leaves no limiter: less is needed then).
+        probe = TruePeakLimiter(0.0, min(effect.ceiling_dbtp, 0.0))
+        probe.configure(sample_rate, 1)
+        return effect_needs(probe, sample_rate)
+    if isinstance(effect, TruePeakLimiter):
+        # The oversampled peak at frame j reads the last taps - 1 gained frames; the window
+        # minimum spans L + 2 of those peaks and the box average L + 1 minima; the release
+        # smoother contracts gain differences (at most 1) by `release` per frame, as the
+        # limiter's. Output frame t reads input up to t + L + taps / 2 (the lag).
+        taps = effect.phases.shape[1]
+        window = (taps - 1) + (effect._mins.shape[0]) + effect._box.shape[0]
+        release = _smoothing_frames(effect._release, 1.0)
+        return Needs(window + release, effect._lag)
     if isinstance(effect, Limiter):
         # The window minimum and box average depend on the last L + 1 frames only; the release
         # smoother contracts gain differences (at most 1) by `release` per frame. Output frame
@@ -150,14 +186,28 @@ def effect_needs(effect: Effect, sample_rate: int) -> Needs | str:
 
 
 _REFUSALS = {
-    "normalize": "normalize measures the whole file before its gain is known",
-    "loudnessnormalize": "loudness measures the whole file before its gain is known",
     "trim": "trim moves time",
     "resample": "resample changes the frame rate",
     "silence": "silence cuts time out of the stream",
-    "gate": "the gate's hold state has no convergence bound yet",
-    "denoise": "denoise learns its noise profile from the whole stream",
+    "gate": (
+        "the gate's open or closed state has no bound: while the level stays between its "
+        "close and open thresholds the gate keeps whatever state came before, however long ago"
+    ),
+    "denoise": (
+        "denoise's noise estimate depends on the whole stream before it (its first frames, "
+        "steady runs of any age), with no bound on how far back"
+    ),
 }
+
+
+def two_pass(chain: Chain) -> list[int]:
+    """Indices of the effects of `chain` still to be measured before it renders (normalize,
+    loudness), in order."""
+    return [
+        i
+        for i, e in enumerate(chain.effects)
+        if isinstance(e, Normalize | LoudnessNormalize) and e.needs_analysis
+    ]
 
 
 def meter_preroll(sample_rate: int) -> int:
@@ -198,6 +248,7 @@ def plan_segments(
             f"not split: the chain needs {preroll / sample_rate:.1f} s of pre-roll, more than "
             f"a {segment_frames / sample_rate:.0f} s segment",
         )
+    measures = len(two_pass(chain))
     count = round(total_frames / segment_frames)
     steps = total_frames * 10 // sample_rate
     first_steps = [steps * i // count for i in range(count)]
@@ -205,7 +256,7 @@ def plan_segments(
     segments = tuple(
         Segment(i, bounds[i], bounds[i + 1], i == count - 1, first_steps[i]) for i in range(count)
     )
-    return SegmentPlan(segments, preroll, postroll)
+    return SegmentPlan(segments, preroll, postroll, measures=measures)
 
 
 def _lengths(chain: Chain, total_frames: int) -> list[int]:
@@ -273,3 +324,52 @@ def render_segment(
         if progress is not None:
             progress(1.0)
     return chain.configure(sample_rate, channels)
+
+
+def measure_segment(
+    chain: Chain,
+    read: Callable[[int, int], Iterator[NDArray[np.float32]]],
+    plan: SegmentPlan,
+    segment: Segment,
+    sample_rate: int,
+    channels: int,
+    total_frames: int,
+    progress: Callable[[float], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> Level:
+    """What the first two-pass effect of `chain` still to be measured (`two_pass`) gets from
+    `segment`: the effects in front of it rendered over the segment (with the pre-roll, and
+    for the last segment their tails), measured as its own analysis pass would measure them.
+    Measurements of consecutive segments `merge` into the whole stream's."""
+    index = two_pass(chain)[0]
+    prefix = Chain(chain.effects[:index])
+    rate, width = prefix.configure(sample_rate, channels)
+    effect = chain.effects[index]
+    assert isinstance(effect, Normalize | LoudnessNormalize)
+    level = effect.level(rate, width)
+
+    def warm(block: NDArray[np.float32]) -> None:
+        level.warm(block, segment.step)
+
+    render_segment(
+        prefix, read, plan, segment, sample_rate, channels, total_frames, level.add, progress,
+        should_stop, before=warm,
+    )  # fmt: skip
+    return level
+
+
+def settle(chain: Chain, levels: Sequence[Level]) -> None:
+    """Settle the first two-pass effects of `chain` still to be measured on `levels`, each
+    the merged measurement of every segment (`measure_segment`), in order."""
+    for index, level in zip(two_pass(chain), levels, strict=False):
+        effect = chain.effects[index]
+        assert isinstance(effect, Normalize | LoudnessNormalize)
+        effect.settle(level)
+
+
+def merged(levels: Sequence[Level]) -> Level:
+    """The measurements of consecutive segments joined, in order, into the whole stream's."""
+    first = copy.deepcopy(levels[0])
+    for later in levels[1:]:
+        first.merge(later)
+    return first

@@ -21,14 +21,24 @@ from dsp import (
     EqBand,
     Fade,
     Gain,
+    Gate,
     Limiter,
+    LoudnessNormalize,
     Normalize,
     Resample,
     Reverb,
     Trim,
     preset,
 )
-from dsp.segments import effect_needs, plan_segments, render_segment
+from dsp.segments import (
+    effect_needs,
+    measure_segment,
+    merged,
+    plan_segments,
+    render_segment,
+    settle,
+    two_pass,
+)
 
 SR = 8000
 SEGMENT = 10 * SR
@@ -58,10 +68,23 @@ def _segmented(make: Callable[[], list[Effect]], x: np.ndarray, block: int = 150
         for s in range(a, b, block):
             yield x[:, s : min(s + block, b)]
 
+    def fresh(levels: list) -> Chain:  # type: ignore[type-arg]
+        """A segment's own chain (its own actor: nothing shared but parameters and the
+        merged measurements), settled on what was measured so far."""
+        chain = Chain(make())
+        settle(chain, levels)
+        return chain
+
+    levels: list = []  # type: ignore[type-arg]
+    for _phase in range(plan.measures):
+        found = [
+            measure_segment(fresh(levels), read, plan, segment, SR, x.shape[0], x.shape[1])
+            for segment in reversed(plan.segments)  # in any order: they are independent
+        ][::-1]
+        levels.append(merged(found))
     parts: list[np.ndarray] = []
     for segment in plan.segments:
-        fresh = Chain(make())  # each segment on its own actor: nothing shared but parameters
-        render_segment(fresh, read, plan, segment, SR, x.shape[0], x.shape[1], parts.append)
+        render_segment(fresh(levels), read, plan, segment, SR, x.shape[0], x.shape[1], parts.append)
     return np.concatenate(parts, axis=1)
 
 
@@ -105,6 +128,26 @@ NONLINEAR: dict[str, Callable[[], list[Effect]]] = {
 }
 
 
+TWO_PASS: dict[str, Callable[[], list[Effect]]] = {
+    "normalize peak": lambda: [Normalize(mode="peak", target=-1.0)],
+    "normalize loudness": lambda: [Normalize(mode="loudness", target=-20.0)],
+    "loudness": lambda: [LoudnessNormalize(-14.0, -1.0)],
+    "eq+hall+compressor+loudness+fade": lambda: [
+        EQ([EqBand("lowshelf", 120.0, gain_db=3.0)]),
+        Reverb(preset("hall", SR), mix=0.3),
+        Compressor(-20.0, 3.0, attack_ms=10.0, release_ms=120.0),
+        LoudnessNormalize(-9.0, -1.0),  # loud enough that the true-peak limiter works
+        Fade(2000, 3000),
+    ],
+    "normalize then loudness": lambda: [
+        Normalize(mode="peak", target=-6.0),
+        Delay(time_ms=120.0, feedback=0.4, mix=0.4),
+        LoudnessNormalize(-16.0, -2.0),
+        Limiter(-3.0, release_ms=60.0),
+    ],
+}
+
+
 @pytest.mark.parametrize("name", SAMPLE_LOCAL)
 def test_sample_local_effects_are_bit_identical(name: str) -> None:
     x = _music()
@@ -120,6 +163,52 @@ def test_linear_and_stateful_effects_match_within_1e_5(name: str) -> None:
     assert y.shape == reference.shape
     np.testing.assert_allclose(y, reference, rtol=0, atol=1e-5)
     assert np.max(np.abs(reference)) > 0.1  # the comparison is about a real signal
+
+
+@pytest.mark.parametrize("name", TWO_PASS)
+def test_two_pass_effects_measure_in_parts_and_match_within_1e_5(name: str) -> None:
+    make = TWO_PASS[name]
+    x = _music()
+    y, reference = _segmented(make, x), _whole(make, x)
+    assert y.shape == reference.shape
+    np.testing.assert_allclose(y, reference, rtol=0, atol=1e-5)
+    assert np.max(np.abs(reference)) > 0.1
+
+
+def test_merged_loudness_is_the_unsplit_measurement() -> None:
+    """The BS.1770 gating blocks over the joined 100 ms steps of the parts are the unsplit
+    stream's: the integrated loudness agrees to float rounding, and the gain with it."""
+    x = _music(seconds=41.37)  # a last part that ends inside a 100 ms step
+
+    def make() -> list[Effect]:
+        return [EQ([EqBand("peak", 300.0, q=2.0, gain_db=6.0)]), LoudnessNormalize(-23.0, -1.0)]
+
+    chain = Chain(make())
+    chain.configure(SR, 2)
+    plan = plan_segments(chain, SR, x.shape[1], SEGMENT)
+    assert plan.measures == 1 and len(plan.segments) == 4
+
+    def read(a: int, b: int) -> Iterator[np.ndarray]:
+        yield x[:, a:b]
+
+    levels = [
+        measure_segment(Chain(make()), read, plan, s, SR, 2, x.shape[1]) for s in plan.segments
+    ]
+    whole = Chain(make())
+    whole.process_array(x, SR)
+    effect = whole.effects[1]
+    assert isinstance(effect, LoudnessNormalize)
+    split = Chain(make())
+    settle(split, [merged(levels)])
+    settled = split.effects[1]
+    assert isinstance(settled, LoudnessNormalize)
+    assert settled.measured_lufs == pytest.approx(effect.measured_lufs, abs=1e-9)
+    assert -40.0 < effect.measured_lufs < -5.0
+    assert two_pass(split) == [] and two_pass(whole) == [1] and settled.reason == ""
+    meter = merged(levels).meter
+    assert meter is not None
+    assert meter.frames == x.shape[1]
+    assert meter.block_powers().size == (x.shape[1] * 10 // SR) - 3
 
 
 def test_the_dynamics_really_work_across_boundaries() -> None:
@@ -138,7 +227,7 @@ def test_the_dynamics_really_work_across_boundaries() -> None:
 @pytest.mark.parametrize(
     ("effects", "says"),
     [
-        ([Normalize(mode="peak", target=-1.0)], "measures the whole file"),
+        ([Gate(threshold_db=-40.0)], "between its close and open thresholds"),
         ([Trim(1.0, 20.0)], "trim moves time"),
         ([Resample(rate=16000)], "changes the frame rate"),
         ([Compressor(-20.0, 4.0, attack_ms=5.0, release_ms=5000.0)], "pre-roll"),
