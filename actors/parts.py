@@ -30,9 +30,25 @@ import soundfile as sf
 from numpy.typing import NDArray
 
 from actors.binding import Impulses, build_chain
-from actors.runner import _DECODE_ERRORS, Encoder, RenderInfo, StreamMeter, open_input
+from actors.runner import (
+    _DECODE_ERRORS,
+    Encoder,
+    LoudnessTrim,
+    RenderInfo,
+    StreamMeter,
+    _album_effect,
+    open_input,
+)
 from dsp.chain import Chain, Stopped
-from dsp.segments import Segment, SegmentPlan, plan_segments, render_segment
+from dsp.normalize import Level, LoudnessNormalize
+from dsp.segments import (
+    Segment,
+    SegmentPlan,
+    measure_segment,
+    plan_segments,
+    render_segment,
+    settle,
+)
 from jobs.effects import EffectCall
 from jobs.errors import BadInput, JobCancelled, ProcessingFailed, UnsupportedAudio
 from jobs.formats import max_frames, sample_step
@@ -69,11 +85,35 @@ def part_subtype(out_format: str, out_subtype: str) -> str:
     return "FLOAT"
 
 
-def _chain(calls: Sequence[EffectCall], rate: int, impulses: Impulses, subtype: str) -> Chain:
+def _chain(
+    calls: Sequence[EffectCall],
+    rate: int,
+    impulses: Impulses,
+    subtype: str,
+    levels: Sequence[Level] = (),
+    trim: LoudnessTrim | None = None,
+    album_lufs: float | None = None,
+) -> Chain:
+    """The job's chain as `process_file` builds it (a re-render's `trim`, an album's
+    loudness), its first two-pass effects settled on `levels` (merged from every part)."""
     try:
-        return build_chain(calls, rate, impulses, sample_step(subtype))
+        chain = build_chain(calls, rate, impulses, sample_step(subtype))
+        spec_steps = [e for e in chain.effects if isinstance(e, LoudnessNormalize)]
+        if spec_steps and trim is not None:
+            spec_steps[-1].gain_trim_db = trim.gain_db
+            spec_steps[-1].ceiling_trim_db = trim.ceiling_db
+        if album_lufs is not None:
+            _album_effect(chain, calls).fix_loudness(album_lufs)
+        settle(chain, levels)
     except ValueError as exc:
         raise ProcessingFailed(f"invalid effect chain for this input: {exc}") from exc
+    return chain
+
+
+def loudness_reason(chain: Chain) -> str:
+    """Why the chain's last loudness step left its input unchanged ('' when it did not)."""
+    steps = [e for e in chain.effects if isinstance(e, LoudnessNormalize)]
+    return steps[-1].reason if steps else ""
 
 
 def plan_parts(
@@ -82,8 +122,10 @@ def plan_parts(
     impulses: Impulses,
     out_subtype: str,
     segment_seconds: float,
+    album_lufs: float | None = None,
 ) -> SegmentPlan:
-    """How the job is split (one segment and a reason when it is not)."""
+    """How the job is split (one segment and a reason when it is not), and how many two-pass
+    effects its parts measure first (`measure_part`)."""
     with open_input(in_path) as reader:
         rate, channels, total, kind = (
             reader.samplerate,
@@ -91,7 +133,7 @@ def plan_parts(
             reader.frames,
             reader.format,
         )
-    chain = _chain(calls, rate, impulses, out_subtype)
+    chain = _chain(calls, rate, impulses, out_subtype, album_lufs=album_lufs)
     chain.configure(rate, channels)
     plan = plan_segments(chain, rate, total, round(segment_seconds * rate))
     if len(plan.segments) > 1 and kind not in EXACT_SEEK:
@@ -99,6 +141,74 @@ def plan_parts(
         why = f"not split: a {kind} decoder started mid-file gives other samples"
         return SegmentPlan(whole, 0, 0, why)
     return plan
+
+
+def _reader(
+    in_path: Path,
+    segment: Segment,
+    total: int,
+    block_frames: int,
+    max_sample_abs: float,
+    meter: StreamMeter | None = None,
+) -> Callable[[int, int], Iterator[NDArray[np.float32]]]:
+    """`read(first, stop)` for `render_segment`: the input's frames [first, stop), seeked to
+    and checked as `process_file` checks them; `meter` measures the segment's own frames
+    (warmed on the ones before)."""
+
+    def read(first: int, stop: int) -> Iterator[NDArray[np.float32]]:
+        with sf.SoundFile(str(in_path)) as reader:
+            reader.seek(first)
+            at = first
+            while at < stop:
+                block = reader.read(min(block_frames, stop - at), dtype="float32", always_2d=True)
+                if block.shape[0] == 0:
+                    raise UnsupportedAudio(f"input data ends at frame {at} of {total}")
+                block = np.ascontiguousarray(block.T)
+                check_block(block, at, max_sample_abs)
+                n = block.shape[1]
+                if meter is not None:
+                    lo = min(max(segment.start - at, 0), n)
+                    hi = n if segment.last else max(min(segment.end - at, n), lo)
+                    if lo:
+                        meter.warm(np.ascontiguousarray(block[:, :lo]), segment.step)
+                    if hi > lo:
+                        meter.add(np.ascontiguousarray(block[:, lo:hi]))
+                at += n
+                yield block
+
+    return read
+
+
+def measure_part(
+    in_path: Path,
+    calls: Sequence[EffectCall],
+    out_subtype: str,
+    block_frames: int,
+    impulses: Impulses,
+    plan: SegmentPlan,
+    index: int,
+    levels: Sequence[Level] = (),
+    progress: Callable[[float], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    max_sample_abs: float = MAX_SAMPLE_ABS,
+    album_lufs: float | None = None,
+) -> Level:
+    """What the next two-pass effect (normalize, loudness) measures of segment `index`, the
+    ones before it settled on `levels`: phase `len(levels)` of `plan.measures`. The parts'
+    measurements, merged in order (`dsp.segments.merged`), are the whole stream's."""
+    with open_input(in_path) as probe:
+        rate, channels, total = probe.samplerate, probe.channels, probe.frames
+    chain = _chain(calls, rate, impulses, out_subtype, levels, album_lufs=album_lufs)
+    segment = plan.segments[index]
+    read = _reader(in_path, segment, total, block_frames, max_sample_abs)
+    try:
+        return measure_segment(
+            chain, read, plan, segment, rate, channels, total, progress, should_stop
+        )
+    except Stopped as exc:
+        raise JobCancelled("stopped on request") from exc
+    except _DECODE_ERRORS as exc:
+        raise ProcessingFailed(f"processing failed: {exc}") from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +219,7 @@ class RenderedPart:
     frames: int
     input_meter: StreamMeter
     output_meter: StreamMeter
+    loudness_reason: str = ""
 
 
 def render_part(
@@ -123,39 +234,26 @@ def render_part(
     progress: Callable[[float], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     max_sample_abs: float = MAX_SAMPLE_ABS,
+    levels: Sequence[Level] = (),
+    trim: LoudnessTrim | None = None,
+    album_lufs: float | None = None,
     out_format: str = "",
 ) -> RenderedPart:
     """Render segment `index` of `plan` into `part_path` (W64 in `part_subtype`) and meter
     its input and output as `process_file` would (PCM outputs metered clipped, as encoded).
-    Raises what `process_file` raises for the same input range."""
+    The chain's two-pass effects are settled on `levels` (`measure_part`, every phase);
+    `trim` and `album_lufs` are `process_file`'s. Raises what `process_file` raises for the
+    same input range."""
     with open_input(in_path) as probe:
         rate, channels, total = probe.samplerate, probe.channels, probe.frames
-    chain = _chain(calls, rate, impulses, out_subtype)
+    chain = _chain(calls, rate, impulses, out_subtype, levels, trim, album_lufs)
     out_rate, out_channels = chain.configure(rate, channels)
     segment = plan.segments[index]
     in_meter = StreamMeter(rate, channels)
     out_meter = StreamMeter(out_rate, out_channels)
     clip = out_subtype.upper().startswith("PCM")
 
-    def read(first: int, stop: int) -> Iterator[NDArray[np.float32]]:
-        with sf.SoundFile(str(in_path)) as reader:
-            reader.seek(first)
-            at = first
-            while at < stop:
-                block = reader.read(min(block_frames, stop - at), dtype="float32", always_2d=True)
-                if block.shape[0] == 0:
-                    raise UnsupportedAudio(f"input data ends at frame {at} of {total}")
-                block = np.ascontiguousarray(block.T)
-                check_block(block, at, max_sample_abs)
-                n = block.shape[1]
-                lo = min(max(segment.start - at, 0), n)
-                hi = n if segment.last else max(min(segment.end - at, n), lo)
-                if lo:
-                    in_meter.warm(np.ascontiguousarray(block[:, :lo]), segment.step)
-                if hi > lo:
-                    in_meter.add(np.ascontiguousarray(block[:, lo:hi]))
-                at += n
-                yield block
+    read = _reader(in_path, segment, total, block_frames, max_sample_abs, in_meter)
 
     def warm(block: NDArray[np.float32]) -> None:
         out_meter.warm(np.clip(block, -1.0, 1.0) if clip else block, segment.step)
@@ -182,7 +280,7 @@ def render_part(
         raise JobCancelled("stopped on request") from exc
     except _DECODE_ERRORS as exc:
         raise ProcessingFailed(f"processing failed: {exc}") from exc
-    return RenderedPart(frames, in_meter, out_meter)
+    return RenderedPart(frames, in_meter, out_meter, loudness_reason(chain))
 
 
 def stitch(
@@ -262,4 +360,5 @@ def joined(
         frames,
         input_analysis=input_meter.analysis(),
         output_analysis=output_meter.analysis(),
+        loudness_reason=first.loudness_reason,
     )

@@ -36,7 +36,10 @@ import ray
 from ray.actor import ActorHandle
 from ray.exceptions import ActorUnavailableError, RayActorError, RayError, RayTaskError
 
+from actors.runner import LoudnessTrim
 from actors.worker import NAMESPACE, DspWorker
+from dsp.normalize import Level
+from dsp.segments import merged
 from jobs.contract import JobMessage, JobResult, PartsPlan
 from jobs.errors import (
     EngineError,
@@ -293,43 +296,77 @@ class ActorPool:
         self, message: JobMessage, plan: PartsPlan, on_progress: ProgressCallback
     ) -> JobResult:
         """Each part on whichever actor is free, all at once; a part whose actor dies runs
-        again alone. Then the stitch, which merges the parts' measurements. Progress is the
-        parts' progress weighted by their length; parts left behind by a failure are
-        removed."""
+        again alone. A chain with two-pass effects (normalize, loudness) first measures them,
+        one phase each: every part measures the signal reaching the effect, the measurements
+        merge in order into the whole stream's, and the parts then render with the effect
+        settled on it. Then the stitch, which merges the parts' measurements (and judges a
+        `loudness` step's delivery: a miss renders the parts again with its correction, as
+        `render_to_spec` does). Progress is the parts' progress weighted by their length,
+        over the phases; parts left behind by a failure are removed."""
         body = message.model_dump(mode="json")
         seconds = self.settings.segment_seconds
         total = max(plan.bounds[-1], 1)
+        phases = plan.measures + 1
         done = [0.0] * plan.count
+        dsp_seconds = 0.0
 
-        def part(index: int) -> Awaitable[dict[str, Any]]:
-            share = (plan.bounds[index + 1] - plan.bounds[index]) / total
+        def each(phase: int, method: str, *args: Any) -> Awaitable[list[dict[str, Any]]]:
+            """`method` on every part at once; a `phase` past the last is not reported (a
+            re-render, after progress reached 1, as `render_to_spec` does)."""
+            done[:] = [0.0] * plan.count
 
-            async def report(value: float) -> None:
-                done[index] = value * share
-                await on_progress(min(sum(done), 1.0))
+            def part(index: int) -> Awaitable[dict[str, Any]]:
+                share = (plan.bounds[index + 1] - plan.bounds[index]) / total
 
-            def work(slot: _Slot) -> Awaitable[Any]:
-                self.parts_started += 1
-                ref = lambda: slot.handle.render_part.remote(body, seconds, index)  # noqa: E731
-                return self._call(slot, message, ref, report)
+                async def report(value: float) -> None:
+                    done[index] = value * share
+                    if phase < phases:
+                        await on_progress(min((phase + sum(done)) / phases, 1.0))
 
-            return self._attempts(message, work)
+                def work(slot: _Slot) -> Awaitable[Any]:
+                    self.parts_started += 1
+                    call = getattr(slot.handle, method)
+                    ref = lambda: call.remote(body, seconds, index, *args)  # noqa: E731
+                    return self._call(slot, message, ref, report)
+
+                return self._attempts(message, work)
+
+            return _all(part(i) for i in range(plan.count))
 
         try:
             started = time.perf_counter()
-            parts = await _all(part(i) for i in range(plan.count))
-            rendered = [p["part"] for p in parts]
-            stitching = time.perf_counter()
-            stitched = await self._attempts(
-                message,
-                lambda slot: self._call(
-                    slot, message, lambda: slot.handle.stitch.remote(body, rendered)
-                ),
-            )
+            levels: list[Level] = []
+            for phase in range(plan.measures):
+                found = await each(phase, "measure_part", list(levels))
+                dsp_seconds += sum(p["dsp_seconds"] for p in found)
+                levels.append(merged([p["level"] for p in found]))
+            trim: LoudnessTrim | None = None
+            tried: list[tuple[LoudnessTrim | None, dict[str, Any]]] = []
+            while True:
+                phase = plan.measures if not tried else phases
+                parts = await each(phase, "render_part", levels, trim)
+                dsp_seconds += sum(p["dsp_seconds"] for p in parts)
+                stitching = time.perf_counter()
+                stitched = await self._stitch(
+                    message, [p["part"] for p in parts], trim, len(tried) + 1
+                )
+                tried.append((trim, stitched["result"]))
+                if stitched["again"] is None:
+                    break
+                trim = stitched["again"]
+            best = _best_render(tried)
+            if best is not tried[-1]:
+                # `render_to_spec` keeps each render and delivers the best; a render is a
+                # function of its trim, so the best is rendered again instead.
+                parts = await each(phases, "render_part", levels, best[0])
+                dsp_seconds += sum(p["dsp_seconds"] for p in parts)
+                stitching = time.perf_counter()
+                rendered = [p["part"] for p in parts]
+                stitched = await self._stitch(message, rendered, best[0], len(tried))
         except BaseException:
             await self._discard_parts(message.job_id, plan.count)
             raise
-        result = JobResult.model_validate(stitched)
+        result = JobResult.model_validate(stitched["result"])
         self.last_split = SplitTimes(
             parts_s=stitching - started,
             stitch_s=time.perf_counter() - stitching,
@@ -338,10 +375,26 @@ class ActorPool:
         log.info("job %s in %d parts: %s", message.job_id, plan.count, self.last_split)
         return result.model_copy(
             update={
-                "dsp_seconds": result.dsp_seconds + sum(p["dsp_seconds"] for p in parts),
+                "dsp_seconds": result.dsp_seconds + dsp_seconds,
                 "segments": plan.count,
             }
         )
+
+    async def _stitch(
+        self,
+        message: JobMessage,
+        rendered: list[Any],
+        trim: LoudnessTrim | None,
+        renders: int,
+    ) -> dict[str, Any]:
+        body = message.model_dump(mode="json")
+        result: dict[str, Any] = await self._attempts(
+            message,
+            lambda slot: self._call(
+                slot, message, lambda: slot.handle.stitch.remote(body, rendered, trim, renders)
+            ),
+        )
+        return result
 
     async def _discard_parts(self, job_id: str, parts: int) -> None:
         for slot in self._slots:
@@ -617,6 +670,25 @@ def _reason(exc: BaseException) -> str:
 
 async def _value(ref: Any) -> Any:
     return await ref
+
+
+def _best_render(
+    tried: list[tuple[LoudnessTrim | None, dict[str, Any]]],
+) -> tuple[LoudnessTrim | None, dict[str, Any]]:
+    """The render `render_to_spec` delivers of those `tried` (trim, result): a passing one
+    nearest the target, else the last."""
+
+    def key(render: tuple[LoudnessTrim | None, dict[str, Any]]) -> tuple[bool, float]:
+        compliance = render[1].get("compliance")
+        if not compliance:
+            return (False, 0.0)
+        if not compliance["passed"]:
+            return (True, 0.0)
+        lufs = float(compliance["integrated_lufs"] or 0.0)
+        return (False, abs(float(compliance["target"]) - lufs))
+
+    best: tuple[LoudnessTrim | None, dict[str, Any]] = min(reversed(tried), key=key)
+    return best
 
 
 async def _all(awaitables: Iterable[Awaitable[Any]]) -> list[Any]:

@@ -469,22 +469,10 @@ def render_to_spec(
             delivered = measure_file(path, block_frames)
             problem = info.loudness_reason or judge(delivered, spec.target_lufs, spec.true_peak_db)
             renders.append((path, info, delivered, problem))
-            lufs, peak = delivered.loudness_lufs, delivered.true_peak_db
-            if info.loudness_reason or lufs is None:
+            again = next_trim(spec, trim, info, delivered)
+            if again is None:
                 break
-            miss = spec.target_lufs - lufs
-            over = (peak - spec.true_peak_db) if peak is not None else 0.0
-            if over <= 0.0 and abs(miss) <= AIM_LU:
-                break
-            ceiling = trim.ceiling_db
-            if over > 0.0:
-                # The encoder added `over` to what the limiter let through (which may have been
-                # under its ceiling): aim that much under what was rendered.
-                rendered = info.output_analysis.true_peak_db if info.output_analysis else None
-                reached = min(spec.true_peak_db + ceiling, rendered or 0.0)
-                ceiling = reached - over - CEILING_MARGIN_DB - spec.true_peak_db
-            gain = trim.gain_db + (miss if abs(miss) > AIM_LU else 0.0)
-            trim = LoudnessTrim(gain_db=gain, ceiling_db=ceiling)
+            trim = again
         # The best render is delivered: a passing one nearest the target, else the last.
         path, info, delivered, problem = min(
             reversed(renders),
@@ -499,6 +487,51 @@ def render_to_spec(
         for other, *_ in renders[1:]:
             other.unlink(missing_ok=True)
     return _with_compliance(info, delivered, spec, problem, len(renders))
+
+
+def next_trim(
+    spec: LoudnessStandard, trim: LoudnessTrim, info: RenderInfo, delivered: AudioAnalysis
+) -> LoudnessTrim | None:
+    """The corrections for another render of a `loudness` chain rendered with `trim` (`info`)
+    and delivered as measured (`delivered`); None when it is close enough (or cannot do
+    better: no loudness)."""
+    lufs, peak = delivered.loudness_lufs, delivered.true_peak_db
+    if info.loudness_reason or lufs is None:
+        return None
+    miss = spec.target_lufs - lufs
+    over = (peak - spec.true_peak_db) if peak is not None else 0.0
+    if over <= 0.0 and abs(miss) <= AIM_LU:
+        return None
+    ceiling = trim.ceiling_db
+    if over > 0.0:
+        # The encoder added `over` to what the limiter let through (which may have been
+        # under its ceiling): aim that much under what was rendered.
+        rendered = info.output_analysis.true_peak_db if info.output_analysis else None
+        reached = min(spec.true_peak_db + ceiling, rendered or 0.0)
+        ceiling = reached - over - CEILING_MARGIN_DB - spec.true_peak_db
+    gain = trim.gain_db + (miss if abs(miss) > AIM_LU else 0.0)
+    return LoudnessTrim(gain_db=gain, ceiling_db=ceiling)
+
+
+def delivered_compliance(
+    info: RenderInfo,
+    out_path: Path,
+    calls: Sequence[EffectCall],
+    block_frames: int,
+    album: bool,
+    renders: int = 1,
+) -> RenderInfo:
+    """`info` of a render of `calls` delivered at `out_path`, with the `Compliance` of its
+    chain's `loudness` step (as `render_to_spec` judges it; `album`: the ceiling only)."""
+    steps = [c for c in calls if c.name == "loudness"]
+    if not steps:
+        return info
+    if album:
+        return _album_compliance(info, out_path, steps, block_frames)
+    spec = loudness_targets(steps[-1].params)
+    delivered = measure_file(out_path, block_frames)
+    problem = info.loudness_reason or judge(delivered, spec.target_lufs, spec.true_peak_db)
+    return _with_compliance(info, delivered, spec, problem, renders)
 
 
 def _album_compliance(

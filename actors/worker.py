@@ -26,12 +26,22 @@ import ray
 from actors.binding import Impulses
 from actors.impulses import IRCache
 from actors.metrics import WorkerMetrics
-from actors.parts import RenderedPart, joined, plan_parts, render_part, stitch
-from actors.runner import RenderInfo, measure_album, open_input, render_to_spec
+from actors.parts import RenderedPart, joined, measure_part, plan_parts, render_part, stitch
+from actors.runner import (
+    MAX_RENDERS,
+    LoudnessTrim,
+    RenderInfo,
+    delivered_compliance,
+    measure_album,
+    next_trim,
+    open_input,
+    render_to_spec,
+)
+from dsp.normalize import Level
 from dsp.segments import SegmentPlan
 from dsp.warmup import warmup
 from jobs.contract import Edit, JobMessage, JobResult, PartsPlan
-from jobs.effects import EffectCall, parse_chain
+from jobs.effects import EffectCall, loudness_targets, parse_chain
 from jobs.errors import EngineError, ProcessingFailed
 from jobs.formats import output_format
 from jobs.settings import Settings
@@ -187,21 +197,54 @@ class DspWorker:
         with self._serving(message.job_id), ExitStack() as stack:
             split = self._plan(message, segment_seconds, stack).split
             bounds = [s.start for s in split.segments] + [split.segments[-1].end]
-            return PartsPlan(bounds=bounds, reason=split.reason).model_dump()
+            return PartsPlan(
+                bounds=bounds, reason=split.reason, measures=split.measures
+            ).model_dump()
 
     def _plan(self, message: JobMessage, segment_seconds: float, stack: ExitStack) -> _Planned:
         in_path = stack.enter_context(self.storage.local_copy(message.input_key))
         calls = self._calls(message, in_path)
         fmt = output_format(message.output_format, message.output_subtype)
         impulses = self.cache.for_job(_Copies(self.storage, message.impulses, stack))
-        split = plan_parts(in_path, calls, impulses, fmt.subtype, segment_seconds)
+        split = plan_parts(
+            in_path, calls, impulses, fmt.subtype, segment_seconds, message.album_lufs
+        )
         return _Planned(in_path, calls, fmt.subtype, impulses, split)
 
-    def render_part(
-        self, message_json: dict[str, Any], segment_seconds: float, index: int
+    def measure_part(
+        self,
+        message_json: dict[str, Any],
+        segment_seconds: float,
+        index: int,
+        levels: list[Level],
     ) -> dict[str, Any]:
-        """Render part `index` of the job into storage under `part_key(job, index)`; returns
-        its frames and seconds of DSP. Nothing of the audio travels through Ray."""
+        """What the job's next two-pass effect measures of part `index` (the ones before it
+        settled on `levels`); returns the `Level` and seconds of DSP."""
+        message = JobMessage.model_validate(message_json)
+        with self._serving(message.job_id) as clock, ExitStack() as stack:
+            in_path, calls, subtype, impulses, split = self._plan(message, segment_seconds, stack)
+
+            def progress(value: float) -> None:
+                self._progress = value
+
+            level = measure_part(
+                in_path, calls, subtype, self.settings.block_frames, impulses, split, index,
+                levels, progress, self._stop.is_set, self.settings.max_sample_abs,
+                message.album_lufs,
+            )  # fmt: skip
+        return {"level": level, "dsp_seconds": clock.seconds}
+
+    def render_part(
+        self,
+        message_json: dict[str, Any],
+        segment_seconds: float,
+        index: int,
+        levels: list[Level] | None = None,
+        trim: LoudnessTrim | None = None,
+    ) -> dict[str, Any]:
+        """Render part `index` of the job into storage under `part_key(job, index)`, its
+        two-pass effects settled on `levels` (`measure_part`, merged); returns its frames and
+        seconds of DSP. Nothing of the audio travels through Ray."""
         message = JobMessage.model_validate(message_json)
         with self._serving(message.job_id) as clock, ExitStack() as stack:
             in_path, calls, subtype, impulses, split = self._plan(message, segment_seconds, stack)
@@ -214,16 +257,26 @@ class DspWorker:
             part = render_part(
                 in_path, tmp, calls, subtype, self.settings.block_frames, impulses,
                 split, index, progress, self._stop.is_set, self.settings.max_sample_abs,
-                out_format,
+                levels or (), trim, message.album_lufs, out_format,
             )  # fmt: skip
         return {"part": part, "dsp_seconds": clock.seconds}
 
-    def stitch(self, message_json: dict[str, Any], parts: list[RenderedPart]) -> dict[str, Any]:
+    def stitch(
+        self,
+        message_json: dict[str, Any],
+        parts: list[RenderedPart],
+        trim: LoudnessTrim | None = None,
+        renders: int = 1,
+    ) -> dict[str, Any]:
         """Encode the job's rendered `parts` into its output (visible only when complete),
-        remove them, and return the `JobResult`, levels merged from the parts'."""
+        remove them, and return the `JobResult`, levels merged from the parts', and for a
+        chain with a `loudness` step the delivered file's compliance (`render_to_spec`'s),
+        with `again`: the trim of another render (rendered with `trim`, the `renders`th), or
+        None when this one is delivered."""
         message = JobMessage.model_validate(message_json)
         keys = [part_key(message.job_id, i) for i in range(len(parts))]
         fmt = output_format(message.output_format, message.output_subtype)
+        again: LoudnessTrim | None = None
         with self._serving(message.job_id) as clock, ExitStack() as stack:
             paths = [stack.enter_context(self.storage.local_copy(key)) for key in keys]
             tmp = stack.enter_context(self.storage.writing(message.output_key))
@@ -231,10 +284,23 @@ class DspWorker:
                 paths, tmp, fmt.format, fmt.subtype, self.settings.block_frames,
                 self.settings.max_sample_abs,
             )  # fmt: skip
-            info = joined(parts, fmt.format, fmt.subtype, frames)
+            rendered = joined(parts, fmt.format, fmt.subtype, frames)
+            assert rendered.input_analysis is not None, "parts meter their input"
+            # The chain as parsed for the input (the parts kept its rate and length).
+            duration = rendered.input_analysis.duration_seconds
+            calls = parse_chain(message.effects, rendered.sample_rate, duration)
+            album = message.album_lufs is not None
+            info = delivered_compliance(
+                rendered, tmp, calls, self.settings.block_frames, album, renders
+            )
+            steps = [c for c in calls if c.name == "loudness"]
+            if steps and info.output_analysis and not album and renders < MAX_RENDERS:
+                spec = loudness_targets(steps[-1].params)
+                again = next_trim(spec, trim or LoudnessTrim(), rendered, info.output_analysis)
         for key in keys:
             self.storage.delete(key)
-        return self._result(message, info, clock.seconds).model_dump(mode="json")
+        result = self._result(message, info, clock.seconds).model_dump(mode="json")
+        return {"result": result, "again": again}
 
     def discard_parts(self, job_id: str, parts: int) -> None:
         """Remove what parts of a failed or cancelled job left in storage."""

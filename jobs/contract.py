@@ -254,12 +254,15 @@ class JobResult(BaseModel):
 
 class PartsPlan(BaseModel):
     """How an actor split a job (`actors.parts.plan_parts`): segment i covers input frames
-    [bounds[i], bounds[i + 1]); `reason` says why it is not split, or not more."""
+    [bounds[i], bounds[i + 1]); `reason` says why it is not split, or not more; `measures`:
+    the two-pass effects (normalize, loudness) its parts measure, one phase each, before
+    they render."""
 
     model_config = ConfigDict(frozen=True)
 
     bounds: list[int]
     reason: str = ""
+    measures: int = 0
 
     @property
     def count(self) -> int:

@@ -17,9 +17,10 @@ import ray
 import soundfile as sf
 
 from actors.impulses import uncached_impulses
-from actors.parts import joined, plan_parts, render_part, stitch
-from actors.pool import ActorPool
-from actors.runner import process_file
+from actors.parts import joined, measure_part, plan_parts, render_part, stitch
+from actors.pool import ActorPool, _best_render
+from actors.runner import process_file, render_to_spec
+from dsp.segments import merged
 from jobs.effects import parse_chain
 from jobs.errors import JobCancelled
 from tests.actors.test_worker import _message
@@ -129,9 +130,84 @@ def test_inputs_that_do_not_seek_exactly_run_unsplit(tmp_path: Path) -> None:
 
 
 def test_a_chain_that_cannot_split_says_why(long_wav: Path) -> None:
-    calls = parse_chain([*CHAIN, {"normalize": {"mode": "PEAK", "target": -1}}], RATE, SECONDS)
+    calls = parse_chain([*CHAIN, {"gate": {"thresholdDb": -40}}], RATE, SECONDS)
     plan = plan_parts(long_wav, calls, uncached_impulses({}), "FLOAT", SEGMENT_S)
-    assert len(plan.segments) == 1 and "normalize measures the whole file" in plan.reason
+    assert len(plan.segments) == 1 and "the gate's open or closed state" in plan.reason
+
+
+TWO_PASS: dict[str, list[dict[str, Any]]] = {
+    "loudness": [*CHAIN[:3], {"loudness": {"target": -10, "truePeakDb": -1.5}}],
+    "normalize then loudness": [
+        {"normalize": {"mode": "PEAK", "target": -6}},
+        CHAIN[0],
+        {"normalize": {"mode": "LOUDNESS", "target": -30}},
+        {"loudness": {"standard": "STREAMING"}},
+    ],
+}
+
+
+def _split(
+    path: Path,
+    calls: Any,
+    subtype: str,
+    tmp_path: Path,
+    measures: int,
+    album_lufs: float | None = None,
+) -> tuple[np.ndarray, Any]:
+    """The job rendered as the pool runs it: `measures` phases of measuring every part (in
+    any order), merged in order, then the parts rendered and stitched."""
+    impulses = uncached_impulses({})
+    plan = plan_parts(path, calls, impulses, subtype, SEGMENT_S, album_lufs)
+    assert len(plan.segments) == 4 and plan.reason == "" and plan.measures == measures
+    levels: list[Any] = []
+    for _ in range(plan.measures):
+        found = [
+            measure_part(path, calls, subtype, 4096, impulses, plan, i, list(levels))
+            for i in reversed(range(4))
+        ][::-1]
+        levels.append(merged(found))
+    parts = [tmp_path / f"{i}.w64" for i in range(4)]
+    rendered = [
+        render_part(path, part, calls, subtype, 4096, impulses, plan, i, None, None,
+                    levels=levels, album_lufs=album_lufs)
+        for i, part in enumerate(parts)
+    ]  # fmt: skip
+    frames = stitch(parts, tmp_path / "out.wav", "WAV", subtype, 4096)
+    info = joined(rendered, "WAV", subtype, frames)
+    return np.asarray(sf.read(str(tmp_path / "out.wav"), dtype="float32")[0]), info
+
+
+@pytest.mark.parametrize("name", TWO_PASS)
+def test_two_pass_chains_measure_in_parts_and_match_the_unsplit_render(
+    name: str, long_wav: Path, tmp_path: Path
+) -> None:
+    calls = parse_chain(TWO_PASS[name], RATE, SECONDS)
+    measures = {"loudness": 1, "normalize then loudness": 3}[name]
+    split, info = _split(long_wav, calls, "FLOAT", tmp_path, measures)
+    whole_info = process_file(
+        long_wav, tmp_path / "whole.wav", calls, "WAV", "FLOAT", 4096, uncached_impulses({})
+    )
+    whole = np.asarray(sf.read(str(tmp_path / "whole.wav"), dtype="float32")[0])
+    assert split.shape == whole.shape
+    np.testing.assert_allclose(split, whole, rtol=0, atol=1e-5)
+    assert info.loudness_reason == whole_info.loudness_reason == ""
+    mine, theirs = info.output_analysis, whole_info.output_analysis
+    assert mine is not None and theirs is not None
+    assert mine.loudness_lufs == pytest.approx(theirs.loudness_lufs, abs=1e-6)
+    assert mine.true_peak_db == pytest.approx(theirs.true_peak_db, abs=1e-6)
+    target = -10.0 if name == "loudness" else -14.0
+    assert theirs.loudness_lufs == pytest.approx(target, abs=0.5)  # the effect did its work
+
+
+def test_an_album_part_takes_the_album_loudness(long_wav: Path, tmp_path: Path) -> None:
+    calls = parse_chain(TWO_PASS["loudness"], RATE, SECONDS)
+    split, _ = _split(long_wav, calls, "FLOAT", tmp_path, 0, album_lufs=-30.0)
+    process_file(
+        long_wav, tmp_path / "whole.wav", calls, "WAV", "FLOAT", 4096, uncached_impulses({}),
+        album_lufs=-30.0,
+    )  # fmt: skip
+    whole = np.asarray(sf.read(str(tmp_path / "whole.wav"), dtype="float32")[0])
+    np.testing.assert_allclose(split, whole, rtol=0, atol=1e-5)
 
 
 @pytest.fixture
@@ -166,6 +242,55 @@ async def test_pool_renders_parts_on_several_actors_and_stitches(
     assert result.input_analysis is not None and result.input_analysis.duration_seconds == SECONDS
     assert progress == sorted(progress) and progress
     assert not list((storage_root / "parts").rglob("*.w64"))  # the stitch removed them
+
+
+async def test_pool_measures_loudness_in_parts_and_delivers_to_spec(
+    split_pool: ActorPool, storage_root: Path, long_wav: Path, tmp_path: Path
+) -> None:
+    """A loudness job on two actors: the parts measure, then render with the merged gain,
+    and the stitched file carries the unsplit render's samples and compliance."""
+    (storage_root / "in/long16k-loud.wav").write_bytes(long_wav.read_bytes())
+    effects = TWO_PASS["loudness"]
+    message = _message("in/long16k-loud.wav", effects)
+    progress: list[float] = []
+
+    async def on_progress(value: float) -> None:
+        progress.append(value)
+
+    started = split_pool.parts_started
+    result = await split_pool.run(message, on_progress, input_seconds=SECONDS)
+    assert result.segments == 4
+    out = np.asarray(sf.read(str(storage_root / result.output_key), dtype="float32")[0])
+    calls = parse_chain(effects, RATE, SECONDS)
+    whole_info = render_to_spec(
+        long_wav, tmp_path / "w.wav", calls, "WAV", "FLOAT", 4096, uncached_impulses({})
+    )
+    whole = np.asarray(sf.read(str(tmp_path / "w.wav"), dtype="float32")[0])
+    np.testing.assert_allclose(out, whole, rtol=0, atol=1e-5)
+    assert result.compliance is not None and whole_info.compliance is not None
+    assert result.compliance.passed and whole_info.compliance.passed
+    # The limiter takes loudness at -10 LUFS: both render again with the same correction.
+    renders = whole_info.compliance.renders
+    assert result.compliance.renders == renders > 1
+    assert split_pool.parts_started - started == 4 + 4 * renders  # measures, then renders
+    assert result.compliance.integrated_lufs == pytest.approx(
+        whole_info.compliance.integrated_lufs, abs=1e-6
+    )
+    assert progress == sorted(progress) and progress
+    assert not list((storage_root / "parts").rglob("*.w64"))
+
+
+def test_a_split_loudness_job_delivers_the_render_render_to_spec_would() -> None:
+    """A passing render nearest the target, else the last (the pool renders it again)."""
+
+    def tried(passed: bool, lufs: float) -> dict[str, Any]:
+        return {"compliance": {"passed": passed, "integrated_lufs": lufs, "target": -14.0}}
+
+    first, second, third = tried(True, -14.3), tried(False, -14.0), tried(True, -13.8)
+    assert _best_render([(None, first), (None, second)])[1] is first
+    assert _best_render([(None, first), (None, second), (None, third)])[1] is third
+    assert _best_render([(None, second), (None, second | {})])[1] is not second
+    assert _best_render([(None, {"compliance": None})])[1] == {"compliance": None}
 
 
 async def test_a_dead_actor_reruns_only_its_part(
