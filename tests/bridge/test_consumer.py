@@ -12,6 +12,7 @@ import ray
 import soundfile as sf
 
 from actors.pool import ActorPool
+from actors.runner import measure_file
 from jobs.contract import ControlMessage
 from jobs.db import repository as repo
 from jobs.errors import ProcessingFailed
@@ -226,7 +227,8 @@ async def test_a_long_input_runs_in_segments_and_an_unsplit_one_says_why(
     try:
         source = await harness.add_input("long16k.wav", path)
         split = await harness.submit(source, GAIN)
-        whole = await harness.submit(source, [*GAIN, {"normalize": {"mode": "PEAK", "target": -1}}])
+        loud = await harness.submit(source, [*GAIN, {"loudness": {"standard": "STREAMING"}}])
+        whole = await harness.submit(source, [*GAIN, {"gate": {"thresholdDb": -40}}])
         job = await harness.wait_for(split.job_id)
         assert job.status is JobStatus.SUCCEEDED, job.error_message
         assert job.segments == 4 and job.message.startswith("running in 4 segments")
@@ -234,9 +236,15 @@ async def test_a_long_input_runs_in_segments_and_an_unsplit_one_says_why(
         np.testing.assert_array_equal(
             out.T, (audio.astype(np.float64) * 10 ** (-6 / 20)).astype(np.float32)
         )
+        # Two passes in parts: measured, merged, rendered with the merged gain.
+        job = await harness.wait_for(loud.job_id)
+        assert job.status is JobStatus.SUCCEEDED, job.error_message
+        assert job.segments == 4
+        delivered = measure_file(harness.storage / loud.output_key)
+        assert delivered.loudness_lufs == pytest.approx(-14.0, abs=0.1)
         job = await harness.wait_for(whole.job_id)
         assert job.status is JobStatus.SUCCEEDED, job.error_message
         assert job.segments == 1
-        assert "running unsplit: not split: normalize measures the whole file" in job.message
+        assert "running unsplit: not split: the gate's open or closed state" in job.message
     finally:
         shared_pool.settings = before
