@@ -224,6 +224,28 @@ def test_the_dynamics_really_work_across_boundaries() -> None:
     assert np.max(np.abs(cold[:, :200] - whole[:, :200])) > 1e-3
 
 
+@pytest.mark.parametrize("preroll_s", [1.0, 5.0, 19.0])
+def test_no_preroll_settles_a_gate(preroll_s: float) -> None:
+    """Why the gate is refused: a burst opens it, and a tone between its close (-46 dB) and
+    open (-40 dB) levels then keeps it open for good; a run started anywhere after the burst
+    stays closed however long its pre-roll, so no bound makes the segments match."""
+    t = np.arange(int(40 * SR)) / SR
+    x = (10 ** (-43 / 20) * np.sin(2 * np.pi * 1000.0 * t)).astype(np.float32)
+    x[: SR // 2] *= 100.0  # the burst: +40 dB for half a second
+    x = np.ascontiguousarray(np.stack([x, x]))
+
+    def make() -> list[Effect]:
+        return [Gate(threshold_db=-40.0, range_db=40.0)]
+
+    whole = _whole(make, x)
+    start = 20 * SR
+    warm = start - int(preroll_s * SR)
+    late = Chain(make()).process_array(np.ascontiguousarray(x[:, warm:]), SR)[0]
+    tail = whole[:, start:]
+    assert np.max(np.abs(tail)) > 0.005  # open in the whole run...
+    assert np.max(np.abs(late[:, start - warm :])) < 0.001  # ...closed from any later start
+
+
 @pytest.mark.parametrize(
     ("effects", "says"),
     [
