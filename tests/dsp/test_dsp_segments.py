@@ -175,27 +175,29 @@ def test_two_pass_effects_measure_in_parts_and_match_within_1e_5(name: str) -> N
     assert np.max(np.abs(reference)) > 0.1
 
 
-def test_merged_loudness_is_the_unsplit_measurement() -> None:
+@pytest.mark.parametrize("rate", [SR, 11_025])
+def test_merged_loudness_is_the_unsplit_measurement(rate: int) -> None:
     """The BS.1770 gating blocks over the joined 100 ms steps of the parts are the unsplit
-    stream's: the integrated loudness agrees to float rounding, and the gain with it."""
-    x = _music(seconds=41.37)  # a last part that ends inside a 100 ms step
+    stream's: the integrated loudness agrees to float rounding, and the gain with it. At
+    11025 Hz the steps are 1102 and 1103 frames long in turn."""
+    x = _music(seconds=41.37 * rate / SR)  # 41.37 s at `rate`: the last step is partial
 
     def make() -> list[Effect]:
         return [EQ([EqBand("peak", 300.0, q=2.0, gain_db=6.0)]), LoudnessNormalize(-23.0, -1.0)]
 
     chain = Chain(make())
-    chain.configure(SR, 2)
-    plan = plan_segments(chain, SR, x.shape[1], SEGMENT)
+    chain.configure(rate, 2)
+    plan = plan_segments(chain, rate, x.shape[1], 10 * rate)
     assert plan.measures == 1 and len(plan.segments) == 4
 
     def read(a: int, b: int) -> Iterator[np.ndarray]:
         yield x[:, a:b]
 
     levels = [
-        measure_segment(Chain(make()), read, plan, s, SR, 2, x.shape[1]) for s in plan.segments
+        measure_segment(Chain(make()), read, plan, s, rate, 2, x.shape[1]) for s in plan.segments
     ]
     whole = Chain(make())
-    whole.process_array(x, SR)
+    whole.process_array(x, rate)
     effect = whole.effects[1]
     assert isinstance(effect, LoudnessNormalize)
     split = Chain(make())
@@ -203,12 +205,12 @@ def test_merged_loudness_is_the_unsplit_measurement() -> None:
     settled = split.effects[1]
     assert isinstance(settled, LoudnessNormalize)
     assert settled.measured_lufs == pytest.approx(effect.measured_lufs, abs=1e-9)
-    assert -40.0 < effect.measured_lufs < -5.0
+    assert -40.0 < effect.measured_lufs < 0.0
     assert two_pass(split) == [] and two_pass(whole) == [1] and settled.reason == ""
     meter = merged(levels).meter
     assert meter is not None
     assert meter.frames == x.shape[1]
-    assert meter.block_powers().size == (x.shape[1] * 10 // SR) - 3
+    assert meter.block_powers().size == (x.shape[1] * 10 // rate) - 3
 
 
 def test_the_dynamics_really_work_across_boundaries() -> None:
