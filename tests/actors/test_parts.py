@@ -280,6 +280,31 @@ async def test_pool_measures_loudness_in_parts_and_delivers_to_spec(
     assert not list((storage_root / "parts").rglob("*.w64"))
 
 
+async def test_pool_renders_an_album_job_in_parts_with_the_album_gain(
+    split_pool: ActorPool, storage_root: Path, long_wav: Path, tmp_path: Path
+) -> None:
+    (storage_root / "in/long16k-album.wav").write_bytes(long_wav.read_bytes())
+    effects = TWO_PASS["loudness"]
+    message = _message("in/long16k-album.wav", effects, album_lufs=-30.0)
+
+    async def on_progress(value: float) -> None:
+        pass
+
+    started = split_pool.parts_started
+    result = await split_pool.run(message, on_progress, input_seconds=SECONDS)
+    assert result.segments == 4 and split_pool.parts_started - started == 4  # no measures
+    out = np.asarray(sf.read(str(storage_root / result.output_key), dtype="float32")[0])
+    calls = parse_chain(effects, RATE, SECONDS)
+    whole_info = render_to_spec(
+        long_wav, tmp_path / "w.wav", calls, "WAV", "FLOAT", 4096, uncached_impulses({}),
+        album_lufs=-30.0,
+    )  # fmt: skip
+    whole = np.asarray(sf.read(str(tmp_path / "w.wav"), dtype="float32")[0])
+    np.testing.assert_allclose(out, whole, rtol=0, atol=1e-5)
+    assert result.compliance is not None and whole_info.compliance is not None
+    assert result.compliance.model_dump() == pytest.approx(whole_info.compliance.model_dump())
+
+
 def test_a_split_loudness_job_delivers_the_render_render_to_spec_would() -> None:
     """A passing render nearest the target, else the last (the pool renders it again)."""
 
