@@ -225,7 +225,7 @@ class ActorPool:
         seconds = self.settings.segment_seconds
         try:
             long = input_seconds is not None and input_seconds > 2 * seconds
-            if seconds > 0 and long and message.phase == "render":
+            if seconds > 0 and long:
                 plan = PartsPlan.model_validate(
                     await self._attempts(
                         message,
@@ -306,7 +306,7 @@ class ActorPool:
         body = message.model_dump(mode="json")
         seconds = self.settings.segment_seconds
         total = max(plan.bounds[-1], 1)
-        phases = plan.measures + 1
+        phases = plan.measures + (message.phase == "render")
         done = [0.0] * plan.count
         dsp_seconds = 0.0
 
@@ -340,6 +340,17 @@ class ActorPool:
                 found = await each(phase, "measure_part", list(levels))
                 dsp_seconds += sum(p["dsp_seconds"] for p in found)
                 levels.append(merged([p["level"] for p in found]))
+            if message.phase == "measure":
+                # An album batch's measure job: the last phase measured its album step.
+                measured = await self._attempts(
+                    message,
+                    lambda slot: self._call(
+                        slot, message, lambda: slot.handle.measured.remote(body, levels[-1])
+                    ),
+                )
+                return JobResult.model_validate(measured).model_copy(
+                    update={"dsp_seconds": dsp_seconds, "segments": plan.count}
+                )
             trim: LoudnessTrim | None = None
             tried: list[tuple[LoudnessTrim | None, dict[str, Any]]] = []
             while True:

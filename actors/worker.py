@@ -41,8 +41,8 @@ from dsp.normalize import Level
 from dsp.segments import SegmentPlan
 from dsp.warmup import warmup
 from jobs.contract import Edit, JobMessage, JobResult, PartsPlan
-from jobs.effects import EffectCall, loudness_targets, parse_chain
-from jobs.errors import EngineError, ProcessingFailed
+from jobs.effects import EffectCall, album_step, loudness_targets, parse_chain
+from jobs.errors import BadInput, EngineError, ProcessingFailed
 from jobs.formats import output_format
 from jobs.settings import Settings
 from jobs.storage import Storage, open_storage
@@ -202,14 +202,21 @@ class DspWorker:
             ).model_dump()
 
     def _plan(self, message: JobMessage, segment_seconds: float, stack: ExitStack) -> _Planned:
+        """The job's input, chain and split. An album batch's `measure` job keeps the chain up
+        to its album step (the last two-pass effect measured), built as `measure_album` builds
+        it (no output rounding)."""
         in_path = stack.enter_context(self.storage.local_copy(message.input_key))
         calls = self._calls(message, in_path)
         fmt = output_format(message.output_format, message.output_subtype)
+        subtype = fmt.subtype
+        if message.phase == "measure":
+            index = album_step(calls)
+            if index is None:
+                raise BadInput("an album batch's chain needs a loudness or normalize LOUDNESS step")
+            calls, subtype = calls[: index + 1], "FLOAT"
         impulses = self.cache.for_job(_Copies(self.storage, message.impulses, stack))
-        split = plan_parts(
-            in_path, calls, impulses, fmt.subtype, segment_seconds, message.album_lufs
-        )
-        return _Planned(in_path, calls, fmt.subtype, impulses, split)
+        split = plan_parts(in_path, calls, impulses, subtype, segment_seconds, message.album_lufs)
+        return _Planned(in_path, calls, subtype, impulses, split)
 
     def measure_part(
         self,
@@ -233,6 +240,15 @@ class DspWorker:
                 message.album_lufs,
             )  # fmt: skip
         return {"level": level, "dsp_seconds": clock.seconds}
+
+    def measured(self, message_json: dict[str, Any], level: Level) -> dict[str, Any]:
+        """The `JobResult` of an album batch's `measure` job run in parts: `level` is the
+        album step's, merged from every part."""
+        message = JobMessage.model_validate(message_json)
+        assert level.meter is not None, "an album step measures loudness"
+        blocks = [float(p) for p in level.meter.block_powers()]
+        info = RenderInfo(message.output_format, message.output_subtype, 0, 0, 0)
+        return self._result(message, info, 0.0, blocks).model_dump(mode="json")
 
     def render_part(
         self,

@@ -19,7 +19,7 @@ import soundfile as sf
 from actors.impulses import uncached_impulses
 from actors.parts import joined, measure_part, plan_parts, render_part, stitch
 from actors.pool import ActorPool, _best_render
-from actors.runner import process_file, render_to_spec
+from actors.runner import measure_album, process_file, render_to_spec
 from dsp.segments import merged
 from jobs.effects import parse_chain
 from jobs.errors import JobCancelled
@@ -303,6 +303,28 @@ async def test_pool_renders_an_album_job_in_parts_with_the_album_gain(
     np.testing.assert_allclose(out, whole, rtol=0, atol=1e-5)
     assert result.compliance is not None and whole_info.compliance is not None
     assert result.compliance.model_dump() == pytest.approx(whole_info.compliance.model_dump())
+
+
+async def test_pool_measures_an_album_job_in_parts(
+    split_pool: ActorPool, storage_root: Path, long_wav: Path
+) -> None:
+    """An album batch's measure job of a long file: every part measures the signal reaching
+    the album step (a normalize in front settled first), the gating blocks merge in order."""
+    (storage_root / "in/long16k-measure.wav").write_bytes(long_wav.read_bytes())
+    effects = [*TWO_PASS["normalize then loudness"], {"gate": {}}]  # the gate is after it
+    message = _message("in/long16k-measure.wav", effects, phase="measure")
+
+    async def on_progress(value: float) -> None:
+        pass
+
+    started = split_pool.parts_started
+    result = await split_pool.run(message, on_progress, input_seconds=SECONDS)
+    assert result.segments == 4 and split_pool.parts_started - started == 12  # three phases
+    calls = parse_chain(effects, RATE, SECONDS)
+    expected = measure_album(long_wav, calls, 4096, uncached_impulses({}))
+    assert result.album_blocks is not None and len(result.album_blocks) == len(expected)
+    np.testing.assert_allclose(result.album_blocks, expected, rtol=1e-9, atol=0)
+    assert not (storage_root / result.output_key).exists()
 
 
 def test_a_split_loudness_job_delivers_the_render_render_to_spec_would() -> None:
