@@ -74,7 +74,8 @@ TRUE_PEAK_HISTORY = 64
 """Frames of history the true-peak interpolator keeps, with room to spare (taps - 1 = 31)."""
 MAX_PREROLL_SHARE = 1.0
 """A segment may not re-render more than its own length of pre-roll (the compressor with
-the longest release needs 133 s at 48 kHz): beyond it the chain runs in one piece."""
+the longest release needs 133 s at 48 kHz): beyond it the segments are made that long, and
+a stream shorter than two of them runs in one piece."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,7 +228,9 @@ def plan_segments(
 ) -> SegmentPlan:
     """Split `total_frames` of input into segments of about `segment_frames` (on 100 ms step
     boundaries, so loudness blocks align) when the stream is longer than twice that and every
-    effect of the configured `chain` allows it; one segment with a reason otherwise."""
+    effect of the configured `chain` allows it; one segment with a reason otherwise. A chain
+    whose pre-roll is longer than a segment runs in fewer, longer segments (as long as the
+    pre-roll) when the stream holds more than two, and the reason says so."""
     whole = SegmentPlan((Segment(0, 0, total_frames, True),), 0, 0)
     if segment_frames <= 0 or total_frames <= 2 * segment_frames:
         return whole
@@ -240,14 +243,17 @@ def plan_segments(
         preroll += needs.preroll
         postroll += needs.postroll
     preroll += meter_preroll(sample_rate)
+    reason = ""
     if preroll + postroll > MAX_PREROLL_SHARE * segment_frames:
-        return SegmentPlan(
-            whole.segments,
-            0,
-            0,
-            f"not split: the chain needs {preroll / sample_rate:.1f} s of pre-roll, more than "
-            f"a {segment_frames / sample_rate:.0f} s segment",
+        # Fewer, longer segments: each at least as long as its pre- and post-roll.
+        why = (
+            f"the chain needs {preroll / sample_rate:.1f} s of pre-roll, more than a "
+            f"{segment_frames / sample_rate:.0f} s segment"
         )
+        segment_frames = math.ceil((preroll + postroll) / MAX_PREROLL_SHARE)
+        if total_frames <= 2 * segment_frames:
+            return SegmentPlan(whole.segments, 0, 0, f"not split: {why}")
+        reason = f"fewer, longer segments: {why}"
     measures = len(two_pass(chain))
     count = round(total_frames / segment_frames)
     steps = total_frames * 10 // sample_rate
@@ -256,7 +262,7 @@ def plan_segments(
     segments = tuple(
         Segment(i, bounds[i], bounds[i + 1], i == count - 1, first_steps[i]) for i in range(count)
     )
-    return SegmentPlan(segments, preroll, postroll, measures=measures)
+    return SegmentPlan(segments, preroll, postroll, reason, measures)
 
 
 def _lengths(chain: Chain, total_frames: int) -> list[int]:

@@ -266,6 +266,27 @@ def test_chains_that_cannot_split_run_whole_and_say_why(effects: list[Effect], s
     assert says in plan.reason
 
 
+def test_a_preroll_longer_than_a_segment_makes_fewer_longer_segments() -> None:
+    """A 1 s release needs about 34 s of pre-roll: 10 s segments become 34 s ones, and the
+    match holds as for any segment."""
+    make = lambda: [Compressor(-24.0, 4.0, attack_ms=5.0, release_ms=1000.0)]  # noqa: E731
+    chain = Chain(make())
+    chain.configure(SR, 2)
+    x = _music(seconds=110.0)
+    plan = plan_segments(chain, SR, x.shape[1], SEGMENT)
+    assert len(plan.segments) == 3 and plan.reason.startswith("fewer, longer segments: ")
+    assert "33.8 s of pre-roll, more than a 10 s segment" in plan.reason
+    assert all(s.end - s.start >= plan.preroll for s in plan.segments)
+
+    def read(a: int, b: int) -> Iterator[np.ndarray]:
+        yield x[:, a:b]
+
+    parts: list[np.ndarray] = []
+    for segment in plan.segments:
+        render_segment(Chain(make()), read, plan, segment, SR, 2, x.shape[1], parts.append)
+    np.testing.assert_allclose(np.concatenate(parts, axis=1), _whole(make, x), rtol=0, atol=1e-5)
+
+
 def test_short_streams_and_zero_segment_length_are_not_split() -> None:
     chain = Chain([Gain(1.0)])
     chain.configure(SR, 2)
