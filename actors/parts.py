@@ -45,6 +45,7 @@ from dsp.segments import (
     Segment,
     SegmentPlan,
     measure_segment,
+    meter_preroll,
     plan_segments,
     render_segment,
     settle,
@@ -155,6 +156,8 @@ def _reader(
     and checked as `process_file` checks them; `meter` measures the segment's own frames
     (warmed on the ones before)."""
 
+    settling = meter_preroll(sf.info(str(in_path)).samplerate) if meter is not None else 0
+
     def read(first: int, stop: int) -> Iterator[NDArray[np.float32]]:
         with sf.SoundFile(str(in_path)) as reader:
             reader.seek(first)
@@ -169,8 +172,11 @@ def _reader(
                 if meter is not None:
                     lo = min(max(segment.start - at, 0), n)
                     hi = n if segment.last else max(min(segment.end - at, n), lo)
-                    if lo:
-                        meter.warm(np.ascontiguousarray(block[:, :lo]), segment.step)
+                    # Only the frames the meter needs to settle: the rest of the pre-roll
+                    # settles the effects, not the meter.
+                    settle_from = min(max(segment.start - settling - at, 0), lo)
+                    if lo > settle_from:
+                        meter.warm(np.ascontiguousarray(block[:, settle_from:lo]), segment.step)
                     if hi > lo:
                         meter.add(np.ascontiguousarray(block[:, lo:hi]))
                 at += n
@@ -255,8 +261,19 @@ def render_part(
 
     read = _reader(in_path, segment, total, block_frames, max_sample_abs, in_meter)
 
+    # The output's pre-roll (as long as the input's: split effects keep time) settles the
+    # meter on its last `meter_preroll` frames only.
+    pre_frames = segment.start - max(segment.start - plan.preroll, 0)
+    skip = max(pre_frames - meter_preroll(out_rate), 0)
+    warmed = 0
+
     def warm(block: NDArray[np.float32]) -> None:
-        out_meter.warm(np.clip(block, -1.0, 1.0) if clip else block, segment.step)
+        nonlocal warmed
+        lo, warmed = warmed, warmed + block.shape[1]
+        if warmed <= skip:
+            return
+        tail = np.ascontiguousarray(block[:, max(skip - lo, 0) :])
+        out_meter.warm(np.clip(tail, -1.0, 1.0) if clip else tail, segment.step)
 
     subtype = part_subtype(out_format, out_subtype)
     bound = max_sample_abs if subtype in ("FLOAT", "DOUBLE") else math.inf
