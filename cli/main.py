@@ -133,15 +133,17 @@ def run() -> NoReturn:
     (`gc.freeze`, as for a pre-fork server); the collector is on while the audio is processed.
     At the end the exit handlers run (logging's flush among them) and the streams are
     flushed, then the process leaves with `os._exit`: its files are closed by then, and there
-    is nothing left that the OS does not free at once. If another thread still runs, or a
-    stream cannot be flushed, the ordinary exit is taken.
+    is nothing left that the OS does not free at once. If a thread the ordinary exit would wait
+    for still runs (daemon threads, such as tqdm's monitor, it would not), or a stream cannot be
+    flushed, the ordinary exit is taken.
     """
     args = _parser().parse_args()
     if args.command not in LOCAL:
         sys.exit(_dispatch(args))
     gc.disable()
     code = _dispatch(args)
-    if threading.active_count() == 1:
+    main_thread = threading.main_thread()
+    if all(t.daemon or t is main_thread for t in threading.enumerate()):
         atexit._run_exitfuncs()
         atexit._clear()
         try:

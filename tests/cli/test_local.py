@@ -7,6 +7,7 @@ hidden `.part` file)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -211,3 +212,32 @@ def test_a_run_failing_midway_leaves_no_part_file(
     assert code == exits.BAD_INPUT
     assert "BAD_INPUT" in err and "no audio frames" in err, err
     _nothing_left(tmp_path)
+
+
+def test_the_program_prints_what_main_prints_before_its_quick_exit(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`audio-engine analyze` and `process` leave by `os._exit` (`cli.main.run`): their output,
+    block-buffered on a pipe, is flushed first, and the output file is complete."""
+    path = write_wav(tmp_path / "music.wav", music_like(48_000, 3.0, 7))
+    assert main(["analyze", str(path), "--json"]) == 0
+    in_python = capsys.readouterr().out
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    program = subprocess.run(
+        [sys.executable, "-m", "cli.main", "analyze", str(path), "--json"],
+        cwd=ROOT, capture_output=True, text=True, check=False, timeout=120, env=env,
+    )  # fmt: skip
+    assert program.returncode == 0, program.stderr
+    assert json.loads(program.stdout) == json.loads(in_python)
+    chain = tmp_path / "chain.json"
+    chain.write_text(json.dumps([{"gain": {"db": -6.0}}]))
+    done = subprocess.run(
+        [sys.executable, "-m", "cli.main", "process", str(path), "-o", str(tmp_path / "o.wav"),
+         "--chain", str(chain)],
+        cwd=ROOT, capture_output=True, text=True, check=False, timeout=120, env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"{tmp_path / 'o.wav'}: WAV/")
+    out, _ = sf.read(tmp_path / "o.wav", dtype="float32")
+    src, _ = sf.read(path, dtype="float32")
+    np.testing.assert_allclose(out, src * np.float32(10 ** (-6 / 20)), rtol=1e-6, atol=1e-7)
