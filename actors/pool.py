@@ -40,6 +40,7 @@ from actors.runner import LoudnessTrim
 from actors.worker import NAMESPACE, DspWorker
 from dsp.normalize import Level
 from dsp.segments import merged
+from jobs import tracing
 from jobs.contract import JobMessage, JobResult, PartsPlan
 from jobs.errors import (
     EngineError,
@@ -223,6 +224,7 @@ class ActorPool:
         job_id = message.job_id
         body = message.model_dump(mode="json")
         seconds = self.settings.segment_seconds
+        trace = tracing.traceparent()  # the caller's span: the actor's spans are its children
         try:
             long = input_seconds is not None and input_seconds > 2 * seconds
             if seconds > 0 and long:
@@ -237,9 +239,11 @@ class ActorPool:
                 if on_plan is not None:
                     await on_plan(plan.count, plan.reason)
                 if plan.count > 1:
-                    return await self._run_parts(message, plan, on_progress)
+                    # One span for the parts, measures and stitch (not traced inside actors).
+                    with tracing.span("pool parts", attributes={"parts": plan.count}):
+                        return await self._run_parts(message, plan, on_progress)
             return await self._attempts(
-                message, lambda slot: self._run_on(slot, message, on_progress), on_start
+                message, lambda slot: self._run_on(slot, message, on_progress, trace), on_start
             )
         finally:
             self._cancelled.discard(job_id)
@@ -571,10 +575,16 @@ class ActorPool:
         return value
 
     async def _run_on(
-        self, slot: _Slot, message: JobMessage, on_progress: ProgressCallback
+        self,
+        slot: _Slot,
+        message: JobMessage,
+        on_progress: ProgressCallback,
+        trace: str | None = None,
     ) -> JobResult:
         body = message.model_dump(mode="json")
-        value = await self._call(slot, message, lambda: slot.handle.run.remote(body), on_progress)
+        value = await self._call(
+            slot, message, lambda: slot.handle.run.remote(body, trace), on_progress
+        )
         return JobResult.model_validate(value)
 
     async def _call(

@@ -275,6 +275,7 @@ def process_file(
     trim: LoudnessTrim | None = None,
     album_lufs: float | None = None,
     meter: bool = True,
+    effect_seconds: list[float] | None = None,
 ) -> RenderInfo:
     """Stream `in_path` through `calls` into `out_path` (libsndfile `out_format`/`out_subtype`).
 
@@ -287,6 +288,7 @@ def process_file(
     `album_lufs`: the loudness of an album batch's files together, which the chain's album
     step (`jobs.effects.album_step`) takes as its input's instead of measuring it.
     With `meter` false the input and output are not measured (the result has no analyses).
+    `effect_seconds` (one float per call): each effect's time is added to its entry.
 
     >>> from jobs.effects import parse_chain
     >>> info = process_file(Path("in.wav"), Path("out.wav"), parse_chain([{"gain": {"db": -3}}]),
@@ -296,6 +298,7 @@ def process_file(
         sample_rate, channels, total = reader.samplerate, reader.channels, reader.frames
         try:
             chain = build_chain(calls, sample_rate, impulses, sample_step(out_subtype))
+            chain.seconds = effect_seconds
             spec_steps = [e for e in chain.effects if isinstance(e, LoudnessNormalize)]
             if spec_steps and trim is not None:
                 spec_steps[-1].gain_trim_db = trim.gain_db
@@ -432,6 +435,7 @@ def render_to_spec(
     max_sample_abs: float = MAX_SAMPLE_ABS,
     album_lufs: float | None = None,
     meter: bool = True,
+    effect_seconds: list[float] | None = None,
 ) -> RenderInfo:
     """`process_file`, and for a chain with a `loudness` step, proof that the delivered file
     meets its spec: the encoded `out_path` is decoded and measured; when it misses (a lossy
@@ -443,14 +447,14 @@ def render_to_spec(
     meant to meet the target alone (the album is), so its `Compliance` judges the ceiling only.
 
     `meter` false skips the analyses of a chain without a `loudness` step (for a caller that
-    shows none of them).
+    shows none of them). `effect_seconds`: as `process_file`'s, summed over every render.
     """
     steps = [c for c in calls if c.name == "loudness"]
     if not steps or album_lufs is not None:
         info = process_file(
             in_path, out_path, calls, out_format, out_subtype, block_frames, impulses,
             progress, should_stop, max_sample_abs=max_sample_abs, album_lufs=album_lufs,
-            meter=meter or bool(steps),
+            meter=meter or bool(steps), effect_seconds=effect_seconds,
         )  # fmt: skip
         return _album_compliance(info, out_path, steps, block_frames) if steps else info
     spec = loudness_targets(steps[-1].params)
@@ -464,7 +468,7 @@ def render_to_spec(
             info = process_file(
                 in_path, path, calls, out_format, out_subtype, block_frames, impulses,
                 None if renders else progress, should_stop,
-                max_sample_abs=max_sample_abs, trim=trim,
+                max_sample_abs=max_sample_abs, trim=trim, effect_seconds=effect_seconds,
             )  # fmt: skip
             delivered = measure_file(path, block_frames)
             problem = info.loudness_reason or judge(delivered, spec.target_lufs, spec.true_peak_db)

@@ -40,6 +40,7 @@ from actors.runner import (
 from dsp.normalize import Level
 from dsp.segments import SegmentPlan
 from dsp.warmup import warmup
+from jobs import tracing
 from jobs.contract import Edit, JobMessage, JobResult, PartsPlan
 from jobs.effects import EffectCall, album_step, loudness_targets, parse_chain
 from jobs.errors import BadInput, EngineError, ProcessingFailed
@@ -71,6 +72,8 @@ class DspWorker:
     `<queue_prefix>-dsp-<i>` in namespace `audio-engine` and lets Ray restart it."""
 
     def __init__(self, settings: Settings, name: str) -> None:
+        # The bridge's settings: its OTEL_* choices, whatever this node's environment says.
+        tracing.setup(settings, "actor")
         with _one_compiler():
             warmup()
         self.name = name
@@ -118,13 +121,18 @@ class DspWorker:
         self._doomed.add(job_id)
         return False
 
-    def run(self, message_json: dict[str, Any]) -> dict[str, Any]:
+    def run(self, message_json: dict[str, Any], trace: str | None = None) -> dict[str, Any]:
         """Process one job; returns `JobResult.model_dump()`; failures raise an `EngineError`.
         Progress (0..1, per block) waits in `progress()` for the caller to poll: a plain call
-        costs half of a streaming one, and a short job is over before anyone asks."""
+        costs half of a streaming one, and a short job is over before anyone asks. `trace`:
+        the caller's `traceparent`; the job's spans here are its children (`jobs.tracing`)."""
         message = JobMessage.model_validate(message_json)
         blocks: list[float] | None = None
-        with self._serving(message.job_id, counted=True) as clock:
+        attributes = {"job.id": message.job_id, "job.phase": message.phase, "actor": self.name}
+        with (
+            tracing.span("actor run", trace, attributes=attributes),
+            self._serving(message.job_id, counted=True) as clock,
+        ):
             if message.phase == "measure":
                 blocks = self._measure(message)
                 info = RenderInfo(message.output_format, message.output_subtype, 0, 0, 0)
@@ -367,7 +375,10 @@ class DspWorker:
                 self._progress = value
 
             tmp = stack.enter_context(self.storage.writing(message.output_key))
-            return render_to_spec(
+            # Traced: each effect's time, summed over blocks, becomes a span of its own.
+            seconds = [0.0] * len(calls) if tracing.recording() else None
+            started = time.time_ns()
+            info = render_to_spec(
                 in_path,
                 tmp,
                 calls,
@@ -379,7 +390,14 @@ class DspWorker:
                 should_stop=self._stop.is_set,
                 max_sample_abs=self.settings.max_sample_abs,
                 album_lufs=message.album_lufs,
+                effect_seconds=seconds,
             )
+            if seconds is not None:
+                tracing.laid_end_to_end(
+                    [(f"effect {call.name}", s) for call, s in zip(calls, seconds, strict=True)],
+                    started,
+                )
+            return info
 
 
 class _Planned(NamedTuple):

@@ -13,10 +13,12 @@ import time
 from pathlib import PurePath
 
 from aio_pika.abc import AbstractIncomingMessage
+from opentelemetry.trace import SpanKind
 
 from actors.pool import ActorPool
 from bridge.outcomes import Disposition, disposition
 from bridge.progress import ProgressThrottle
+from jobs import tracing
 from jobs.contract import JobMessage, JobResult
 from jobs.db import Database
 from jobs.db import repository as repo
@@ -59,7 +61,14 @@ class JobConsumer:
             log.warning("dead-lettering an unreadable job message: %s", exc.message)
             await message.reject(requeue=False)
             return Disposition.REJECT
-        with job_context(job.job_id):
+        attributes = {"job.id": job.job_id, "job.phase": job.phase}
+        with (
+            job_context(job.job_id),
+            # The job's trace goes on from the message's `traceparent` (`jobs.tracing`).
+            tracing.span(
+                "bridge job", message.headers, kind=SpanKind.CONSUMER, attributes=attributes
+            ),
+        ):
             return await self._handle(job, message)
 
     async def _handle(self, job: JobMessage, message: AbstractIncomingMessage) -> Disposition:

@@ -27,6 +27,7 @@ from bridge.control import ControlConsumer
 from bridge.deadletters import DeadLetterConsumer
 from bridge.heartbeat import Heartbeat, new_bridge_id
 from bridge.recovery import orphaned_jobs, recover_orphans
+from jobs import tracing
 from jobs.broker import Broker, declare
 from jobs.db import Database
 from jobs.deliveries import DeliveryWorker
@@ -84,6 +85,7 @@ class Bridge:
     async def start(self) -> None:
         """Connect everything, recover orphaned jobs, then start consuming."""
         settings = self.settings
+        tracing.setup(settings, "bridge")
         storage = open_storage(settings)
         await asyncio.to_thread(storage.check)
         self._db = Database(settings.sqlalchemy_url)

@@ -19,6 +19,7 @@ import uvicorn
 import uvloop
 
 from cli import exits
+from jobs import tracing
 from jobs.broker import Broker
 from jobs.errors import BrokerUnavailable, StorageMisconfigured, StorageUnavailable
 from jobs.settings import Settings
@@ -52,6 +53,7 @@ def run(command: str, settings: Settings) -> int:
 async def _run(command: str, settings: Settings) -> int:
     with_api = command in ("serve", "api")
     with_bridge = command in ("serve", "bridge")
+    tracing.setup(settings, command)  # spans exported only when OTEL_* says where
     # A wrong storage URL, a missing bucket or refused credentials: one line, not a trace.
     await asyncio.to_thread(open_storage(settings).check)
     if with_bridge:

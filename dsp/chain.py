@@ -1,6 +1,7 @@
 """The Effect protocol and the streaming Chain that drives effects block by block."""
 
 from collections.abc import Callable, Iterator, Sequence
+from time import perf_counter
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -111,13 +112,20 @@ DRAIN_FRAMES = 4096
 minute-long tail); pieces are otherwise as large as the largest block read."""
 
 
-def _tail(effect: Effect, block_frames: int) -> Iterator[NDArray[np.float32]]:
-    """What ``effect`` still holds at the end of the stream, in pieces."""
-    if not isinstance(effect, Draining):
-        yield effect.flush()
-        return
+def _tail(
+    effect: Effect, block_frames: int, seconds: list[float] | None = None, index: int = 0
+) -> Iterator[NDArray[np.float32]]:
+    """What ``effect`` still holds at the end of the stream, in pieces; the time taken is
+    added to ``seconds[index]`` when ``seconds`` is given."""
+    drain = effect.drain if isinstance(effect, Draining) else None
     while True:
-        piece = effect.drain(block_frames)
+        started = perf_counter()
+        piece = drain(block_frames) if drain is not None else effect.flush()
+        if seconds is not None:
+            seconds[index] += perf_counter() - started
+        if drain is None:
+            yield piece
+            return
         if piece.shape[1] == 0:
             return
         yield piece
@@ -134,6 +142,9 @@ class Chain:
 
     def __init__(self, effects: Sequence[Effect]) -> None:
         self.effects: list[Effect] = list(effects)
+        self.seconds: list[float] | None = None
+        """Set to a list of zeros, one per effect, to have ``run`` add each effect's time
+        (its ``process``, ``flush`` and ``drain`` calls, over every pass) to its entry."""
 
     def _configure_all(self, sample_rate: int, channels: int) -> list[tuple[int, int]]:
         """Configure every effect; return the format arriving at each one, then the output."""
@@ -206,14 +217,14 @@ class Chain:
             for block in source():
                 check()
                 block_frames = max(block_frames, block.shape[1])
-                out = self._push(prefix, 0, block)
+                out = self._push_timed(prefix, 0, block)
                 if out is not None:
                     analyser.analyze(out)
                 done += block.shape[1]
                 report()
             for k, effect in enumerate(prefix):
-                for piece in _tail(effect, max(block_frames, DRAIN_FRAMES)):
-                    out = self._push(prefix, k + 1, piece)
+                for piece in _tail(effect, max(block_frames, DRAIN_FRAMES), self.seconds, k):
+                    out = self._push_timed(prefix, k + 1, piece)
                     if out is not None:
                         analyser.analyze(out)
             analyser.finish_analysis()
@@ -223,20 +234,39 @@ class Chain:
         for block in source():
             check()
             block_frames = max(block_frames, block.shape[1])
-            out = self._push(self.effects, 0, block)
+            out = self._push_timed(self.effects, 0, block)
             if out is not None:
                 sink(out)
             done += block.shape[1]
             report()
         for k, effect in enumerate(self.effects):
-            for piece in _tail(effect, max(block_frames, DRAIN_FRAMES)):
+            for piece in _tail(effect, max(block_frames, DRAIN_FRAMES), self.seconds, k):
                 check()
-                out = self._push(self.effects, k + 1, piece)
+                out = self._push_timed(self.effects, k + 1, piece)
                 if out is not None:
                     sink(out)
         done = total
         report()
         return formats[-1]
+
+    def _push_timed(
+        self, effects: Sequence[Effect], start: int, block: NDArray[np.float32]
+    ) -> NDArray[np.float32] | None:
+        """``_push``, adding each effect's time to ``seconds`` when it is set (``effects`` is
+        ``self.effects`` or a prefix of it, so indices match)."""
+        seconds = self.seconds
+        if seconds is None:
+            return self._push(effects, start, block)
+        block = np.ascontiguousarray(block, dtype=np.float32)
+        if block.shape[1] == 0:
+            return None
+        for index in range(start, len(effects)):
+            started = perf_counter()
+            block = np.ascontiguousarray(effects[index].process(block), dtype=np.float32)
+            seconds[index] += perf_counter() - started
+            if block.shape[1] == 0:
+                return None
+        return block
 
     @staticmethod
     def _push(

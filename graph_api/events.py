@@ -22,8 +22,10 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustChannel
+from opentelemetry.trace import SpanKind
 from pydantic import ValidationError
 
+from jobs import tracing
 from jobs.broker import BATCH_TYPE, HEARTBEAT_TYPE, Broker
 from jobs.contract import BatchEvent, BridgeHeartbeat, JobEvent
 from jobs.logs import job_context
@@ -179,6 +181,14 @@ class EventRelay:
             event = JobEvent.decode(message.body)
         except ValidationError as exc:
             log.warning("dropping an undecodable job event: %s", exc)
+            return
+        if message.headers and tracing.TRACEPARENT in message.headers:
+            # The event reaches its subscribers in its job's trace (`jobs.tracing`).
+            attributes = {"job.id": event.job_id, "job.status": event.status.value}
+            with tracing.span(
+                "event relay", message.headers, kind=SpanKind.CONSUMER, attributes=attributes
+            ):
+                self.dispatch(event)
             return
         self.dispatch(event)
 

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import strawberry
+from opentelemetry.trace import SpanKind
 from strawberry.file_uploads import Upload
 from strawberry.types import Info
 
@@ -30,6 +31,7 @@ from graph_api.inputs import BatchInput, EffectInput, JobInput, OutputInput, cha
 from graph_api.permissions import AUTHENTICATED
 from graph_api.types import AudioFile, Batch, Job, Preset, Viewer, file_of
 from graph_api.uploads import store_upload
+from jobs import tracing
 from jobs.contract import ControlMessage, JobMessage
 from jobs.db import repository as repo
 from jobs.db import writes
@@ -314,15 +316,18 @@ class Mutation:
                 export_url=out.url,
             )
 
-        job = await idempotent(
-            context.runtime,
-            principal.owner,
-            context.idempotency_key,
-            "submitJob",
-            fingerprint("submitJob", strawberry.asdict(input)),
-            make,
-            context.job,
-        )
+        # The job's trace starts here; its outbox row keeps it (`jobs.tracing`).
+        with tracing.span("submitJob", kind=SpanKind.SERVER) as span:
+            job = await idempotent(
+                context.runtime,
+                principal.owner,
+                context.idempotency_key,
+                "submitJob",
+                fingerprint("submitJob", strawberry.asdict(input)),
+                make,
+                context.job,
+            )
+            span.set_attribute("job.id", job.id)
         return Job.of(job)
 
     @strawberry.mutation(
@@ -349,15 +354,17 @@ class Mutation:
     async def submit_batch(self, info: Info[Context, None], input: BatchInput) -> Batch:
         context = info.context
         principal = await context.principal()
-        batch = await idempotent(
-            context.runtime,
-            principal.owner,
-            context.idempotency_key,
-            "submitBatch",
-            fingerprint("submitBatch", strawberry.asdict(input)),
-            lambda: _submit_batch(context, principal, input),
-            context.batch,
-        )
+        with tracing.span("submitBatch", kind=SpanKind.SERVER) as span:
+            batch = await idempotent(
+                context.runtime,
+                principal.owner,
+                context.idempotency_key,
+                "submitBatch",
+                fingerprint("submitBatch", strawberry.asdict(input)),
+                lambda: _submit_batch(context, principal, input),
+                context.batch,
+            )
+            span.set_attribute("batch.id", batch.id)
         return Batch.of(batch)
 
     @strawberry.mutation(

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from graph_api.auth import KeyChecks
 from graph_api.events import EventRelay
+from jobs import tracing
 from jobs.broker import Broker
 from jobs.contract import ControlMessage
 from jobs.db import Database
@@ -61,6 +62,7 @@ class Runtime:
         self.metrics.watch(self)
 
     async def start(self) -> None:
+        tracing.setup(self.settings, "api")
         await self.db.migrate()
         if self.settings.sweep_interval_s > 0:
             self._sweeper = asyncio.create_task(

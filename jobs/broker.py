@@ -120,7 +120,8 @@ class Broker:
         return not self.connection.is_closed and self.connection.connected.is_set()
 
     async def publish_job(self, body: bytes, *, headers: dict[str, str] | None = None) -> None:
-        """Publish a job message persistently; returns after the broker's confirm."""
+        """Publish a job message persistently; returns after the broker's confirm.
+        `headers`: its trace's (`jobs.tracing`)."""
         await self.channel.default_exchange.publish(
             aio_pika.Message(
                 body,
@@ -132,12 +133,16 @@ class Broker:
             timeout=10,
         )
 
-    async def publish_event(self, body: bytes, kind: str | None = None) -> None:
+    async def publish_event(
+        self, body: bytes, kind: str | None = None, *, headers: dict[str, str] | None = None
+    ) -> None:
         """Publish an encoded `JobEvent` (or, with `kind=BATCH_TYPE`, a `BatchEvent`), made
         by `jobs.store` and relayed by `jobs.outbox`; events are transient, rows are the
-        record."""
+        record. `headers`: its trace's (`jobs.tracing`)."""
         await self.topology.events.publish(
-            aio_pika.Message(body, content_type="application/json", type=kind),
+            aio_pika.Message(
+                body, content_type="application/json", type=kind, headers=dict(headers or {})
+            ),
             routing_key="",
             timeout=10,
         )

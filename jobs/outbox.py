@@ -30,8 +30,10 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple, cast
 
+from opentelemetry.trace import SpanKind
 from sqlalchemy import Connection, DateTime, Table, bindparam, delete, select, update
 
+from jobs import tracing
 from jobs.broker import BATCH_TYPE, Broker
 from jobs.contract import JobEvent
 from jobs.db import Database
@@ -51,7 +53,7 @@ BATCH = "batch"
 _outbox = cast(Table, OutboxRow.__table__)
 _TS = DateTime(timezone=True)
 _PENDING = (
-    select(_outbox.c.id, _outbox.c.kind, _outbox.c.body)
+    select(_outbox.c.id, _outbox.c.kind, _outbox.c.body, _outbox.c.trace)
     .where(_outbox.c.sent_at.is_(None), _outbox.c.created_at < bindparam("b_before", type_=_TS))
     .order_by(_outbox.c.id)
     .limit(bindparam("b_limit"))
@@ -65,11 +67,13 @@ _DELETE_JOB_MESSAGES = delete(_outbox).where(
 
 
 class Pending(NamedTuple):
-    """An outbox row to publish: `kind` is `JOB`, `EVENT` or `BATCH`."""
+    """An outbox row to publish: `kind` is `JOB`, `EVENT` or `BATCH`; `trace` the
+    `traceparent` it is published under (`jobs.tracing`), if its writer was traced."""
 
     id: int
     kind: str
     body: bytes
+    trace: str | None = None
 
 
 def pending_outbox(
@@ -78,7 +82,7 @@ def pending_outbox(
     """Unsent rows, oldest first; only those written before `before`, if given."""
     cutoff = before or datetime.now(UTC) + timedelta(days=1)
     rows = conn.execute(_PENDING, {"b_limit": limit, "b_before": cutoff}).all()
-    return [Pending(int(r[0]), str(r[1]), bytes(r[2])) for r in rows]
+    return [Pending(int(r[0]), str(r[1]), bytes(r[2]), r[3]) for r in rows]
 
 
 def mark_sent(conn: Connection, ids: Sequence[int], at: datetime) -> None:
@@ -127,8 +131,9 @@ class OutboxRelay:
         self._wake.set()
 
     async def publish_event(self, event: JobEvent) -> None:
-        """Publish an event that is not stored (progress: a lost tick is harmless)."""
-        await self.broker.publish_event(event.encode())
+        """Publish an event that is not stored (progress: a lost tick is harmless), in the
+        current span's trace."""
+        await self.broker.publish_event(event.encode(), headers=tracing.headers())
 
     def start(self) -> None:
         self._task = asyncio.create_task(self.run(), name="outbox-relay")
@@ -199,12 +204,13 @@ class OutboxRelay:
             for row in rows:
                 if row.id in self._published:
                     continue
-                if row.kind == EVENT:
-                    await self.broker.publish_event(row.body)
-                elif row.kind == BATCH:
-                    await self.broker.publish_event(row.body, BATCH_TYPE)
+                if row.trace is None:
+                    await self._send(row, {})
                 else:
-                    await self.broker.publish_job(row.body)
+                    with tracing.span(
+                        f"outbox publish {row.kind}", row.trace, kind=SpanKind.PRODUCER
+                    ):
+                        await self._send(row, tracing.headers())
                 sent.append(row.id)
                 self._published[row.id] = None
                 if len(self._published) > REMEMBERED:
@@ -212,3 +218,11 @@ class OutboxRelay:
         finally:
             self._unstamped.extend(sent)
         return len(sent)
+
+    async def _send(self, row: Pending, headers: dict[str, str]) -> None:
+        if row.kind == EVENT:
+            await self.broker.publish_event(row.body, headers=headers)
+        elif row.kind == BATCH:
+            await self.broker.publish_event(row.body, BATCH_TYPE, headers=headers)
+        else:
+            await self.broker.publish_job(row.body, headers=headers)

@@ -208,6 +208,56 @@ class Settings(BaseSettings):
         "", description="Key the `audio-engine submit` client sends (it prints no key itself)."
     )
 
+    # OpenTelemetry, by the standard variable names (`jobs.tracing`). These are fields, not
+    # left to the SDK alone, because the bridge hands its settings to the Ray actors, which
+    # may run on nodes started without them: every process of a job exports alike. The SDK
+    # still reads the other OTEL_* variables (OTEL_BSP_*, OTEL_EXPORTER_OTLP_HEADERS,
+    # OTEL_TRACES_SAMPLER, OTEL_RESOURCE_ATTRIBUTES...) itself, in each process.
+    otel_exporter_otlp_endpoint: str = Field(
+        "",
+        validation_alias=AliasChoices("OTEL_EXPORTER_OTLP_ENDPOINT"),
+        description="Base URL of an OTLP/HTTP collector (http://127.0.0.1:4318: Jaeger, Tempo, "
+        "an OpenTelemetry Collector); spans go to its /v1/traces. '' exports nothing.",
+    )
+    otel_exporter_otlp_traces_endpoint: str = Field(
+        "",
+        validation_alias=AliasChoices("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"),
+        description="Full URL spans are posted to, used as it is (overrides the base URL's).",
+    )
+    otel_traces_exporter: str = Field(
+        "otlp",
+        validation_alias=AliasChoices("OTEL_TRACES_EXPORTER"),
+        description="'otlp' (when an endpoint is set), 'console' (spans printed to stdout) or "
+        "'none'.",
+    )
+    otel_service_name: str = Field(
+        "audio-engine",
+        validation_alias=AliasChoices("OTEL_SERVICE_NAME"),
+        description="Base of each process's service.name: '<this>-api', '-bridge', '-actor'.",
+    )
+    otel_sdk_disabled: bool = Field(
+        False,
+        validation_alias=AliasChoices("OTEL_SDK_DISABLED"),
+        description="True turns tracing off whatever else is set.",
+    )
+
+    @property
+    def tracing(self) -> bool:
+        """Whether this process records spans (and exports them somewhere)."""
+        exporter = self.otel_traces_exporter.strip().lower()
+        if self.otel_sdk_disabled or exporter == "none":
+            return False
+        return exporter == "console" or bool(self.otlp_traces_url)
+
+    @property
+    def otlp_traces_url(self) -> str:
+        """Where OTLP/HTTP spans are posted ('' for none), as the OTLP spec builds it."""
+        if self.otel_exporter_otlp_traces_endpoint:
+            return self.otel_exporter_otlp_traces_endpoint
+        if self.otel_exporter_otlp_endpoint:
+            return f"{self.otel_exporter_otlp_endpoint.rstrip('/')}/v1/traces"
+        return ""
+
     @property
     def storage_path(self) -> Path:
         return self.storage_dir or self.data_dir / "storage"

@@ -45,6 +45,7 @@ from sqlalchemy import (
     update,
 )
 
+from jobs import tracing
 from jobs.album import pooled_loudness
 from jobs.contract import AudioAnalysis, BatchEvent, Compliance, JobEvent, JobMessage
 from jobs.db import Database
@@ -165,7 +166,7 @@ _PLANNED = (
 _NOTE = update(_jobs).where(_jobs.c.id == bindparam("b_id")).values(message=bindparam("b_message"))
 _STATUS = select(_jobs.c.status).where(_jobs.c.id == bindparam("b_id"))
 _LAST_JOB_MESSAGE = (
-    select(_outbox.c.body)
+    select(_outbox.c.body, _outbox.c.trace)
     .where(_outbox.c.job_id == bindparam("b_id"), _outbox.c.kind == JOB)
     .order_by(_outbox.c.id.desc())
     .limit(1)
@@ -280,14 +281,31 @@ class Changed:
 # --- one transaction each (run through `Database.run`) ----------------------------------
 
 
-def _outbox_row(conn: Connection, job_id: str, kind: str, body: bytes, at: datetime) -> Pending:
+def _outbox_row(
+    conn: Connection,
+    job_id: str,
+    kind: str,
+    body: bytes,
+    at: datetime,
+    trace: str | None = None,
+) -> Pending:
+    """Store a row to publish in `trace` (a `traceparent`), or else in the current span's
+    trace (`Database.run` carries the caller's context into its thread), if any."""
+    trace = trace or tracing.traceparent()
     result = conn.execute(
         _INSERT_OUTBOX,
-        {"job_id": job_id, "kind": kind, "body": body, "created_at": at, "sent_at": None},
+        {
+            "job_id": job_id,
+            "kind": kind,
+            "body": body,
+            "created_at": at,
+            "sent_at": None,
+            "trace": trace,
+        },
     )
     key = result.inserted_primary_key
     assert key is not None
-    return Pending(int(key[0]), kind, body)
+    return Pending(int(key[0]), kind, body, trace)
 
 
 def _apply(
@@ -414,12 +432,13 @@ def _release_album(conn: Connection, batch_id: str, at: datetime) -> tuple[Pendi
     conn.execute(_SET_ALBUM, {"b_batch": batch_id, "b_lufs": lufs})
     rows = []
     for job_id in waiting:
-        body = conn.scalar(_LAST_JOB_MESSAGE, {"b_id": job_id})
-        assert body is not None, "a measured job was queued with its message"
-        render = JobMessage.decode(bytes(body)).model_copy(
+        last = conn.execute(_LAST_JOB_MESSAGE, {"b_id": job_id}).one_or_none()
+        assert last is not None, "a measured job was queued with its message"
+        render = JobMessage.decode(bytes(last.body)).model_copy(
             update={"phase": "render", "album_lufs": lufs if math.isfinite(lufs) else None}
         )
-        rows.append(_outbox_row(conn, job_id, JOB, render.encode(), at))
+        # The render goes on in the trace the job was submitted in.
+        rows.append(_outbox_row(conn, job_id, JOB, render.encode(), at, last.trace))
     return tuple(rows)
 
 
@@ -605,8 +624,8 @@ def _dead_letter(
 def _recover(
     conn: Connection, job_id: str, attempts: int, max_attempts: int, at: datetime
 ) -> Changed | None:
-    body = conn.scalar(_LAST_JOB_MESSAGE, {"b_id": job_id})
-    if body is not None and attempts < max_attempts:
+    last = conn.execute(_LAST_JOB_MESSAGE, {"b_id": job_id}).one_or_none()
+    if last is not None and attempts < max_attempts:
         changed = _apply(
             conn,
             _RECOVER_QUEUED,
@@ -618,9 +637,9 @@ def _recover(
         )
         if changed is None:
             return None
-        again = _outbox_row(conn, job_id, JOB, bytes(body), at)
+        again = _outbox_row(conn, job_id, JOB, bytes(last.body), at, last.trace)
         return Changed(changed.event, (again, *changed.rows), changed.deliveries, changed.batch)
-    why = "its message is gone" if body is None else f"after {attempts} tries"
+    why = "its message is gone" if last is None else f"after {attempts} tries"
     return _apply(
         conn,
         _RECOVER_FAILED,

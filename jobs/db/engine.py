@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import weakref
 from collections.abc import AsyncIterator, Callable
@@ -80,8 +81,10 @@ class Database:
         """`fn(connection, *args, **kwargs)` in one transaction: committed when it returns,
         rolled back when it raises."""
         if self._thread is not None:
+            # In the caller's context, as `asyncio.to_thread` does (its trace: `jobs.tracing`).
+            context = contextvars.copy_context()
             call = functools.partial(self._in_thread, fn, *args, **kwargs)
-            return await asyncio.get_running_loop().run_in_executor(self._thread, call)
+            return await asyncio.get_running_loop().run_in_executor(self._thread, context.run, call)
         async with self.engine.begin() as conn:
             return await conn.run_sync(fn, *args, **kwargs)
 

@@ -160,6 +160,8 @@ class OutboxRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
     kind: Mapped[str] = mapped_column(String(8), default="job", server_default="job")
+    trace: Mapped[str | None] = mapped_column(String(64))
+    """The W3C `traceparent` of the span that wrote it (`jobs.tracing`), published with it."""
 
 
 class ApiKeyRow(Base):

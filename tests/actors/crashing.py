@@ -17,10 +17,10 @@ POISON = "poison"
 
 
 class CrashingWorker(DspWorker):
-    def run(self, message_json: dict[str, Any]) -> dict[str, Any]:
+    def run(self, message_json: dict[str, Any], trace: str | None = None) -> dict[str, Any]:
         if POISON in message_json["input_key"]:
             os.abort()
-        return super().run(message_json)
+        return super().run(message_json, trace)
 
 
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
