@@ -14,6 +14,7 @@ import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -229,3 +230,47 @@ async def drop_topology(settings: Settings) -> None:
         ):
             with contextlib.suppress(Exception):
                 await (await connection.channel()).exchange_delete(exchange)
+
+
+class _Spans:
+    """The spans this process records while a test listens (`spans` fixture)."""
+
+    def __init__(self) -> None:
+        self.exporter: Any = None
+        self.listening = False
+
+
+_SPANS = _Spans()
+
+
+@pytest.fixture
+def spans() -> Iterator[Any]:
+    """The SDK's `InMemorySpanExporter`, fed by this process's tracer provider while the test
+    runs (installed once per session: OpenTelemetry takes one global provider per process;
+    between tests it records nothing)."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    if _SPANS.exporter is None:
+        exporter = InMemorySpanExporter()
+        simple = SimpleSpanProcessor(exporter)
+
+        class WhileListening(SpanProcessor):
+            def on_end(self, span: ReadableSpan) -> None:
+                if _SPANS.listening:
+                    simple.on_end(span)
+
+        provider = TracerProvider()
+        provider.add_span_processor(WhileListening())
+        trace.set_tracer_provider(provider)
+        assert trace.get_tracer_provider() is provider, "a provider was installed before"
+        _SPANS.exporter = exporter
+    _SPANS.exporter.clear()
+    _SPANS.listening = True
+    try:
+        yield _SPANS.exporter
+    finally:
+        _SPANS.listening = False
+        _SPANS.exporter.clear()

@@ -1,0 +1,105 @@
+"""One trace per job, end to end: the API (in-process, SDK in-memory exporter), RabbitMQ, a
+bridge, a real Ray actor in its own process (exporting by OTLP/HTTP to `cli.traces`'s
+receiver, as it would to Jaeger) and the event back to a subscriber. Every hop's span is
+there, and all of them share the submit span's trace id."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from api_client import gql, uploaded
+
+from bridge.service import Bridge
+from cli.traces import SpanReceiver
+from graph_api.runtime import Runtime
+from jobs.settings import Settings
+from jobs.states import JobStatus
+from tests.conftest import sine, write_wav
+
+SUBMIT = "mutation($input: JobInput!) { submitJob(input: $input) { id } }"
+EFFECTS = [{"gain": {"db": -3.0}}, {"delay": {"timeMs": 20.0}}, {"fade": {"inMs": 10.0}}]
+
+
+@pytest.fixture
+def receiver() -> Iterator[SpanReceiver]:
+    with SpanReceiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture
+def settings(settings: Settings, receiver: SpanReceiver, spans: Any) -> Settings:
+    """Exporting to the receiver: the actors (other processes) set up their provider from
+    these; this process keeps the in-memory one `spans` installed first."""
+    return settings.model_copy(update={"otel_exporter_otlp_endpoint": receiver.endpoint})
+
+
+async def test_one_job_is_one_trace_across_every_hop(
+    spans: Any,
+    receiver: SpanReceiver,
+    client: httpx.AsyncClient,
+    runtime: Runtime,
+    bridge: Bridge,
+    tmp_path: Path,
+) -> None:
+    file = await uploaded(client, write_wav(tmp_path / "tone.wav", sine(440.0, 1.0)))
+    with runtime.events.subscribe_all() as events:
+        body = await gql(client, SUBMIT, {"input": {"fileId": file["id"], "effects": EFFECTS}})
+        assert "errors" not in body, body
+        job_id = body["data"]["submitJob"]["id"]
+        async with asyncio.timeout(120):
+            while (event := await events.get()).job_id != job_id or not event.status.terminal:
+                pass
+    assert event.status is JobStatus.SUCCEEDED, event
+
+    # The subscriber got its event inside the API's relay span; the bridge's spans ended
+    # before its relay published that event.
+    async with asyncio.timeout(30):
+        while not any(
+            s.name == "event relay" and s.attributes.get("job.status") == "SUCCEEDED"
+            for s in spans.get_finished_spans()
+        ):
+            await asyncio.sleep(0.05)
+    here = list(spans.get_finished_spans())
+    submit = next(s for s in here if s.name == "submitJob" and s.attributes["job.id"] == job_id)
+    trace_id = f"{submit.context.trace_id:032x}"
+    in_trace = [s for s in here if f"{s.context.trace_id:032x}" == trace_id]
+    names = {s.name for s in in_trace}
+    assert {"submitJob", "outbox publish job", "bridge job", "outbox publish event"} <= names
+    assert "event relay" in names
+
+    # The actor's spans come from its own process, through OTLP/HTTP.
+    effect_names = {f"effect {next(iter(e))}" for e in EFFECTS}
+    actor = receiver.wait_for(
+        lambda got: effect_names | {"actor run"} <= {s.name for s in got if s.trace_id == trace_id},
+        timeout_s=60,
+    )
+    actor_spans = {s.name: s for s in actor if s.trace_id == trace_id}
+    assert actor_spans["actor run"].service == "audio-engine-actor"
+    assert actor_spans["actor run"].attributes["job.id"] == job_id
+
+    by_id = {f"{s.context.span_id:016x}": s for s in in_trace}
+    bridge_job = next(s for s in in_trace if s.name == "bridge job")
+    publish_job = next(s for s in in_trace if s.name == "outbox publish job")
+    # The hops nest: submit -> publish -> bridge job -> actor run -> each effect.
+    assert publish_job.parent is not None and publish_job.parent.span_id == submit.context.span_id
+    assert bridge_job.parent is not None
+    assert bridge_job.parent.span_id == publish_job.context.span_id
+    assert by_id[actor_spans["actor run"].parent_id or ""] is bridge_job
+    run_id = actor_spans["actor run"].span_id
+    for name in effect_names:
+        assert actor_spans[name].parent_id == run_id
+    # The event the subscriber got was published from the bridge's span, in the same trace.
+    relayed = [
+        s
+        for s in in_trace
+        if s.name == "event relay" and s.attributes.get("job.status") == "SUCCEEDED"
+    ]
+    assert len(relayed) == 1
+    parent = relayed[0].parent
+    assert parent is not None
+    assert by_id[f"{parent.span_id:016x}"].name == "outbox publish event"
