@@ -44,8 +44,10 @@ TRACER = "audio_engine"
 TRACEPARENT = "traceparent"
 
 _propagator = TraceContextTextMapPropagator()
+_tracer = trace.get_tracer(TRACER)  # a proxy until a provider is installed, then that one's
 _lock = threading.Lock()
 _installed: str | None = None
+_provider_seen = False
 
 Carrier = Mapping[str, Any] | str | None
 """Where a parent context comes from: message headers, a `traceparent` string, or nothing."""
@@ -98,7 +100,19 @@ def flush(timeout_ms: int = 5000) -> None:
 
 
 def tracer() -> Tracer:
-    return trace.get_tracer(TRACER)
+    return _tracer
+
+
+def _recording_provider() -> bool:
+    """Whether a real (SDK) provider is installed: this process's or a test's (OpenTelemetry
+    takes one per process, for good: once seen, it is remembered)."""
+    global _provider_seen
+    if not _provider_seen:
+        provider = trace.get_tracer_provider()
+        _provider_seen = not isinstance(
+            provider, (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
+        )
+    return _provider_seen
 
 
 def context_of(carrier: Carrier) -> otel_context.Context | None:
@@ -125,13 +139,17 @@ def span(
     start_time: int | None = None,
 ) -> Iterator[Span]:
     """A current span named `name`, child of `parent` when it holds a context, else of the
-    current span (or a new trace's root)."""
-    with tracer().start_as_current_span(
-        name,
-        context=context_of(parent),
-        kind=kind,
-        attributes=attributes,
-        start_time=start_time,
+    current span (or a new trace's root).
+
+    With no SDK provider and no parent the current context is left alone (a no-op span
+    costs a context switch for nothing); a parent's context is still made current, so a
+    process that exports nothing passes its caller's trace on."""
+    context = context_of(parent)
+    if context is None and not _recording_provider():
+        yield trace.INVALID_SPAN
+        return
+    with _tracer.start_as_current_span(
+        name, context=context, kind=kind, attributes=attributes, start_time=start_time
     ) as current:
         yield current
 
@@ -170,7 +188,7 @@ def laid_end_to_end(timed: Sequence[tuple[str, float]], start_ns: int) -> None:
     at = start_ns
     for name, seconds in timed:
         end = at + round(seconds * 1e9)
-        piece = tracer().start_span(name, start_time=at, attributes={"timing": "summed"})
+        piece = _tracer.start_span(name, start_time=at, attributes={"timing": "summed"})
         piece.end(end_time=end)
         at = end
 

@@ -11,7 +11,14 @@ from benchmarks import smoke
 
 def test_every_benchmark_script_is_in_the_smoke_run() -> None:
     names = {p.name for p in smoke.scripts()}
-    assert {"dsp.py", "cli_process.py", "memory.py", "throughput.py", "speech.py"} <= names
+    assert {
+        "dsp.py",
+        "cli_process.py",
+        "memory.py",
+        "throughput.py",
+        "speech.py",
+        "traces.py",
+    } <= names
     for script in smoke.scripts():
         assert "--smoke" in script.read_text(), f"{script.name} takes no --smoke flag"
 
