@@ -272,7 +272,7 @@ def main() -> None:
                     len(_job_traces(got, ids)) == len(ids)
                     and all(_complete(s) for s in _job_traces(got, ids).values())
                 ),
-                timeout_s=60,
+                timeout_s=120,
             )
         finally:
             if bridge is not None:
