@@ -32,7 +32,7 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import Span, SpanKind, Tracer
+from opentelemetry.trace import Span, SpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.util.types import AttributeValue
 
@@ -89,18 +89,6 @@ def setup(settings: Settings, role: str) -> bool:
         _installed = role
         log.info("tracing: %s spans to %s", role, settings.otlp_traces_url or "the console")
         return True
-
-
-def flush(timeout_ms: int = 5000) -> None:
-    """Export the spans batched so far (before a process ends without its atexit hooks)."""
-    provider: Any = trace.get_tracer_provider()
-    force_flush = getattr(provider, "force_flush", None)
-    if force_flush is not None:
-        force_flush(timeout_ms)
-
-
-def tracer() -> Tracer:
-    return _tracer
 
 
 def _recording_provider() -> bool:

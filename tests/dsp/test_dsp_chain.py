@@ -212,6 +212,30 @@ def test_progress_reaches_one_over_all_passes() -> None:
     assert sum(o.shape[1] for o in out) == x.shape[1]
 
 
+def test_timed_chain_adds_each_effects_time_and_gives_the_same_samples() -> None:
+    """`Chain.seconds` (the actors' per-effect spans) counts every pass and every tail piece
+    of each effect, and timing changes nothing in the output."""
+    import time
+
+    x = _music(seconds=1.0)
+
+    def effects() -> list[Effect]:
+        return [Gain(-1.0), Normalize("peak", -3.0), Delay(time_ms=100.0, feedback=0.6, mix=0.5)]
+
+    plain: list[np.ndarray] = []
+    Chain(effects()).run(_copies(x, 1000), plain.append, SR, 2, x.shape[1])
+    timed_chain = Chain(effects())
+    timed_chain.seconds = [0.0, 0.0, 0.0]
+    timed: list[np.ndarray] = []
+    started = time.perf_counter()
+    timed_chain.run(_copies(x, 1000), timed.append, SR, 2, x.shape[1])
+    wall = time.perf_counter() - started
+    np.testing.assert_array_equal(np.concatenate(plain, axis=1), np.concatenate(timed, axis=1))
+    assert all(s > 0.0 for s in timed_chain.seconds)
+    assert sum(timed_chain.seconds) <= wall  # parts of the run, never more than it
+    assert Chain(effects()).seconds is None  # off unless asked for
+
+
 def test_should_stop_raises() -> None:
     x = _music(seconds=1.0)
     calls = {"n": 0}
