@@ -245,7 +245,7 @@ async def test_submit_succeeds_while_rabbitmq_is_down(settings: Settings, wav_fi
         body = await submit(client, fileId=file["id"], effects=[{"gain": {"db": -1}}])
         assert body["data"]["submitJob"]["status"] == "QUEUED", body
         pending = await runtime.db.run(pending_outbox)
-        assert [JobMessage.decode(b).job_id for _, _, b in pending] == [
+        assert [JobMessage.decode(row.body).job_id for row in pending] == [
             body["data"]["submitJob"]["id"]
         ]
         ready = await client.get("/readyz")
