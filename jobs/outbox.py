@@ -131,9 +131,9 @@ class OutboxRelay:
         self._wake.set()
 
     async def publish_event(self, event: JobEvent) -> None:
-        """Publish an event that is not stored (progress: a lost tick is harmless), in the
-        current span's trace."""
-        await self.broker.publish_event(event.encode(), headers=tracing.headers())
+        """Publish an event that is not stored (progress: a lost tick is harmless). Untraced:
+        a long job's ticks would bury its trace's few hops."""
+        await self.broker.publish_event(event.encode())
 
     def start(self) -> None:
         self._task = asyncio.create_task(self.run(), name="outbox-relay")
