@@ -244,15 +244,17 @@ def render_part(
     trim: LoudnessTrim | None = None,
     album_lufs: float | None = None,
     out_format: str = "",
+    effect_seconds: list[float] | None = None,
 ) -> RenderedPart:
     """Render segment `index` of `plan` into `part_path` (W64 in `part_subtype`) and meter
     its input and output as `process_file` would (PCM outputs metered clipped, as encoded).
     The chain's two-pass effects are settled on `levels` (`measure_part`, every phase);
-    `trim` and `album_lufs` are `process_file`'s. Raises what `process_file` raises for the
-    same input range."""
+    `trim`, `album_lufs` and `effect_seconds` are `process_file`'s. Raises what
+    `process_file` raises for the same input range."""
     with open_input(in_path) as probe:
         rate, channels, total = probe.samplerate, probe.channels, probe.frames
     chain = _chain(calls, rate, impulses, out_subtype, levels, trim, album_lufs)
+    chain.seconds = effect_seconds
     out_rate, out_channels = chain.configure(rate, channels)
     segment = plan.segments[index]
     in_meter = StreamMeter(rate, channels)

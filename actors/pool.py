@@ -239,7 +239,8 @@ class ActorPool:
                 if on_plan is not None:
                     await on_plan(plan.count, plan.reason)
                 if plan.count > 1:
-                    # One span for the parts, measures and stitch (not traced inside actors).
+                    # One span for the parts, measures and stitch; the actors' spans of each
+                    # are its children.
                     with tracing.span("pool parts", attributes={"parts": plan.count}):
                         return await self._run_parts(message, plan, on_progress)
             return await self._attempts(
@@ -309,6 +310,7 @@ class ActorPool:
         over the phases; parts left behind by a failure are removed."""
         body = message.model_dump(mode="json")
         seconds = self.settings.segment_seconds
+        trace = tracing.traceparent()  # the "pool parts" span: the actors' spans' parent
         total = max(plan.bounds[-1], 1)
         phases = plan.measures + (message.phase == "render")
         done = [0.0] * plan.count
@@ -330,7 +332,7 @@ class ActorPool:
                 def work(slot: _Slot) -> Awaitable[Any]:
                     self.parts_started += 1
                     call = getattr(slot.handle, method)
-                    ref = lambda: call.remote(body, seconds, index, *args)  # noqa: E731
+                    ref = lambda: call.remote(body, seconds, index, *args, trace=trace)  # noqa: E731
                     return self._call(slot, message, ref, report)
 
                 return self._attempts(message, work)
@@ -403,10 +405,13 @@ class ActorPool:
         renders: int,
     ) -> dict[str, Any]:
         body = message.model_dump(mode="json")
+        trace = tracing.traceparent()
         result: dict[str, Any] = await self._attempts(
             message,
             lambda slot: self._call(
-                slot, message, lambda: slot.handle.stitch.remote(body, rendered, trim, renders)
+                slot,
+                message,
+                lambda: slot.handle.stitch.remote(body, rendered, trim, renders, trace=trace),
             ),
         )
         return result

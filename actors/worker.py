@@ -232,11 +232,21 @@ class DspWorker:
         segment_seconds: float,
         index: int,
         levels: list[Level],
+        trace: str | None = None,
     ) -> dict[str, Any]:
         """What the job's next two-pass effect measures of part `index` (the ones before it
-        settled on `levels`); returns the `Level` and seconds of DSP."""
+        settled on `levels`); returns the `Level` and seconds of DSP. `trace`: as `run`'s."""
         message = JobMessage.model_validate(message_json)
-        with self._serving(message.job_id) as clock, ExitStack() as stack:
+        attributes: dict[str, str | int] = {
+            "job.id": message.job_id,
+            "part": index,
+            "phase": len(levels),
+        }
+        with (
+            tracing.span("actor measure part", trace, attributes=attributes),
+            self._serving(message.job_id) as clock,
+            ExitStack() as stack,
+        ):
             in_path, calls, subtype, impulses, split = self._plan(message, segment_seconds, stack)
 
             def progress(value: float) -> None:
@@ -265,12 +275,23 @@ class DspWorker:
         index: int,
         levels: list[Level] | None = None,
         trim: LoudnessTrim | None = None,
+        trace: str | None = None,
     ) -> dict[str, Any]:
         """Render part `index` of the job into storage under `part_key(job, index)`, its
         two-pass effects settled on `levels` (`measure_part`, merged); returns its frames and
-        seconds of DSP. Nothing of the audio travels through Ray."""
+        seconds of DSP. Nothing of the audio travels through Ray. `trace`: as `run`'s (a span
+        for the part, one per effect inside it)."""
         message = JobMessage.model_validate(message_json)
-        with self._serving(message.job_id) as clock, ExitStack() as stack:
+        attributes: dict[str, str | int] = {
+            "job.id": message.job_id,
+            "part": index,
+            "actor": self.name,
+        }
+        with (
+            tracing.span("actor render part", trace, attributes=attributes),
+            self._serving(message.job_id) as clock,
+            ExitStack() as stack,
+        ):
             in_path, calls, subtype, impulses, split = self._plan(message, segment_seconds, stack)
 
             def progress(value: float) -> None:
@@ -278,11 +299,18 @@ class DspWorker:
 
             tmp = stack.enter_context(self.storage.writing(part_key(message.job_id, index)))
             out_format = output_format(message.output_format, message.output_subtype).format
+            seconds = [0.0] * len(calls) if tracing.recording() else None
+            started = time.time_ns()
             part = render_part(
                 in_path, tmp, calls, subtype, self.settings.block_frames, impulses,
                 split, index, progress, self._stop.is_set, self.settings.max_sample_abs,
-                levels or (), trim, message.album_lufs, out_format,
+                levels or (), trim, message.album_lufs, out_format, seconds,
             )  # fmt: skip
+            if seconds is not None:
+                tracing.laid_end_to_end(
+                    [(f"effect {call.name}", s) for call, s in zip(calls, seconds, strict=True)],
+                    started,
+                )
         return {"part": part, "dsp_seconds": clock.seconds}
 
     def stitch(
@@ -291,6 +319,7 @@ class DspWorker:
         parts: list[RenderedPart],
         trim: LoudnessTrim | None = None,
         renders: int = 1,
+        trace: str | None = None,
     ) -> dict[str, Any]:
         """Encode the job's rendered `parts` into its output (visible only when complete),
         remove them, and return the `JobResult`, levels merged from the parts', and for a
@@ -301,7 +330,16 @@ class DspWorker:
         keys = [part_key(message.job_id, i) for i in range(len(parts))]
         fmt = output_format(message.output_format, message.output_subtype)
         again: LoudnessTrim | None = None
-        with self._serving(message.job_id) as clock, ExitStack() as stack:
+        attributes: dict[str, str | int] = {
+            "job.id": message.job_id,
+            "parts": len(parts),
+            "actor": self.name,
+        }
+        with (
+            tracing.span("actor stitch", trace, attributes=attributes),
+            self._serving(message.job_id) as clock,
+            ExitStack() as stack,
+        ):
             paths = [stack.enter_context(self.storage.local_copy(key)) for key in keys]
             tmp = stack.enter_context(self.storage.writing(message.output_key))
             frames = stitch(

@@ -32,10 +32,14 @@ def receiver() -> Iterator[SpanReceiver]:
 
 
 @pytest.fixture
-def settings(settings: Settings, receiver: SpanReceiver, spans: Any) -> Settings:
+def settings(
+    settings: Settings, receiver: SpanReceiver, spans: Any, request: pytest.FixtureRequest
+) -> Settings:
     """Exporting to the receiver: the actors (other processes) set up their provider from
-    these; this process keeps the in-memory one `spans` installed first."""
-    return settings.model_copy(update={"otel_exporter_otlp_endpoint": receiver.endpoint})
+    these; this process keeps the in-memory one `spans` installed first. A test may add
+    settings of its own (indirect parametrization)."""
+    update = {"otel_exporter_otlp_endpoint": receiver.endpoint, **getattr(request, "param", {})}
+    return settings.model_copy(update=update)
 
 
 async def test_one_job_is_one_trace_across_every_hop(
@@ -103,3 +107,49 @@ async def test_one_job_is_one_trace_across_every_hop(
     parent = relayed[0].parent
     assert parent is not None
     assert by_id[f"{parent.span_id:016x}"].name == "outbox publish event"
+
+
+@pytest.mark.parametrize("settings", [{"segment_seconds": 1.0}], indirect=True)
+async def test_a_split_job_traces_each_part_and_its_effects(
+    spans: Any,
+    receiver: SpanReceiver,
+    client: httpx.AsyncClient,
+    runtime: Runtime,
+    bridge: Bridge,
+    tmp_path: Path,
+) -> None:
+    """A job cut into segments: the actor's span of every part and of the stitch are the
+    bridge's `pool parts` span's children, and each part has its effects' spans."""
+    file = await uploaded(client, write_wav(tmp_path / "long.wav", sine(440.0, 3.5)))
+    effects = [{"gain": {"db": -3.0}}, {"eq": {"bands": [{"kind": "PEAK", "frequency": 500}]}}]
+    with runtime.events.subscribe_all() as events:
+        body = await gql(client, SUBMIT, {"input": {"fileId": file["id"], "effects": effects}})
+        assert "errors" not in body, body
+        job_id = body["data"]["submitJob"]["id"]
+        async with asyncio.timeout(120):
+            while (event := await events.get()).job_id != job_id or not event.status.terminal:
+                pass
+    assert event.status is JobStatus.SUCCEEDED, event
+    async with asyncio.timeout(30):
+        while not any(s.name == "pool parts" for s in spans.get_finished_spans()):
+            await asyncio.sleep(0.05)
+    pool_parts = next(s for s in spans.get_finished_spans() if s.name == "pool parts")
+    trace_id = f"{pool_parts.context.trace_id:032x}"
+    parts = pool_parts.attributes["parts"]
+    assert parts >= 3
+
+    def complete(got: list[Any]) -> bool:
+        mine = [s for s in got if s.trace_id == trace_id]
+        return sum(s.name == "actor render part" for s in mine) == parts and any(
+            s.name == "actor stitch" for s in mine
+        )
+
+    actor = [s for s in receiver.wait_for(complete, timeout_s=60) if s.trace_id == trace_id]
+    pool_id = f"{pool_parts.context.span_id:016x}"
+    rendered = [s for s in actor if s.name == "actor render part"]
+    assert sorted(s.attributes["part"] for s in rendered) == list(range(parts))
+    assert all(s.parent_id == pool_id for s in rendered)
+    assert next(s for s in actor if s.name == "actor stitch").parent_id == pool_id
+    for part in rendered:
+        children = {s.name for s in actor if s.parent_id == part.span_id}
+        assert children == {"effect gain", "effect eq"}
