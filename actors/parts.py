@@ -29,18 +29,20 @@ import numpy as np
 import soundfile as sf
 from numpy.typing import NDArray
 
-from actors.binding import Impulses, build_chain
+from actors.binding import Impulses
 from actors.runner import (
     _DECODE_ERRORS,
     Encoder,
     LoudnessTrim,
     RenderInfo,
     StreamMeter,
-    _album_effect,
+    chain_errors,
+    job_chain,
+    loudness_reason,
     open_input,
 )
 from dsp.chain import Chain, Stopped
-from dsp.normalize import Level, LoudnessNormalize
+from dsp.normalize import Level
 from dsp.segments import (
     Segment,
     SegmentPlan,
@@ -52,7 +54,7 @@ from dsp.segments import (
 )
 from jobs.effects import EffectCall
 from jobs.errors import BadInput, JobCancelled, ProcessingFailed, UnsupportedAudio
-from jobs.formats import max_frames, sample_step
+from jobs.formats import max_frames
 from jobs.probe import check_block
 from jobs.settings import MAX_SAMPLE_ABS
 
@@ -95,26 +97,12 @@ def _chain(
     trim: LoudnessTrim | None = None,
     album_lufs: float | None = None,
 ) -> Chain:
-    """The job's chain as `process_file` builds it (a re-render's `trim`, an album's
-    loudness), its first two-pass effects settled on `levels` (merged from every part)."""
-    try:
-        chain = build_chain(calls, rate, impulses, sample_step(subtype))
-        spec_steps = [e for e in chain.effects if isinstance(e, LoudnessNormalize)]
-        if spec_steps and trim is not None:
-            spec_steps[-1].gain_trim_db = trim.gain_db
-            spec_steps[-1].ceiling_trim_db = trim.ceiling_db
-        if album_lufs is not None:
-            _album_effect(chain, calls).fix_loudness(album_lufs)
+    """The job's chain as `process_file` builds it, its first two-pass effects settled on
+    `levels` (merged from every part)."""
+    chain = job_chain(calls, rate, impulses, subtype, trim, album_lufs)
+    with chain_errors():
         settle(chain, levels)
-    except ValueError as exc:
-        raise ProcessingFailed(f"invalid effect chain for this input: {exc}") from exc
     return chain
-
-
-def loudness_reason(chain: Chain) -> str:
-    """Why the chain's last loudness step left its input unchanged ('' when it did not)."""
-    steps = [e for e in chain.effects if isinstance(e, LoudnessNormalize)]
-    return steps[-1].reason if steps else ""
 
 
 def plan_parts(
@@ -147,6 +135,7 @@ def plan_parts(
 def _reader(
     in_path: Path,
     segment: Segment,
+    rate: int,
     total: int,
     block_frames: int,
     max_sample_abs: float,
@@ -156,7 +145,7 @@ def _reader(
     and checked as `process_file` checks them; `meter` measures the segment's own frames
     (warmed on the ones before)."""
 
-    settling = meter_preroll(sf.info(str(in_path)).samplerate) if meter is not None else 0
+    settling = meter_preroll(rate) if meter is not None else 0
 
     def read(first: int, stop: int) -> Iterator[NDArray[np.float32]]:
         with sf.SoundFile(str(in_path)) as reader:
@@ -206,7 +195,7 @@ def measure_part(
         rate, channels, total = probe.samplerate, probe.channels, probe.frames
     chain = _chain(calls, rate, impulses, out_subtype, levels, album_lufs=album_lufs)
     segment = plan.segments[index]
-    read = _reader(in_path, segment, total, block_frames, max_sample_abs)
+    read = _reader(in_path, segment, rate, total, block_frames, max_sample_abs)
     try:
         return measure_segment(
             chain, read, plan, segment, rate, channels, total, progress, should_stop
@@ -261,7 +250,7 @@ def render_part(
     out_meter = StreamMeter(out_rate, out_channels)
     clip = out_subtype.upper().startswith("PCM")
 
-    read = _reader(in_path, segment, total, block_frames, max_sample_abs, in_meter)
+    read = _reader(in_path, segment, rate, total, block_frames, max_sample_abs, in_meter)
 
     # The output's pre-roll (as long as the input's: split effects keep time) settles the
     # meter on its last `meter_preroll` frames only.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -296,18 +297,10 @@ def process_file(
     """
     with open_input(in_path) as reader:
         sample_rate, channels, total = reader.samplerate, reader.channels, reader.frames
-        try:
-            chain = build_chain(calls, sample_rate, impulses, sample_step(out_subtype))
-            chain.seconds = effect_seconds
-            spec_steps = [e for e in chain.effects if isinstance(e, LoudnessNormalize)]
-            if spec_steps and trim is not None:
-                spec_steps[-1].gain_trim_db = trim.gain_db
-                spec_steps[-1].ceiling_trim_db = trim.ceiling_db
-            if album_lufs is not None:
-                _album_effect(chain, calls).fix_loudness(album_lufs)
+        chain = job_chain(calls, sample_rate, impulses, out_subtype, trim, album_lufs)
+        chain.seconds = effect_seconds
+        with chain_errors():
             out_sr, out_ch = chain.configure(sample_rate, channels)
-        except ValueError as exc:
-            raise ProcessingFailed(f"invalid effect chain for this input: {exc}") from exc
 
         in_meter = StreamMeter(sample_rate, channels) if meter else None
         source = _source(reader, in_path, block_frames, max_sample_abs, in_meter)
@@ -341,16 +334,57 @@ def process_file(
         frames,
         input_analysis=in_meter.analysis() if in_meter is not None else None,
         output_analysis=out_meter.analysis() if out_meter is not None else None,
-        loudness_reason=spec_steps[-1].reason if spec_steps else "",
+        loudness_reason=loudness_reason(chain),
         edits=tuple(chain.cuts()),
     )
 
 
-def _album_effect(chain: Chain, calls: Sequence[EffectCall]) -> Normalize | LoudnessNormalize:
+@contextmanager
+def chain_errors() -> Iterator[None]:
+    """A kernel's refusal of its parameters for this input, as the job's failure."""
+    try:
+        yield
+    except ValueError as exc:
+        raise ProcessingFailed(f"invalid effect chain for this input: {exc}") from exc
+
+
+def job_chain(
+    calls: Sequence[EffectCall],
+    sample_rate: int,
+    impulses: Impulses,
+    out_subtype: str,
+    trim: LoudnessTrim | None = None,
+    album_lufs: float | None = None,
+) -> Chain:
+    """The chain a job renders, whole or in parts: a re-render's `trim` on its last loudness
+    step, an album batch's loudness given to its album step."""
+    with chain_errors():
+        chain = build_chain(calls, sample_rate, impulses, sample_step(out_subtype))
+        spec_steps = [e for e in chain.effects if isinstance(e, LoudnessNormalize)]
+        if spec_steps and trim is not None:
+            spec_steps[-1].gain_trim_db = trim.gain_db
+            spec_steps[-1].ceiling_trim_db = trim.ceiling_db
+        if album_lufs is not None:
+            _album_effect(chain, calls).fix_loudness(album_lufs)
+    return chain
+
+
+def loudness_reason(chain: Chain) -> str:
+    """Why the chain's last loudness step left its input unchanged ('' when it did not)."""
+    steps = [e for e in chain.effects if isinstance(e, LoudnessNormalize)]
+    return steps[-1].reason if steps else ""
+
+
+def album_index(calls: Sequence[EffectCall]) -> int:
+    """Where an album batch's chain takes the album's loudness (`jobs.effects.album_step`)."""
     index = album_step(calls)
     if index is None:
         raise BadInput("an album batch's chain needs a loudness or normalize LOUDNESS step")
-    effect = chain.effects[index]
+    return index
+
+
+def _album_effect(chain: Chain, calls: Sequence[EffectCall]) -> Normalize | LoudnessNormalize:
+    effect = chain.effects[album_index(calls)]
     assert isinstance(effect, Normalize | LoudnessNormalize), "album_step picks these"
     return effect
 
@@ -367,16 +401,12 @@ def measure_album(
     """The measure phase of a job of an album batch: the BS.1770 gating-block powers of the
     signal reaching the chain's album step (its effects in front run as in a render), for
     `jobs.album` to pool with the other files'. Raises like `process_file`."""
-    index = album_step(calls)
-    if index is None:
-        raise BadInput("an album batch's chain needs a loudness or normalize LOUDNESS step")
+    index = album_index(calls)
     with open_input(in_path) as reader:
         sample_rate, channels, total = reader.samplerate, reader.channels, reader.frames
-        try:
+        with chain_errors():
             chain = build_chain(calls[:index], sample_rate, impulses)
             rate, width = chain.configure(sample_rate, channels)
-        except ValueError as exc:
-            raise ProcessingFailed(f"invalid effect chain for this input: {exc}") from exc
         meter = LoudnessMeter(rate, width)
         source = _source(reader, in_path, block_frames, max_sample_abs)
 

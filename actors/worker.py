@@ -31,6 +31,7 @@ from actors.runner import (
     MAX_RENDERS,
     LoudnessTrim,
     RenderInfo,
+    album_index,
     delivered_compliance,
     measure_album,
     next_trim,
@@ -42,8 +43,8 @@ from dsp.segments import SegmentPlan
 from dsp.warmup import warmup
 from jobs import tracing
 from jobs.contract import Edit, JobMessage, JobResult, PartsPlan
-from jobs.effects import EffectCall, album_step, loudness_targets, parse_chain
-from jobs.errors import BadInput, EngineError, ProcessingFailed
+from jobs.effects import EffectCall, loudness_targets, parse_chain
+from jobs.errors import EngineError, ProcessingFailed
 from jobs.formats import output_format
 from jobs.settings import Settings
 from jobs.storage import Storage, open_storage
@@ -166,6 +167,21 @@ class DspWorker:
             album_blocks=blocks,
         )
 
+    def _report(self, value: float) -> None:
+        self._progress = value
+
+    @contextmanager
+    def _piece(
+        self, name: str, job_id: str, trace: str | None, attributes: dict[str, str | int]
+    ) -> Iterator[tuple[_Clock, ExitStack]]:
+        """A traced piece of a split job (`_serving`), and a stack for its scratch copies."""
+        with (
+            tracing.span(name, trace, attributes=attributes),
+            self._serving(job_id) as clock,
+            ExitStack() as stack,
+        ):
+            yield clock, stack
+
     @contextmanager
     def _serving(self, job_id: str, counted: bool = False) -> Iterator[_Clock]:
         """One piece of work for `job_id` at a time on this actor, stoppable by `cancel`;
@@ -218,10 +234,7 @@ class DspWorker:
         fmt = output_format(message.output_format, message.output_subtype)
         subtype = fmt.subtype
         if message.phase == "measure":
-            index = album_step(calls)
-            if index is None:
-                raise BadInput("an album batch's chain needs a loudness or normalize LOUDNESS step")
-            calls, subtype = calls[: index + 1], "FLOAT"
+            calls, subtype = calls[: album_index(calls) + 1], "FLOAT"
         impulses = self.cache.for_job(_Copies(self.storage, message.impulses, stack))
         split = plan_parts(in_path, calls, impulses, subtype, segment_seconds, message.album_lufs)
         return _Planned(in_path, calls, subtype, impulses, split)
@@ -242,19 +255,12 @@ class DspWorker:
             "part": index,
             "phase": len(levels),
         }
-        with (
-            tracing.span("actor measure part", trace, attributes=attributes),
-            self._serving(message.job_id) as clock,
-            ExitStack() as stack,
-        ):
+        with self._piece("actor measure part", message.job_id, trace, attributes) as (clock, stack):
             in_path, calls, subtype, impulses, split = self._plan(message, segment_seconds, stack)
-
-            def progress(value: float) -> None:
-                self._progress = value
 
             level = measure_part(
                 in_path, calls, subtype, self.settings.block_frames, impulses, split, index,
-                levels, progress, self._stop.is_set, self.settings.max_sample_abs,
+                levels, self._report, self._stop.is_set, self.settings.max_sample_abs,
                 message.album_lufs,
             )  # fmt: skip
         return {"level": level, "dsp_seconds": clock.seconds}
@@ -287,30 +293,17 @@ class DspWorker:
             "part": index,
             "actor": self.name,
         }
-        with (
-            tracing.span("actor render part", trace, attributes=attributes),
-            self._serving(message.job_id) as clock,
-            ExitStack() as stack,
-        ):
+        with self._piece("actor render part", message.job_id, trace, attributes) as (clock, stack):
             in_path, calls, subtype, impulses, split = self._plan(message, segment_seconds, stack)
-
-            def progress(value: float) -> None:
-                self._progress = value
 
             tmp = stack.enter_context(self.storage.writing(part_key(message.job_id, index)))
             out_format = output_format(message.output_format, message.output_subtype).format
-            seconds = [0.0] * len(calls) if tracing.recording() else None
-            started = time.time_ns()
-            part = render_part(
-                in_path, tmp, calls, subtype, self.settings.block_frames, impulses,
-                split, index, progress, self._stop.is_set, self.settings.max_sample_abs,
-                levels or (), trim, message.album_lufs, out_format, seconds,
-            )  # fmt: skip
-            if seconds is not None:
-                tracing.laid_end_to_end(
-                    [(f"effect {call.name}", s) for call, s in zip(calls, seconds, strict=True)],
-                    started,
-                )
+            with _effect_spans(calls) as seconds:
+                part = render_part(
+                    in_path, tmp, calls, subtype, self.settings.block_frames, impulses,
+                    split, index, self._report, self._stop.is_set, self.settings.max_sample_abs,
+                    levels or (), trim, message.album_lufs, out_format, seconds,
+                )  # fmt: skip
         return {"part": part, "dsp_seconds": clock.seconds}
 
     def stitch(
@@ -335,11 +328,7 @@ class DspWorker:
             "parts": len(parts),
             "actor": self.name,
         }
-        with (
-            tracing.span("actor stitch", trace, attributes=attributes),
-            self._serving(message.job_id) as clock,
-            ExitStack() as stack,
-        ):
+        with self._piece("actor stitch", message.job_id, trace, attributes) as (clock, stack):
             paths = [stack.enter_context(self.storage.local_copy(key)) for key in keys]
             tmp = stack.enter_context(self.storage.writing(message.output_key))
             frames = stitch(
@@ -380,15 +369,12 @@ class DspWorker:
             calls = self._calls(message, in_path)
             uploads = _Copies(self.storage, message.impulses, stack)
 
-            def progress(value: float) -> None:
-                self._progress = value
-
             return measure_album(
                 in_path,
                 calls,
                 self.settings.block_frames,
                 self.cache.for_job(uploads),
-                progress=progress,
+                progress=self._report,
                 should_stop=self._stop.is_set,
                 max_sample_abs=self.settings.max_sample_abs,
             )
@@ -409,33 +395,35 @@ class DspWorker:
             fmt = output_format(message.output_format, message.output_subtype)
             uploads = _Copies(self.storage, message.impulses, stack)
 
-            def progress(value: float) -> None:
-                self._progress = value
-
             tmp = stack.enter_context(self.storage.writing(message.output_key))
-            # Traced: each effect's time, summed over blocks, becomes a span of its own.
-            seconds = [0.0] * len(calls) if tracing.recording() else None
-            started = time.time_ns()
-            info = render_to_spec(
-                in_path,
-                tmp,
-                calls,
-                fmt.format,
-                fmt.subtype,
-                self.settings.block_frames,
-                self.cache.for_job(uploads),
-                progress=progress,
-                should_stop=self._stop.is_set,
-                max_sample_abs=self.settings.max_sample_abs,
-                album_lufs=message.album_lufs,
-                effect_seconds=seconds,
-            )
-            if seconds is not None:
-                tracing.laid_end_to_end(
-                    [(f"effect {call.name}", s) for call, s in zip(calls, seconds, strict=True)],
-                    started,
+            with _effect_spans(calls) as seconds:
+                return render_to_spec(
+                    in_path,
+                    tmp,
+                    calls,
+                    fmt.format,
+                    fmt.subtype,
+                    self.settings.block_frames,
+                    self.cache.for_job(uploads),
+                    progress=self._report,
+                    should_stop=self._stop.is_set,
+                    max_sample_abs=self.settings.max_sample_abs,
+                    album_lufs=message.album_lufs,
+                    effect_seconds=seconds,
                 )
-            return info
+
+
+@contextmanager
+def _effect_spans(calls: Sequence[EffectCall]) -> Iterator[list[float] | None]:
+    """When traced, the list a render adds each effect's seconds to (one float per call),
+    laid out afterwards as one span per effect; None otherwise."""
+    if not tracing.recording():
+        yield None
+        return
+    seconds, started = [0.0] * len(calls), time.time_ns()
+    yield seconds
+    spans = [(f"effect {call.name}", s) for call, s in zip(calls, seconds, strict=True)]
+    tracing.laid_end_to_end(spans, started)
 
 
 class _Planned(NamedTuple):
