@@ -6,7 +6,7 @@ there, and all of them share the submit span's trace id."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,29 @@ def settings(
     return settings.model_copy(update=update)
 
 
+async def _succeeded(
+    client: httpx.AsyncClient, runtime: Runtime, file_id: str, effects: list[Any]
+) -> str:
+    """Submit a job of `effects` on the file and wait for it to succeed; its id."""
+    with runtime.events.subscribe_all() as events:
+        body = await gql(client, SUBMIT, {"input": {"fileId": file_id, "effects": effects}})
+        assert "errors" not in body, body
+        job_id: str = body["data"]["submitJob"]["id"]
+        async with asyncio.timeout(120):
+            while (event := await events.get()).job_id != job_id or not event.status.terminal:
+                pass
+    assert event.status is JobStatus.SUCCEEDED, event
+    return job_id
+
+
+async def _finished(spans: Any, match: Callable[[Any], bool]) -> Any:
+    """The first span of this process's exporter that `match`es, once it has ended."""
+    async with asyncio.timeout(30):
+        while not (found := [s for s in spans.get_finished_spans() if match(s)]):
+            await asyncio.sleep(0.05)
+    return found[0]
+
+
 async def test_one_job_is_one_trace_across_every_hop(
     spans: Any,
     receiver: SpanReceiver,
@@ -51,23 +74,13 @@ async def test_one_job_is_one_trace_across_every_hop(
     tmp_path: Path,
 ) -> None:
     file = await uploaded(client, write_wav(tmp_path / "tone.wav", sine(440.0, 1.0)))
-    with runtime.events.subscribe_all() as events:
-        body = await gql(client, SUBMIT, {"input": {"fileId": file["id"], "effects": EFFECTS}})
-        assert "errors" not in body, body
-        job_id = body["data"]["submitJob"]["id"]
-        async with asyncio.timeout(120):
-            while (event := await events.get()).job_id != job_id or not event.status.terminal:
-                pass
-    assert event.status is JobStatus.SUCCEEDED, event
+    job_id = await _succeeded(client, runtime, file["id"], EFFECTS)
 
     # The subscriber got its event inside the API's relay span; the bridge's spans ended
     # before its relay published that event.
-    async with asyncio.timeout(30):
-        while not any(
-            s.name == "event relay" and s.attributes.get("job.status") == "SUCCEEDED"
-            for s in spans.get_finished_spans()
-        ):
-            await asyncio.sleep(0.05)
+    await _finished(
+        spans, lambda s: s.name == "event relay" and s.attributes.get("job.status") == "SUCCEEDED"
+    )
     here = list(spans.get_finished_spans())
     submit = next(s for s in here if s.name == "submitJob" and s.attributes["job.id"] == job_id)
     trace_id = f"{submit.context.trace_id:032x}"
@@ -122,18 +135,8 @@ async def test_a_split_job_traces_each_part_and_its_effects(
     bridge's `pool parts` span's children, and each part has its effects' spans."""
     file = await uploaded(client, write_wav(tmp_path / "long.wav", sine(440.0, 3.5)))
     effects = [{"gain": {"db": -3.0}}, {"eq": {"bands": [{"kind": "PEAK", "frequency": 500}]}}]
-    with runtime.events.subscribe_all() as events:
-        body = await gql(client, SUBMIT, {"input": {"fileId": file["id"], "effects": effects}})
-        assert "errors" not in body, body
-        job_id = body["data"]["submitJob"]["id"]
-        async with asyncio.timeout(120):
-            while (event := await events.get()).job_id != job_id or not event.status.terminal:
-                pass
-    assert event.status is JobStatus.SUCCEEDED, event
-    async with asyncio.timeout(30):
-        while not any(s.name == "pool parts" for s in spans.get_finished_spans()):
-            await asyncio.sleep(0.05)
-    pool_parts = next(s for s in spans.get_finished_spans() if s.name == "pool parts")
+    await _succeeded(client, runtime, file["id"], effects)
+    pool_parts = await _finished(spans, lambda s: s.name == "pool parts")
     trace_id = f"{pool_parts.context.trace_id:032x}"
     parts = pool_parts.attributes["parts"]
     assert parts >= 3
