@@ -24,6 +24,7 @@ import asyncio
 import math
 import multiprocessing
 import os
+import statistics
 import tempfile
 import time
 import uuid
@@ -75,10 +76,16 @@ def _bare(path: str, out: str, seconds: Any) -> None:
     Path(out).unlink()
 
 
+BARE_ORDER = (1, 2, 2, 1)
+"""Process counts of the reference's runs in order: each count's mean comes from runs placed
+symmetrically in time, so a load drifting through the reference weighs on both alike."""
+
+
 def bare_ratio(path: Path) -> tuple[float, float]:
-    """Seconds of one bare process alone, and of two at once (same job each)."""
-    found = []
-    for procs in (1, 2):
+    """Mean seconds of one bare process alone, and of two at once (same job each, the slower
+    of the two), over `BARE_ORDER`."""
+    found: dict[int, list[float]] = {1: [], 2: []}
+    for procs in BARE_ORDER:
         seconds: Any = multiprocessing.Queue()
         workers = [
             multiprocessing.Process(target=_bare, args=(str(path), f"{path}.bare{i}.wav", seconds))
@@ -88,8 +95,8 @@ def bare_ratio(path: Path) -> tuple[float, float]:
             w.start()
         for w in workers:
             w.join()
-        found.append(max(seconds.get() for _ in workers))
-    return found[0], found[1]
+        found[procs].append(max(seconds.get() for _ in workers))
+    return statistics.mean(found[1]), statistics.mean(found[2])
 
 
 def _hwm_mib(pid: int) -> float:

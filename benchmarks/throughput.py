@@ -407,16 +407,23 @@ def _render_long(path: str, taken: Any, jobs: int, ready: Any, go: Any, ends: An
     out.unlink()
 
 
-def _bare_scaling(path: Path, jobs: int) -> tuple[float, float]:
-    """The machine's own ceiling for the long-job ratio: the same DSP in 1, then 2 bare
+BARE_ORDER = (1, 2, 2, 1)
+"""Process counts of the bare reference's runs, in order: each count's mean is taken over
+runs placed symmetrically in time, so a load that drifts through the reference (another
+tenant of the host, the stack's processes winding down) weighs on both alike."""
+
+
+def _bare_scaling(path: Path, jobs: int) -> tuple[float, float, list[float]]:
+    """The machine's own ceiling for the long-job ratio: the same DSP in 1 and 2 bare
     processes (no Ray, no broker, no database), `jobs` renders shared out as the stack shares
     its long jobs between actors (each process takes the next when done), timed from the
     start, once every process is warm, to the end of the last: the stack's figure counts the
-    same wait for the last job. Returns (jobs/s with 1, with 2)."""
+    same wait for the last job. Runs in `BARE_ORDER`; returns (mean jobs/s with 1, with 2,
+    every run's jobs/s)."""
     import multiprocessing
 
     found: list[float] = []
-    for procs in (1, 2):
+    for procs in BARE_ORDER:
         taken: Any = multiprocessing.Value("i", 0)
         ready: Any = multiprocessing.Semaphore(0)
         go: Any = multiprocessing.Event()
@@ -437,7 +444,9 @@ def _bare_scaling(path: Path, jobs: int) -> tuple[float, float]:
         for w in workers:
             w.join()
         found.append(jobs / (last - start))
-    return found[0], found[1]
+    one = statistics.mean(r for n, r in zip(BARE_ORDER, found, strict=True) if n == 1)
+    two = statistics.mean(r for n, r in zip(BARE_ORDER, found, strict=True) if n == 2)
+    return one, two, found
 
 
 async def _broker_floor(count: int, gap_s: float, job: bool) -> float:
@@ -557,12 +566,13 @@ def main() -> None:
                 f"long jobs x{long:.2f}"
             )
         with tempfile.TemporaryDirectory(prefix="ae-bare-") as tmp:
-            one, two = _bare_scaling(_tone(Path(tmp) / "long.wav", 60.0), args.long)
+            one, two, runs = _bare_scaling(_tone(Path(tmp) / "long.wav", 60.0), args.long)
+        order = ", ".join(f"{n}: {r:.2f}" for n, r in zip(BARE_ORDER, runs, strict=True))
         print(
             f"reference: the same long-job DSP in bare processes (no Ray, broker or database): "
             f"{args.long} renders shared out, 1 process {one:.2f} jobs/s, 2 processes "
             f"{two:.2f} jobs/s, x{two / one:.2f} (two cores share the memory bandwidth this DSP "
-            "needs)"
+            f"needs; runs in order, processes: jobs/s {order})"
         )
         if 2 in results:
             long = results[2][2].rate / results[1][2].rate
