@@ -131,7 +131,7 @@ def _init_ray(settings: Settings) -> None:
     else:
         ray.init(
             namespace=NAMESPACE,
-            include_dashboard=True,
+            include_dashboard=settings.ray_dashboard,
             dashboard_host="127.0.0.1",
             dashboard_port=settings.ray_dashboard_port,
             # Ray starts workers at nice 15; the actors' DSP is this node's real work and

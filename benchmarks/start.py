@@ -18,11 +18,16 @@ from pathlib import Path
 import httpx
 
 from cli.stack import Stack
+from jobs.settings import Settings
 
 
 def time_to_ready(data: Path, cache: Path | None, pool_size: int) -> float:
     """Seconds from launch to /readyz 200; `cache` None keeps numba's usual cache folders."""
-    env = {"AUDIO_ENGINE_POOL_SIZE": str(pool_size)}
+    # The service's default dashboard, not the tests' (cli.stack.Stack).
+    env = {
+        "AUDIO_ENGINE_POOL_SIZE": str(pool_size),
+        "AUDIO_ENGINE_RAY_DASHBOARD": str(Settings().ray_dashboard).lower(),
+    }
     if cache is not None:
         env["NUMBA_CACHE_DIR"] = str(cache)
     stack = Stack(data, prefix=f"bench-{uuid.uuid4().hex[:8]}", extra_env=env)

@@ -77,6 +77,8 @@ class Stack:
             AUDIO_ENGINE_API_PORT=str(self.api_port),
             AUDIO_ENGINE_RAY_DASHBOARD_PORT=str(free_port()),
             AUDIO_ENGINE_PROGRESS_INTERVAL_S="0.05",
+            # Nothing under test reads it; `extra_env` turns it back on.
+            AUDIO_ENGINE_RAY_DASHBOARD="false",
             PYTHONUNBUFFERED="1",
         )
         if self.storage_url:

@@ -63,6 +63,11 @@ class Settings(BaseSettings):
         "", description="'' starts a local Ray; 'auto' or 'ray://host:10001' joins a cluster."
     )
     ray_dashboard_port: int = Field(8265, description="Dashboard port of a locally started Ray.")
+    ray_dashboard: bool = Field(
+        True,
+        description="Start the dashboard with a local Ray (off: about 3 s less to start and "
+        "a few percent of a core less while running).",
+    )
     pool_size: int = Field(0, ge=0, description="Actors in the pool; 0 means one per CPU Ray sees.")
     actor_num_cpus: float = Field(1.0, gt=0, description="CPUs Ray reserves for each actor.")
     in_flight_extra: int = Field(1, ge=0, description="Jobs in flight beyond the pool size.")
