@@ -16,9 +16,11 @@ finished_at - started_at (the bridge took the job to its outcome committed). Ove
 what is not DSP: per job of the unloaded probe, end-to-end minus DSP (API, outbox, RabbitMQ,
 bridge, Ray call, database, all included); under the burst, service time minus DSP (queue
 wait excluded, since a burst's latency is mostly waiting for the jobs ahead).
-The run ends with the machine's own references: the long-job DSP in one and two bare
-processes, and the floors an isolated job cannot go under here (RabbitMQ's publish to
-delivery for a job message and for an event, and a bare Ray actor call, at both spacings).
+The machine's own reference for the long batch is the same DSP in as many bare processes
+as the pool has actors, run just before and just after that batch (a shared host's speed
+drifts by more than the stack costs over the minutes between pools). The run ends with the
+floors an isolated job cannot go under here (RabbitMQ's publish to delivery for a job
+message and for an event, and a bare Ray actor call, at both spacings).
 Writes `docs/throughput.png` (latency histograms, throughput by pool size).
 Needs RabbitMQ on 127.0.0.1:5672. The database is SQLite in a temporary folder, or with
 `--postgres postgresql+asyncpg://user@host:5432/db` a fresh PostgreSQL database per pool size
@@ -230,14 +232,22 @@ async def _measure(
     short: int,
     long: int,
     probe: int,
+    bare: tuple[Path, int, list[float]] | None = None,
 ) -> list[Run]:
+    """The batches; with `bare` (the long input, the pool's size, a list to fill), the bare
+    processes' rate for the same long batch just before it and just after (`_bare_rate`), so
+    that a host whose speed drifts over minutes weighs on both alike."""
     short_file, long_file, backlog = files
     db = _db(stack, db_url)
     try:
         drained = _run("drain", await _rows(db, backlog, timeout_s=1800))
         async with httpx.AsyncClient(base_url=stack.url, timeout=120) as http:
             runs = [drained, await _batch(http, db, short_file, SHORT_CHAIN, short, "short")]
+            if bare is not None:
+                bare[2].append(_bare_rate(bare[0], long, bare[1]))
             runs.append(await _batch(http, db, long_file, LONG_CHAIN, long, "long"))
+            if bare is not None:
+                bare[2].append(_bare_rate(bare[0], long, bare[1]))
             for gap_s in (PROBE_GAP_S, 0.0):
                 probed, client_e2e = await _probe(http, db, stack.url, short_file, probe, gap_s)
                 runs.append(probed)
@@ -248,8 +258,16 @@ async def _measure(
 
 
 def _with_stack(
-    pool_size: int, work: Path, short: int, long: int, probe: int, postgres: str
+    pool_size: int,
+    work: Path,
+    short: int,
+    long: int,
+    probe: int,
+    postgres: str,
+    bare: list[float] | None = None,
 ) -> list[Run]:
+    """Start a stack of `pool_size` actors and measure it (`_measure`); `bare` gets the bare
+    processes' rates measured beside its long batch."""
     db_url = ""
     if postgres:
         name = f"ae_bench_{pool_size}"
@@ -265,8 +283,9 @@ def _with_stack(
             # --dev puts every job under one owner: let the whole burst queue.
             "AUDIO_ENGINE_MAX_QUEUED_JOBS_PER_OWNER": str(10 * (2 * short + long + probe)),
             "DATABASE_URL": db_url,
-            # The service's default, not the tests' faster one (cli.stack.Stack).
+            # The service's defaults, not the tests' (cli.stack.Stack).
             "AUDIO_ENGINE_PROGRESS_INTERVAL_S": str(Settings().progress_interval_s),
+            "AUDIO_ENGINE_RAY_DASHBOARD": str(Settings().ray_dashboard).lower(),
         },
     )
     api = stack.start("api", "--dev")
@@ -276,7 +295,8 @@ def _with_stack(
         files = asyncio.run(_preload(stack, work, short))
         bridge = stack.start("bridge")
         bridge.wait_log("bridge consuming", timeout=180)
-        return asyncio.run(_measure(stack, db_url, files, short, long, probe))
+        beside = None if bare is None else (work / "long.wav", pool_size, bare)
+        return asyncio.run(_measure(stack, db_url, files, short, long, probe, beside))
     finally:
         if bridge is not None:
             bridge.stop()
@@ -407,46 +427,32 @@ def _render_long(path: str, taken: Any, jobs: int, ready: Any, go: Any, ends: An
     out.unlink()
 
 
-BARE_ORDER = (1, 2, 2, 1)
-"""Process counts of the bare reference's runs, in order: each count's mean is taken over
-runs placed symmetrically in time, so a load that drifts through the reference (another
-tenant of the host, the stack's processes winding down) weighs on both alike."""
-
-
-def _bare_scaling(path: Path, jobs: int) -> tuple[float, float, list[float]]:
-    """The machine's own ceiling for the long-job ratio: the same DSP in 1 and 2 bare
-    processes (no Ray, no broker, no database), `jobs` renders shared out as the stack shares
-    its long jobs between actors (each process takes the next when done), timed from the
-    start, once every process is warm, to the end of the last: the stack's figure counts the
-    same wait for the last job. Runs in `BARE_ORDER`; returns (mean jobs/s with 1, with 2,
-    every run's jobs/s)."""
+def _bare_rate(path: Path, jobs: int, procs: int) -> float:
+    """The machine's own ceiling for the long-job rate of `procs` actors: the same DSP in
+    `procs` bare processes (no Ray, no broker, no database), `jobs` renders shared out as the
+    stack shares its long jobs between actors (each process takes the next when done), timed
+    from the start, once every process is warm, to the end of the last: the stack's figure
+    counts the same wait for the last job. Returns jobs/s."""
     import multiprocessing
 
-    found: list[float] = []
-    for procs in BARE_ORDER:
-        taken: Any = multiprocessing.Value("i", 0)
-        ready: Any = multiprocessing.Semaphore(0)
-        go: Any = multiprocessing.Event()
-        ends: Any = multiprocessing.Queue()
-        workers = [
-            multiprocessing.Process(
-                target=_render_long, args=(str(path), taken, jobs, ready, go, ends)
-            )
-            for _ in range(procs)
-        ]
-        for w in workers:
-            w.start()
-        for _ in workers:
-            ready.acquire()
-        start = time.monotonic()
-        go.set()
-        last = max(ends.get() for _ in workers)
-        for w in workers:
-            w.join()
-        found.append(jobs / (last - start))
-    one = statistics.mean(r for n, r in zip(BARE_ORDER, found, strict=True) if n == 1)
-    two = statistics.mean(r for n, r in zip(BARE_ORDER, found, strict=True) if n == 2)
-    return one, two, found
+    taken: Any = multiprocessing.Value("i", 0)
+    ready: Any = multiprocessing.Semaphore(0)
+    go: Any = multiprocessing.Event()
+    ends: Any = multiprocessing.Queue()
+    workers = [
+        multiprocessing.Process(target=_render_long, args=(str(path), taken, jobs, ready, go, ends))
+        for _ in range(procs)
+    ]
+    for w in workers:
+        w.start()
+    for _ in workers:
+        ready.acquire()
+    start = time.monotonic()
+    go.set()
+    last = max(ends.get() for _ in workers)
+    for w in workers:
+        w.join()
+    return jobs / (last - start)
 
 
 async def _broker_floor(count: int, gap_s: float, job: bool) -> float:
@@ -543,13 +549,21 @@ def main() -> None:
         args.short, args.long, args.probe, args.pools = 6, 1, 3, [1]
         args.plot = Path(tempfile.mkdtemp(prefix="ae-bench-plot-")) / "throughput.png"
     results: dict[int, list[Run]] = {}
+    bare: dict[int, list[float]] = {size: [] for size in args.pools}
+    reference = len(args.pools) > 1 and 1 in args.pools
     database = "PostgreSQL" if args.postgres else "SQLite (WAL)"
     print(f"database: {database}")
     with tempfile.TemporaryDirectory(prefix="ae-bench-") as tmp:
         for size in args.pools:
             work = Path(tmp)
             results[size] = _with_stack(
-                size, work, args.short, args.long, args.probe, args.postgres
+                size,
+                work,
+                args.short,
+                args.long,
+                args.probe,
+                args.postgres,
+                bare[size] if reference else None,
             )
             _report(size, results[size])
     if len(results) > 1 and 1 in results:
@@ -565,20 +579,24 @@ def main() -> None:
                 f"\n{size} actors vs 1: backlog x{drain:.2f}, live short burst x{short:.2f}, "
                 f"long jobs x{long:.2f}"
             )
-        with tempfile.TemporaryDirectory(prefix="ae-bare-") as tmp:
-            one, two, runs = _bare_scaling(_tone(Path(tmp) / "long.wav", 60.0), args.long)
-        order = ", ".join(f"{n}: {r:.2f}" for n, r in zip(BARE_ORDER, runs, strict=True))
+        one = statistics.mean(bare[1])
+        beside = [
+            f"{size} process{'es' if size > 1 else ''} "
+            + ", ".join(f"{r:.2f}" for r in rates)
+            + f" jobs/s (the stack: {results[size][2].rate / statistics.mean(rates):.2f} of it)"
+            for size, rates in bare.items()
+        ]
         print(
-            f"reference: the same long-job DSP in bare processes (no Ray, broker or database): "
-            f"{args.long} renders shared out, 1 process {one:.2f} jobs/s, 2 processes "
-            f"{two:.2f} jobs/s, x{two / one:.2f} (two cores share the memory bandwidth this DSP "
-            f"needs; runs in order, processes: jobs/s {order})"
+            "reference: the same long-job DSP in bare processes (no Ray, broker or database), "
+            f"{args.long} renders shared out, just before and just after each pool's long batch "
+            "(the stack idle beside them): " + "; ".join(beside)
         )
         if 2 in results:
+            two = statistics.mean(bare[2])
             long = results[2][2].rate / results[1][2].rate
             print(
-                f"long jobs on 2 actors: x{long:.2f}, {long / (two / one):.2f} of the bare "
-                "processes' ratio (target >= 0.9)"
+                f"long jobs on 2 actors: x{long:.2f}, bare processes x{two / one:.2f}: "
+                f"{long / (two / one):.2f} of the bare processes' ratio (target >= 0.9)"
             )
     _floors()
     _plot(results, args.plot, f"audio-engine end to end, {database}, 2-core machine")
