@@ -34,6 +34,7 @@ import soundfile as sf
 import websockets
 from websockets.typing import Subprotocol
 
+from benchmarks.throughput import _delete_broker_objects
 from cli.client import SUBMIT, graphql, upload
 from cli.stack import Stack
 
@@ -225,6 +226,7 @@ def main() -> None:
             if bridge is not None:
                 bridge.stop()
             api.stop()
+            asyncio.run(_delete_broker_objects(stack.prefix))
 
 
 if __name__ == "__main__":

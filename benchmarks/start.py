@@ -9,6 +9,7 @@ cache (actors.worker._one_compiler). Target: warm start within 20 s.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import tempfile
 import time
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import httpx
 
+from benchmarks.throughput import _delete_broker_objects
 from cli.stack import Stack
 from jobs.settings import Settings
 
@@ -44,6 +46,7 @@ def time_to_ready(data: Path, cache: Path | None, pool_size: int) -> float:
         raise TimeoutError(service.log()[-3000:])
     finally:
         service.stop()
+        asyncio.run(_delete_broker_objects(stack.prefix))
 
 
 def main() -> None:
