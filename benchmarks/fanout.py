@@ -34,7 +34,6 @@ import soundfile as sf
 import websockets
 from websockets.typing import Subprotocol
 
-from benchmarks.throughput import _delete_broker_objects
 from cli.client import SUBMIT, graphql, upload
 from cli.stack import Stack
 
@@ -226,7 +225,7 @@ def main() -> None:
             if bridge is not None:
                 bridge.stop()
             api.stop()
-            asyncio.run(_delete_broker_objects(stack.prefix))
+            stack.delete_broker_objects()
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ cache (actors.worker._one_compiler). Target: warm start within 20 s.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import tempfile
 import time
@@ -18,7 +17,6 @@ from pathlib import Path
 
 import httpx
 
-from benchmarks.throughput import _delete_broker_objects
 from cli.stack import Stack
 from jobs.settings import Settings
 
@@ -46,7 +44,7 @@ def time_to_ready(data: Path, cache: Path | None, pool_size: int) -> float:
         raise TimeoutError(service.log()[-3000:])
     finally:
         service.stop()
-        asyncio.run(_delete_broker_objects(stack.prefix))
+        stack.delete_broker_objects()
 
 
 def main() -> None:

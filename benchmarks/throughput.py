@@ -36,6 +36,7 @@ import statistics
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -232,22 +233,22 @@ async def _measure(
     short: int,
     long: int,
     probe: int,
-    bare: tuple[Path, int, list[float]] | None = None,
+    beside: Callable[[], None] | None = None,
 ) -> list[Run]:
-    """The batches; with `bare` (the long input, the pool's size, a list to fill), the bare
-    processes' rate for the same long batch just before it and just after (`_bare_rate`), so
-    that a host whose speed drifts over minutes weighs on both alike."""
+    """The batches; `beside` (the bare reference, `_bare_rate`) runs just before the long
+    batch and just after it, so that a host whose speed drifts over minutes weighs on both
+    alike."""
     short_file, long_file, backlog = files
     db = _db(stack, db_url)
     try:
         drained = _run("drain", await _rows(db, backlog, timeout_s=1800))
         async with httpx.AsyncClient(base_url=stack.url, timeout=120) as http:
             runs = [drained, await _batch(http, db, short_file, SHORT_CHAIN, short, "short")]
-            if bare is not None:
-                bare[2].append(_bare_rate(bare[0], long, bare[1]))
+            if beside is not None:
+                beside()
             runs.append(await _batch(http, db, long_file, LONG_CHAIN, long, "long"))
-            if bare is not None:
-                bare[2].append(_bare_rate(bare[0], long, bare[1]))
+            if beside is not None:
+                beside()
             for gap_s in (PROBE_GAP_S, 0.0):
                 probed, client_e2e = await _probe(http, db, stack.url, short_file, probe, gap_s)
                 runs.append(probed)
@@ -264,10 +265,10 @@ def _with_stack(
     long: int,
     probe: int,
     postgres: str,
-    bare: list[float] | None = None,
+    beside: Callable[[], None] | None = None,
 ) -> list[Run]:
-    """Start a stack of `pool_size` actors and measure it (`_measure`); `bare` gets the bare
-    processes' rates measured beside its long batch."""
+    """Start a stack of `pool_size` actors and measure it (`_measure`, which runs `beside`
+    around its long batch)."""
     db_url = ""
     if postgres:
         name = f"ae_bench_{pool_size}"
@@ -295,38 +296,16 @@ def _with_stack(
         files = asyncio.run(_preload(stack, work, short))
         bridge = stack.start("bridge")
         bridge.wait_log("bridge consuming", timeout=180)
-        beside = None if bare is None else (work / "long.wav", pool_size, bare)
         return asyncio.run(_measure(stack, db_url, files, short, long, probe, beside))
     finally:
         if bridge is not None:
             bridge.stop()
         api.stop()
-        asyncio.run(_delete_broker_objects(stack.prefix))
+        stack.delete_broker_objects()
         if postgres:
             asyncio.run(
                 _admin(postgres, f'DROP DATABASE IF EXISTS "ae_bench_{pool_size}" WITH (FORCE)')
             )
-
-
-async def _delete_broker_objects(prefix: str) -> None:
-    """The run's queues and exchanges (durable, so they outlive the services)."""
-    import aio_pika
-
-    settings = Settings(queue_prefix=prefix)
-    connection = await aio_pika.connect_robust(settings.rabbitmq_url)
-    try:
-        channel = await connection.channel()
-        for queue in (settings.jobs_queue, settings.dead_letter_queue):
-            await channel.queue_delete(queue)
-        exchanges = (
-            settings.dead_letter_exchange,
-            settings.events_exchange,
-            settings.control_exchange,
-        )
-        for exchange in exchanges:
-            await channel.exchange_delete(exchange)
-    finally:
-        await connection.close()
 
 
 def _report(pool_size: int, runs: list[Run]) -> None:
@@ -554,8 +533,13 @@ def main() -> None:
     database = "PostgreSQL" if args.postgres else "SQLite (WAL)"
     print(f"database: {database}")
     with tempfile.TemporaryDirectory(prefix="ae-bench-") as tmp:
+        work = Path(tmp)
         for size in args.pools:
-            work = Path(tmp)
+
+            def bare_beside(size: int = size) -> None:
+                """The bare reference for this pool, on the long input `_preload` wrote."""
+                bare[size].append(_bare_rate(work / "long.wav", args.long, size))
+
             results[size] = _with_stack(
                 size,
                 work,
@@ -563,10 +547,10 @@ def main() -> None:
                 args.long,
                 args.probe,
                 args.postgres,
-                bare[size] if reference else None,
+                bare_beside if reference else None,
             )
             _report(size, results[size])
-    if len(results) > 1 and 1 in results:
+    if reference:
         for size in results:
             if size == 1:
                 continue

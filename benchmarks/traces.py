@@ -37,7 +37,6 @@ import soundfile as sf
 import websockets
 from websockets.typing import Subprotocol
 
-from benchmarks.throughput import _delete_broker_objects
 from cli.client import SUBMIT, graphql, upload
 from cli.stack import Stack
 from cli.traces import ReceivedSpan, SpanReceiver
@@ -278,7 +277,7 @@ def main() -> None:
             if bridge is not None:
                 bridge.stop()
             api.stop()
-            asyncio.run(_delete_broker_objects(stack.prefix))
+            stack.delete_broker_objects()
     _report(_job_traces(spans, ids))
     off, on = _tracing_costs()
     print("\ntracing calls per job, in one process (microseconds)")

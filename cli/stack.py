@@ -9,6 +9,7 @@ benchmarks drive the system through it, as a user would.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import signal
@@ -85,6 +86,31 @@ class Stack:
             env["AUDIO_ENGINE_STORAGE_URL"] = self.storage_url
         env.update(self.extra_env)
         return env
+
+    def delete_broker_objects(self) -> None:
+        """Remove the stack's queues and exchanges (durable: they outlive its services, and
+        quorum queues left on a shared broker slow it down)."""
+        import aio_pika
+
+        settings = Settings(queue_prefix=self.prefix)
+
+        async def delete() -> None:
+            connection = await aio_pika.connect_robust(settings.rabbitmq_url)
+            try:
+                channel = await connection.channel()
+                for queue in (settings.jobs_queue, settings.dead_letter_queue):
+                    await channel.queue_delete(queue)
+                exchanges = (
+                    settings.dead_letter_exchange,
+                    settings.events_exchange,
+                    settings.control_exchange,
+                )
+                for exchange in exchanges:
+                    await channel.exchange_delete(exchange)
+            finally:
+                await connection.close()
+
+        asyncio.run(delete())
 
     def create_key(self, name: str = "tester", admin: bool = True) -> str:
         """Make an API key with `audio-engine keys create` on this stack's database."""
