@@ -20,8 +20,10 @@ its own way, and the lossy ones) get float32 parts that the stitch encodes.
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +31,7 @@ import numpy as np
 import soundfile as sf
 from numpy.typing import NDArray
 
+from actors import assembly
 from actors.binding import Impulses
 from actors.runner import (
     _DECODE_ERRORS,
@@ -234,9 +237,12 @@ def render_part(
     album_lufs: float | None = None,
     out_format: str = "",
     effect_seconds: list[float] | None = None,
+    assembled: bool = False,
 ) -> RenderedPart:
     """Render segment `index` of `plan` into `part_path` (W64 in `part_subtype`) and meter
     its input and output as `process_file` would (PCM outputs metered clipped, as encoded).
+    `assembled`: `part_path` is the output itself, assembled in place (`actors.assembly`:
+    `out_format` must be one it `assembles`), and the part writes its samples there.
     The chain's two-pass effects are settled on `levels` (`measure_part`, every phase);
     `trim`, `album_lufs` and `effect_seconds` are `process_file`'s. Raises what
     `process_file` raises for the same input range."""
@@ -266,13 +272,23 @@ def render_part(
         tail = np.ascontiguousarray(block[:, max(skip - lo, 0) :])
         out_meter.warm(np.clip(tail, -1.0, 1.0) if clip else tail, segment.step)
 
-    subtype = part_subtype(out_format, out_subtype)
+    subtype = out_subtype if assembled else part_subtype(out_format, out_subtype)
     bound = max_sample_abs if subtype in ("FLOAT", "DOUBLE") else math.inf
     frames = 0
     try:
-        with Encoder(
-            part_path, PART_CONTAINER, subtype, out_rate, out_channels, bound, metered=False
-        ) as writer:
+        with ExitStack() as stack:
+            if assembled:
+                # Split effects keep time: the part's first output frame is its segment's.
+                at = assembly.part_writer(
+                    part_path, out_format, subtype, out_rate, out_channels, segment.start
+                )
+                target: Path | io.RawIOBase = stack.enter_context(at)
+                container, endian = "RAW", assembly.byte_order(out_format)
+            else:
+                target, container, endian = part_path, PART_CONTAINER, "FILE"
+            writer = stack.enter_context(
+                Encoder(target, container, subtype, out_rate, out_channels, bound, False, endian)
+            )
 
             def sink(block: NDArray[np.float32]) -> None:
                 nonlocal frames

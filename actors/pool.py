@@ -381,7 +381,7 @@ class ActorPool:
                 rendered = [p["part"] for p in parts]
                 stitched = await self._stitch(message, rendered, best[0], len(tried))
         except BaseException:
-            await self._discard_parts(message.job_id, plan.count)
+            await self._discard_parts(message, plan.count)
             raise
         result = JobResult.model_validate(stitched["result"])
         self.last_split = SplitTimes(
@@ -416,10 +416,12 @@ class ActorPool:
         )
         return result
 
-    async def _discard_parts(self, job_id: str, parts: int) -> None:
+    async def _discard_parts(self, message: JobMessage, parts: int) -> None:
+        job_id = message.job_id
         for slot in self._slots:
             try:
-                await asyncio.shield(slot.handle.discard_parts.remote(job_id, parts))
+                ref: Any = slot.handle.discard_parts.remote(job_id, parts, message.output_key)
+                await asyncio.shield(ref)
                 return
             except RayError as exc:
                 log.debug("removing parts of %s on %s: %s", job_id, slot.name, exc)

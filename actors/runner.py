@@ -7,6 +7,7 @@ call `process_file`, so a file processed either way is bit-identical. Memory is 
 
 from __future__ import annotations
 
+import io
 import math
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -99,18 +100,21 @@ class Encoder:
     LAME aborts the whole process on NaN, infinity or huge values, and PCM turns NaN into
     full-scale DC. PCM is clipped, so there only NaN and infinity are refused
     (`ProcessingFailed`); float and lossy outputs keep the input's bound `max_sample_abs`.
-    A WAV or AIFF that would pass 4 GiB is refused (`BadInput`) naming W64.
+    A WAV or AIFF that would pass 4 GiB is refused (`BadInput`) naming W64. `path` may be
+    a file object, left open (a part written into an output assembled in place:
+    `actors.assembly`).
     """
 
     def __init__(
         self,
-        path: Path,
+        path: Path | io.RawIOBase,
         out_format: str,
         out_subtype: str,
         sample_rate: int,
         channels: int,
         max_sample_abs: float = MAX_SAMPLE_ABS,
         metered: bool = True,
+        endian: str = "FILE",
     ) -> None:
         self.meter = StreamMeter(sample_rate, channels)
         self._metered = metered
@@ -118,15 +122,17 @@ class Encoder:
         self._format = out_format
         self._clip = out_subtype.upper().startswith("PCM")
         self._bound = math.inf if self._clip else max_sample_abs
-        self._limit = max_frames(out_format, out_subtype, channels)
+        self._limit = None if out_format == "RAW" else max_frames(out_format, out_subtype, channels)
         self._interleaved = np.empty((0, channels), dtype=np.float32)
         self._writer = sf.SoundFile(
-            str(path),
+            path if isinstance(path, io.RawIOBase) else str(path),
             "w",
             samplerate=sample_rate,
             channels=channels,
             format=out_format,
             subtype=out_subtype,
+            endian=endian,
+            closefd=False,
         )
 
     def __enter__(self) -> Encoder:

@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 
 import ray
 
+from actors.assembly import assembles, finish
 from actors.binding import Impulses
 from actors.impulses import IRCache
 from actors.metrics import WorkerMetrics
@@ -296,13 +297,16 @@ class DspWorker:
         with self._piece("actor render part", message.job_id, trace, attributes) as (clock, stack):
             in_path, calls, subtype, impulses, split = self._plan(message, segment_seconds, stack)
 
-            tmp = stack.enter_context(self.storage.writing(part_key(message.job_id, index)))
             out_format = output_format(message.output_format, message.output_subtype).format
+            assembled = self._assembly(message)
+            key = part_key(message.job_id, index)
+            into = assembled or stack.enter_context(self.storage.writing(key))
             with _effect_spans(calls) as seconds:
                 part = render_part(
-                    in_path, tmp, calls, subtype, self.settings.block_frames, impulses,
+                    in_path, into, calls, subtype, self.settings.block_frames, impulses,
                     split, index, self._report, self._stop.is_set, self.settings.max_sample_abs,
                     levels or (), trim, message.album_lufs, out_format, seconds,
+                    assembled=assembled is not None,
                 )  # fmt: skip
         return {"part": part, "dsp_seconds": clock.seconds}
 
@@ -329,12 +333,19 @@ class DspWorker:
             "actor": self.name,
         }
         with self._piece("actor stitch", message.job_id, trace, attributes) as (clock, stack):
-            paths = [stack.enter_context(self.storage.local_copy(key)) for key in keys]
-            tmp = stack.enter_context(self.storage.writing(message.output_key))
-            frames = stitch(
-                paths, tmp, fmt.format, fmt.subtype, self.settings.block_frames,
-                self.settings.max_sample_abs,
-            )  # fmt: skip
+            assembled = self._assembly(message)
+            if assembled is not None:
+                # The parts wrote the samples in place: the header is all that is left.
+                tmp, frames = assembled, sum(p.frames for p in parts)
+                out = parts[0].output_meter
+                finish(tmp, fmt.format, fmt.subtype, out.sample_rate, out.meter.channels, frames)
+            else:
+                paths = [stack.enter_context(self.storage.local_copy(key)) for key in keys]
+                tmp = stack.enter_context(self.storage.writing(message.output_key))
+                frames = stitch(
+                    paths, tmp, fmt.format, fmt.subtype, self.settings.block_frames,
+                    self.settings.max_sample_abs,
+                )  # fmt: skip
             rendered = joined(parts, fmt.format, fmt.subtype, frames)
             assert rendered.input_analysis is not None, "parts meter their input"
             # The chain as parsed for the input (the parts kept its rate and length).
@@ -348,15 +359,28 @@ class DspWorker:
             if steps and info.output_analysis and not album and renders < MAX_RENDERS:
                 spec = loudness_targets(steps[-1].params)
                 again = next_trim(spec, trim or LoudnessTrim(), rendered, info.output_analysis)
+            if assembled is not None:
+                self.storage.adopt(assembled, message.output_key)
         for key in keys:
             self.storage.delete(key)
         result = self._result(message, info, clock.seconds).model_dump(mode="json")
         return {"result": result, "again": again}
 
-    def discard_parts(self, job_id: str, parts: int) -> None:
+    def discard_parts(self, job_id: str, parts: int, output_key: str = "") -> None:
         """Remove what parts of a failed or cancelled job left in storage."""
         for i in range(parts):
             self.storage.delete(part_key(job_id, i))
+        assembled = self.storage.assembly(output_key) if output_key else None
+        if assembled is not None:
+            assembled.unlink(missing_ok=True)
+
+    def _assembly(self, message: JobMessage) -> Path | None:
+        """The output its parts write into in place, if the store and format allow it
+        (`actors.assembly`); None: parts are files the stitch copies."""
+        fmt = output_format(message.output_format, message.output_subtype)
+        if not assembles(fmt.format, fmt.subtype):
+            return None
+        return self.storage.assembly(message.output_key)
 
     def progress(self, job_id: str) -> float | None:
         """Progress of `job_id` in 0..1 if it is the job running here (see `run`)."""

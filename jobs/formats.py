@@ -79,7 +79,8 @@ CONTAINERS: dict[AudioFormat, Container] = {
 
 # Bits of a PCM sample format; its read-back values are multiples of 2^-(bits-1).
 _PCM_BITS = {"PCM_16": 16, "PCM_24": 24, "PCM_32": 32}
-_SAMPLE_BYTES = {"PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4}
+SAMPLE_BYTES = {"PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4}
+"""Bytes per sample of the subtypes stored raw."""
 
 
 def containers_text() -> str:
@@ -152,7 +153,7 @@ def max_frames(container: str, subtype: str, channels: int) -> int | None:
     True
     """
     entry = CONTAINERS.get(audio_format(container))
-    size = _SAMPLE_BYTES.get(subtype.upper())
+    size = SAMPLE_BYTES.get(subtype.upper())
     if entry is None or entry.max_data_bytes is None or size is None:
         return None
     return entry.max_data_bytes // (size * max(channels, 1))

@@ -125,6 +125,12 @@ class Storage(Protocol):
         """A fresh local path, removed when the block ends."""
         ...
 
+    def assembly(self, key: str) -> Path | None:
+        """The path, the same on every node, of a file several writers fill in place and
+        that then becomes `key` (`adopt`); None where the store has no such file (object
+        storage). Named for `key`, so a rerun finds it; swept like an unfinished write."""
+        ...
+
     def local_copy(self, key: str) -> AbstractContextManager[Path]:
         """A readable local file with `key`'s content for the length of the block."""
         ...
@@ -228,6 +234,11 @@ class LocalStorage:
     def scratch(self, suffix: str = "") -> AbstractContextManager[Path]:
         # Inside the storage folder, so `adopt` is a rename on the same file system.
         return _scratch_file(self.root / SCRATCH, suffix)
+
+    def assembly(self, key: str) -> Path | None:
+        final = self.path(key)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        return final.with_name(f".{final.name}.assembly.part")
 
     @contextmanager
     def local_copy(self, key: str) -> Iterator[Path]:
@@ -384,6 +395,9 @@ class ObjectStorage:
 
     def scratch(self, suffix: str = "") -> AbstractContextManager[Path]:
         return _scratch_file(self.scratch_dir, suffix)
+
+    def assembly(self, key: str) -> Path | None:
+        return None  # each node has its own scratch folder: parts are stitched
 
     @contextmanager
     def local_copy(self, key: str) -> Iterator[Path]:

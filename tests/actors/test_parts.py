@@ -16,6 +16,7 @@ import pytest
 import ray
 import soundfile as sf
 
+from actors.assembly import finish
 from actors.impulses import uncached_impulses
 from actors.parts import joined, measure_part, plan_parts, render_part, stitch
 from actors.pool import ActorPool, _best_render
@@ -118,6 +119,34 @@ def test_parts_are_encoded_where_the_stitch_can_copy_them(
     # Samples differ by at most one step of the subtype where a 1e-6 difference of the
     # float render falls on a rounding edge.
     np.testing.assert_allclose(split, whole, rtol=0, atol=step + 1e-6)
+
+
+@pytest.mark.parametrize(
+    ("container", "subtype"), [("WAV", "PCM_16"), ("AIFF", "PCM_24"), ("W64", "FLOAT")]
+)
+def test_parts_written_in_place_give_the_file_their_copies_stitch_into(
+    long_wav: Path, tmp_path: Path, container: str, subtype: str
+) -> None:
+    calls = parse_chain(CHAIN, RATE, SECONDS)
+    impulses = uncached_impulses({})
+    plan = plan_parts(long_wav, calls, impulses, subtype, SEGMENT_S)
+    indices = range(len(plan.segments))
+    files = [tmp_path / f"{i}.w64" for i in indices]
+    for i, path in enumerate(files):
+        render_part(long_wav, path, calls, subtype, 4096, impulses, plan, i, out_format=container)
+    stitched = tmp_path / "stitched"
+    frames = stitch(files, stitched, container, subtype, 4096)
+    assembled = tmp_path / "assembled"
+    parts = [
+        render_part(
+            long_wav, assembled, calls, subtype, 4096, impulses, plan, i,
+            out_format=container, assembled=True,
+        )
+        for i in reversed(indices)
+    ]  # fmt: skip
+    assert sum(p.frames for p in parts) == frames
+    finish(assembled, container, subtype, RATE, 2, frames)
+    assert assembled.read_bytes() == stitched.read_bytes()
 
 
 def test_inputs_that_do_not_seek_exactly_run_unsplit(tmp_path: Path) -> None:
@@ -242,6 +271,33 @@ async def test_pool_renders_parts_on_several_actors_and_stitches(
     assert result.input_analysis is not None and result.input_analysis.duration_seconds == SECONDS
     assert progress == sorted(progress) and progress
     assert not list((storage_root / "parts").rglob("*.w64"))  # the stitch removed them
+
+
+async def test_pool_assembles_a_pcm_output_in_place(
+    split_pool: ActorPool, storage_root: Path, long_wav: Path, tmp_path: Path
+) -> None:
+    """A 16-bit WAV: the parts write their samples into the output itself, no part files."""
+    (storage_root / "in/long16k-pcm.wav").write_bytes(long_wav.read_bytes())
+    message = _message("in/long16k-pcm.wav", CHAIN).model_copy(update={"output_subtype": "PCM_16"})
+
+    async def ignore(_value: float) -> None:
+        return None
+
+    result = await split_pool.run(message, ignore, input_seconds=SECONDS)
+    assert result.segments == 4
+    out = storage_root / result.output_key
+    assert sf.info(str(out)).subtype == "PCM_16"
+    whole = tmp_path / "w.wav"
+    calls = parse_chain(CHAIN, RATE, SECONDS)
+    process_file(long_wav, whole, calls, "WAV", "PCM_16", 4096, uncached_impulses({}))
+    split, reference = (
+        sf.read(str(out), dtype="float32")[0],
+        sf.read(str(whole), dtype="float32")[0],
+    )
+    assert split.shape == reference.shape
+    np.testing.assert_allclose(split, reference, rtol=0, atol=2**-15 + 1e-6)
+    assert not list(storage_root.rglob("*.part"))
+    assert not (storage_root / "parts" / message.job_id).exists()
 
 
 async def test_pool_measures_loudness_in_parts_and_delivers_to_spec(
@@ -373,14 +429,17 @@ async def test_a_dead_actor_reruns_only_its_part(
     np.testing.assert_allclose(out, reference, rtol=0, atol=1e-5)
 
 
+@pytest.mark.parametrize("subtype", ["FLOAT", "PCM_16"])  # part files; assembled in place
 async def test_cancelling_a_split_job_stops_every_part_and_leaves_none(
-    split_pool: ActorPool, storage_root: Path
+    split_pool: ActorPool, storage_root: Path, subtype: str
 ) -> None:
     seconds = 240.0
     path = storage_root / "in/long16k-cancel.wav"
     sf.write(str(path), _music(seconds, seed=11).T, RATE, subtype="FLOAT")
     split_pool.settings = split_pool.settings.model_copy(update={"segment_seconds": 60.0})
-    message = _message("in/long16k-cancel.wav", CHAIN)
+    message = _message("in/long16k-cancel.wav", CHAIN).model_copy(
+        update={"output_subtype": subtype}
+    )
     seen = asyncio.Event()
 
     async def on_progress(value: float) -> None:
@@ -394,4 +453,5 @@ async def test_cancelling_a_split_job_stops_every_part_and_leaves_none(
         await asyncio.wait_for(job, 120)
     assert not list((storage_root / "parts" / message.job_id).rglob("*.w64"))
     assert not (storage_root / message.output_key).exists()
+    assert not list((storage_root / "out").glob(f".{message.job_id}*"))
     assert message.job_id not in split_pool.running_jobs()
