@@ -66,20 +66,28 @@ async def test_sweep_removes_orphans_and_keeps_the_rest(
     ]
     for key in keep + remove:
         _put(storage, key)
+    # A split job's output its parts were writing in place when the bridge died (a storage
+    # folder only: object storage has none).
+    assembly = storage.assembly("out/crashed-split-job.wav")
+    stale_files = [] if assembly is None else [assembly]
+    for path in stale_files:
+        path.write_bytes(b"half an output")
     with storage.scratch(".wav") as stale:
         stale.write_bytes(b"half a download")
+        stale_files.append(stale)
 
         # Everything is younger than the age limit: nothing goes.
         young = await sweep(database, storage, min_age_s=3600)
         assert young.removed == ()
         assert young.scratch_removed == 0
-        assert stale.exists()
+        assert all(path.exists() for path in stale_files)
 
         old = time.time() - 7200
-        os.utime(stale, (old, old))
+        for path in stale_files:
+            os.utime(path, (old, old))
         later = datetime.now(UTC) + timedelta(hours=2)
         report = await sweep(database, storage, min_age_s=3600, now=later)
         assert sorted(report.removed) == sorted(remove)
-        assert report.scratch_removed == 1
-        assert not stale.exists()
+        assert report.scratch_removed == len(stale_files)
+        assert not any(path.exists() for path in stale_files)
     assert sorted(o.key for o in storage.list()) == sorted(keep)
