@@ -12,7 +12,9 @@ encoded in the output's subtype, checked and clipped as `Encoder` does: libsndfi
 each float to an integer alone, so encoding in parts gives the same samples as encoding the
 whole. The stitch then only copies integers (no conversion, no clipping) and the encoding
 runs on all actors at once instead of after them. Other outputs (FLAC, whose encoder rounds
-its own way, and the lossy ones) get float32 parts that the stitch encodes.
+its own way, and the lossy ones) get float32 parts that the stitch encodes. Where the store is
+a folder, such an output needs no stitch at all: the parts write their samples into the
+output itself (`render_part(..., assembled=True)`, `actors.assembly`).
 
 >>> plan = plan_parts(Path("in.wav"), calls, impulses, "PCM_16", 300.0)      # doctest: +SKIP
 >>> render_part(Path("in.wav"), Path("p0.w64"), calls, "PCM_16", 65536, impulses, plan, 0)

@@ -284,7 +284,8 @@ class DspWorker:
         trim: LoudnessTrim | None = None,
         trace: str | None = None,
     ) -> dict[str, Any]:
-        """Render part `index` of the job into storage under `part_key(job, index)`, its
+        """Render part `index` of the job into storage under `part_key(job, index)`, or
+        straight into the output where it is assembled in place (`_assembly`), its
         two-pass effects settled on `levels` (`measure_part`, merged); returns its frames and
         seconds of DSP. Nothing of the audio travels through Ray. `trace`: as `run`'s (a span
         for the part, one per effect inside it)."""
