@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import socket
 import subprocess
 import uuid
@@ -36,6 +37,27 @@ def _reachable(host: str, port: int) -> bool:
             return True
     except OSError:
         return False
+
+
+TOOLS = {
+    "ffmpeg": "the loudness tests' reference meter",
+    "espeak-ng": "the speech tests' speech",
+    "chromium": "the browser tests",
+    "docker-compose": "the compose file's validation",
+}
+"""Debian packages some tests run (`.ci/run` installs them); a missing one fails its tests."""
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    """Say at the top of the run which of `TOOLS` are missing, and what fails without them."""
+    missing = [f"{name} ({why})" for name, why in TOOLS.items() if shutil.which(name) is None]
+    if not missing:
+        return None
+    names = " ".join(name for name in TOOLS if shutil.which(name) is None)
+    return (
+        "MISSING TOOLS, their tests will fail: " + "; ".join(missing)
+        + f". Install them: apt-get install {names} (bash .ci/run does it)."
+    )  # fmt: skip
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -8,7 +8,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-FFMPEG = shutil.which("ffmpeg") or "ffmpeg"
+FFMPEG = shutil.which("ffmpeg")
 FILTER = ("-af", "ebur128=peak=true", "-f", "null", "-")
 
 
@@ -28,6 +28,7 @@ def _number(text: str) -> float:
 
 
 def measure(path: Path) -> Ebur128:
+    assert FFMPEG, "ffmpeg is not installed (apt-get install ffmpeg; .ci/run does it)"
     run = subprocess.run(
         [FFMPEG, "-hide_banner", "-nostats", "-i", str(path), *FILTER],
         capture_output=True,

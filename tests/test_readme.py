@@ -12,9 +12,11 @@ import re
 import subprocess
 from pathlib import Path
 
+import pytest
 import soundfile as sf
 
 from cli.stack import ROOT, Stack
+from tests.conftest import TOOLS, pytest_report_header
 
 FENCE = re.compile(
     r"(<!-- readme-test: skip \((?P<why>[^)]*)\) -->\s*)?```sh\n(?P<body>.*?)```", re.S
@@ -37,6 +39,19 @@ def test_make_run_and_make_test_are_what_ci_and_tests_run() -> None:
     assert re.search(r"^run: install\n\t\$\(BIN\)/audio-engine serve$", makefile, re.M)
     assert re.search(r"^test: install\n\t\$\(BIN\)/python -m pytest$", makefile, re.M)
     assert (ROOT / ".ci" / "run").read_text().rstrip().endswith("make test")
+
+
+def test_a_missing_tool_is_named_at_the_top_of_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pytestconfig: pytest.Config
+) -> None:
+    """`make test` on a machine without the Debian packages says which and how to get them,
+    and `.ci/run` installs each of them."""
+    monkeypatch.setenv("PATH", str(tmp_path))  # none of the tools
+    header = pytest_report_header(pytestconfig)
+    assert header is not None and header.startswith("MISSING TOOLS")
+    assert "apt-get install ffmpeg espeak-ng chromium docker-compose" in header
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert all(f"install -y -qq {tool}" in ci for tool in TOOLS)
 
 
 def test_readme_tour_runs(tmp_path: Path) -> None:

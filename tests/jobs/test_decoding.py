@@ -44,6 +44,7 @@ def in_blocks(path: Path, block_frames: int) -> NDArray[np.float32]:
 
 
 def ffmpeg_decode(path: Path, channels: int) -> NDArray[np.float32]:
+    assert FFMPEG, "ffmpeg is not installed (apt-get install ffmpeg; .ci/run does it)"
     raw = subprocess.run(
         [FFMPEG, "-v", "error", "-i", str(path), "-f", "f32le", "-c:a", "pcm_f32le", "-"],
         capture_output=True,
