@@ -126,9 +126,10 @@ class Storage(Protocol):
         ...
 
     def assembly(self, key: str) -> Path | None:
-        """The path, the same on every node, of a file several writers fill in place and
-        that then becomes `key` (`adopt`); None where the store has no such file (object
-        storage). Named for `key`, so a rerun finds it; swept like an unfinished write."""
+        """The path of a file several writers (actors on this node) fill in place and that
+        then becomes `key` (`adopt`); None where the store has no such file (object storage,
+        a folder shared by several nodes). Named for `key`, so a rerun finds it; swept like
+        an unfinished write."""
         ...
 
     def local_copy(self, key: str) -> AbstractContextManager[Path]:
@@ -236,6 +237,10 @@ class LocalStorage:
         return _scratch_file(self.root / SCRATCH, suffix)
 
     def assembly(self, key: str) -> Path | None:
+        if self._shared:
+            # A mount shared by several nodes may not take writes from several of them into
+            # one file (a FUSE mount of a bucket keeps one writer's copy): parts are stitched.
+            return None
         final = self.path(key)
         final.parent.mkdir(parents=True, exist_ok=True)
         return final.with_name(f".{final.name}.assembly.part")

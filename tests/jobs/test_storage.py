@@ -120,3 +120,19 @@ def test_local_storage_is_the_default(tmp_path: Path) -> None:
     assert isinstance(storage, LocalStorage)
     assert storage.location == str((tmp_path / "storage").resolve())
     storage.check()
+
+
+def test_outputs_are_assembled_in_place_only_in_a_folder_of_one_node(
+    storage: Storage, tmp_path: Path
+) -> None:
+    """A split job's parts write into one file only where every writer is on this node."""
+    path = storage.assembly("out/job.wav")
+    if isinstance(storage, ObjectStorage):
+        assert path is None  # each node has its own scratch folder
+        return
+    assert path is not None and path.parent == storage.path("out/job.wav").parent
+    assert path.name.endswith(".part")  # never listed as an object, swept when stale
+    path.write_bytes(b"half an output")
+    assert [o.key for o in storage.list()] == []
+    shared = LocalStorage(tmp_path / "mount", shared=True)
+    assert shared.assembly("out/job.wav") is None  # not every mount takes several writers
