@@ -60,14 +60,20 @@ def frame_bytes(out_subtype: str, channels: int) -> int:
     return SAMPLE_BYTES[out_subtype.upper()] * channels
 
 
-class _HeaderSink:
-    """A file for libsndfile's virtual IO that keeps the bytes written below `HEADER_LIMIT`
-    and only counts the rest."""
+class _Positioned(io.RawIOBase):
+    """A file for libsndfile's virtual IO: a position and an end, moved by `seek` and by
+    what `write` (the subclass's) reports written."""
 
     def __init__(self) -> None:
-        self.kept = bytearray()
+        super().__init__()
         self.position = 0
         self.length = 0
+
+    def seekable(self) -> bool:
+        return True
+
+    def writable(self) -> bool:
+        return True
 
     def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
         base = {os.SEEK_SET: 0, os.SEEK_CUR: self.position, os.SEEK_END: self.length}[whence]
@@ -77,15 +83,27 @@ class _HeaderSink:
     def tell(self) -> int:
         return self.position
 
-    def write(self, data: bytes) -> int:
-        start, end = self.position, self.position + len(data)
+    def _wrote(self, count: int) -> int:
+        self.position += count
+        self.length = max(self.length, self.position)
+        return count
+
+
+class _HeaderSink(_Positioned):
+    """Keeps the bytes written below `HEADER_LIMIT` and only counts the rest."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.kept = bytearray()
+
+    def write(self, data: Any) -> int:
+        start, data = self.position, bytes(data)
         if start < HEADER_LIMIT:
-            kept = bytes(data[: HEADER_LIMIT - start])
+            kept = data[: HEADER_LIMIT - start]
             if len(self.kept) < start + len(kept):
                 self.kept.extend(bytes(start + len(kept) - len(self.kept)))
             self.kept[start : start + len(kept)] = kept
-        self.position, self.length = end, max(self.length, end)
-        return len(data)
+        return self._wrote(len(data))
 
     def read(self, size: int = -1) -> bytes:
         stop = len(self.kept) if size < 0 else self.position + size
@@ -112,33 +130,16 @@ def data_offset(out_format: str, out_subtype: str, rate: int, channels: int) -> 
     return _written(out_format, out_subtype, rate, channels, 0).length
 
 
-class _Window(io.RawIOBase):
-    """The output file from `base` on, for libsndfile's virtual IO: a RAW file written
-    there (libsndfile embeds no RAW file at a descriptor's offset)."""
+class _Window(_Positioned):
+    """The output file from `base` on: a RAW file written there (libsndfile embeds no RAW
+    file at a descriptor's offset)."""
 
     def __init__(self, fd: int, base: int) -> None:
         super().__init__()
-        self._fd, self._base, self._position, self._end = fd, base, 0, 0
-
-    def seekable(self) -> bool:
-        return True
-
-    def writable(self) -> bool:
-        return True
-
-    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._position, os.SEEK_END: self._end}[whence]
-        self._position = base + offset
-        return self._position
-
-    def tell(self) -> int:
-        return self._position
+        self._fd, self._base = fd, base
 
     def write(self, data: Any) -> int:
-        written = os.pwrite(self._fd, data, self._base + self._position)
-        self._position += written
-        self._end = max(self._end, self._position)
-        return written
+        return self._wrote(os.pwrite(self._fd, data, self._base + self.position))
 
     def read(self, size: int = -1) -> bytes:
         return b""  # libsndfile reads no RAW header
