@@ -13,8 +13,11 @@ each, local storage, no broker: `ActorPool.run` as the bridge calls it):
 Speed-up = 2 / 1. The reference is the same DSP (`process_file`) in bare processes on a
 `--bare-minutes` excerpt: jobs/s with two processes at once over one process alone. Each
 actor's peak RSS (VmHWM) is read after run 1 and after run 2.
-The model: T(N) = S + sum(parts) / N, S the serial part (plan + stitch, plus on object
-storage the inputs' download and the output's upload), is checked against runs 1 and 3.
+The model: T(N) = S + ceil(k / N) p, S the serial part (plan + stitch, plus on object
+storage the inputs' download and the output's upload), k parts of mean render time p, is
+checked against runs 1 and 3. Run 1's parts share the machine two at a time, so their p
+carries its two-process slowdown c (the bare reference's time each of two / time alone);
+an actor alone, as on one node each, renders a part in p / c, which predicts run 3.
 """
 
 from __future__ import annotations
@@ -214,15 +217,20 @@ def main() -> None:
     )
     times = found["times_on"]
     if times is not None:
-        work_s = sum(times.part_dsp_s)
+        parts = len(times.part_dsp_s)
+        shared = sum(times.part_dsp_s) / parts
         serial = found["on"] - times.parts_s
-        for n, measured in ((2, found["on"]), (1, found["one"])):
-            rounds = math.ceil(len(times.part_dsp_s) / n)
-            predicted = serial + work_s / len(times.part_dsp_s) * rounds
+        slowdown = two / one
+        for n, p, measured in ((2, shared, found["on"]), (1, shared / slowdown, found["one"])):
+            rounds = math.ceil(parts / n)
             print(
-                f"model T({n}) = serial {serial:.1f} s + parts {work_s:.1f} s over {n}: "
-                f"{predicted:.1f} s predicted, {measured:.1f} s measured"
+                f"model T({n}) = serial {serial:.1f} s + {rounds} rounds x part {p:.2f} s: "
+                f"{serial + rounds * p:.1f} s predicted, {measured:.1f} s measured"
             )
+        print(
+            f"(a part takes {shared:.2f} s with both actors busy; alone, as on one node each, "
+            f"{shared / slowdown:.2f} s: the bare two-process slowdown {slowdown:.3f} divided out)"
+        )
 
 
 if __name__ == "__main__":
