@@ -269,7 +269,9 @@ async def test_pool_renders_parts_on_several_actors_and_stitches(
     out = np.asarray(sf.read(str(storage_root / result.output_key), dtype="float32")[0])
     np.testing.assert_allclose(out, _unsplit(long_wav, tmp_path / "w.wav"), rtol=0, atol=1e-5)
     assert result.input_analysis is not None and result.input_analysis.duration_seconds == SECONDS
-    assert progress == sorted(progress) and progress
+    # Parts this short may all end before the first progress poll (0.1 s): that progress
+    # arrives at all is what the 240 s tests below wait for.
+    assert progress == sorted(progress)
     assert not list((storage_root / "parts").rglob("*.w64"))  # the stitch removed them
 
 
@@ -332,7 +334,7 @@ async def test_pool_measures_loudness_in_parts_and_delivers_to_spec(
     assert result.compliance.integrated_lufs == pytest.approx(
         whole_info.compliance.integrated_lufs, abs=1e-6
     )
-    assert progress == sorted(progress) and progress
+    assert progress == sorted(progress)  # may be empty, as above
     assert not list((storage_root / "parts").rglob("*.w64"))
 
 
