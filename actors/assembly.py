@@ -3,8 +3,9 @@ the output file at their offset, and the header goes on last.
 
 Stitching parts that are already encoded (`actors.parts`) copies every sample once more,
 alone, after all the parts: on a 60-minute job about 2 s of 24, all of it serial, because
-writing fresh pages runs at a few hundred MB/s here. Where the store is a folder (local or a
-shared mount) and the output's samples are stored raw, the output's data is its parts' raw
+writing fresh pages runs at a few hundred MB/s here. Where the store is a folder on this
+node (`Storage.assembly`: not object storage, not a mount shared by several nodes) and the
+output's samples are stored raw, the output's data is its parts' raw
 samples one after the other. So a part opens the output file at `data_offset + first frame
 * frame bytes` and libsndfile writes its samples there as a RAW file in the container's
 byte order (through a window on the file: libsndfile embeds no RAW file at an offset, and
@@ -33,8 +34,8 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
-from jobs.errors import BadInput, ProcessingFailed
-from jobs.formats import SAMPLE_BYTES, max_frames
+from jobs.errors import ProcessingFailed
+from jobs.formats import SAMPLE_BYTES, max_frames, past_size_limit
 
 BYTE_ORDER = {"WAV": "LITTLE", "W64": "LITTLE", "AIFF": "BIG", "CAF": "BIG"}
 """Output containers whose data is the raw samples, in the byte order libsndfile stores
@@ -171,10 +172,7 @@ def finish(
     written its samples; the file is cut to its length (a rerun part may have left more)."""
     limit = max_frames(out_format, out_subtype, channels)
     if limit is not None and frames > limit:
-        raise BadInput(
-            f"the output passes {out_format}'s 4 GiB size limit after {limit} frames: ask "
-            "for W64 (or CAF or FLAC), which have none"
-        )
+        raise past_size_limit(out_format, limit)
     offset = data_offset(out_format, out_subtype, rate, channels)
     size = offset + frames * frame_bytes(out_subtype, channels)
     sink = _written(out_format, out_subtype, rate, channels, frames)

@@ -58,8 +58,8 @@ from dsp.segments import (
     settle,
 )
 from jobs.effects import EffectCall
-from jobs.errors import BadInput, JobCancelled, ProcessingFailed, UnsupportedAudio
-from jobs.formats import max_frames
+from jobs.errors import JobCancelled, ProcessingFailed, UnsupportedAudio
+from jobs.formats import max_frames, past_size_limit
 from jobs.probe import check_block
 from jobs.settings import MAX_SAMPLE_ABS
 
@@ -346,10 +346,7 @@ def _copy_samples(
     channels = infos[0].channels
     limit = max_frames(out_format, out_subtype, channels)
     if limit is not None and total > limit:
-        raise BadInput(
-            f"the output passes {out_format}'s 4 GiB size limit after {limit} frames: ask "
-            "for W64 (or CAF or FLAC), which have none"
-        )
+        raise past_size_limit(out_format, limit)
     try:
         with sf.SoundFile(
             str(out_path),

@@ -29,7 +29,7 @@ from jobs.contract import AudioAnalysis, Compliance
 from jobs.decoding import ContinuousReader, read_blocks
 from jobs.effects import EffectCall, LoudnessStandard, album_step, loudness_targets
 from jobs.errors import BadInput, JobCancelled, ProcessingFailed, UnsupportedAudio
-from jobs.formats import max_frames, sample_step
+from jobs.formats import max_frames, past_size_limit, sample_step
 from jobs.probe import (
     ESTIMATED_LENGTH,
     NonFiniteAudio,
@@ -144,10 +144,7 @@ class Encoder:
     def write(self, block: NDArray[np.float32]) -> None:
         frames = self.frames
         if self._limit is not None and frames + block.shape[1] > self._limit:
-            raise BadInput(
-                f"the output passes {self._format}'s 4 GiB size limit after {frames} "
-                "frames: ask for W64 (or CAF or FLAC), which have none"
-            )
+            raise past_size_limit(self._format, frames)
         try:
             check_block(block, frames, self._bound, "the effect chain's output")
         except NonFiniteAudio as exc:

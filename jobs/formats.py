@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from jobs.errors import UnsupportedFormat
+from jobs.errors import BadInput, UnsupportedFormat
 
 
 class AudioFormat(StrEnum):
@@ -157,6 +157,15 @@ def max_frames(container: str, subtype: str, channels: int) -> int | None:
     if entry is None or entry.max_data_bytes is None or size is None:
         return None
     return entry.max_data_bytes // (size * max(channels, 1))
+
+
+def past_size_limit(container: str, frames: int) -> BadInput:
+    """The refusal of an output that would pass `container`'s size limit (`max_frames`)
+    after `frames` frames, naming the containers that have none."""
+    return BadInput(
+        f"the output passes {container}'s 4 GiB size limit after {frames} frames: ask "
+        "for W64 (or CAF or FLAC), which have none"
+    )
 
 
 def media_type(container: str) -> str:
